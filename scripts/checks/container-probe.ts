@@ -1,0 +1,95 @@
+/**
+ * container.probe — the probe from inside a container, classified so each outcome names its cause
+ * (failure catalogue F1, F2, F3, F8, F12, F13) and the fix for it.
+ */
+import { bindScope } from '../ollama-host.ts';
+import { describeListeners, widestScope } from '../listeners.ts';
+import { LOOPBACK_WHY } from './listener.ts';
+import { SETUP_COMMAND } from './fixes.ts';
+import type { Check } from './types.ts';
+
+function urlHost(url: string): string {
+  try {
+    return new URL(url).hostname.replace(/^\[(.*)\]$/, '$1');
+  } catch {
+    return '';
+  }
+}
+
+export const containerProbeCheck: Check = {
+  id: 'container.probe',
+  diagnose(facts) {
+    const probe = facts.containerProbe;
+    if ('skipped' in probe) return { status: 'skip', message: `No container probe: ${probe.skipped}.`, fix: probe.fix };
+    const from = `From ${probe.via}, ${probe.url}`;
+    const port = (() => {
+      try {
+        return new URL(probe.url).port || '80';
+      } catch {
+        return String(facts.port);
+      }
+    })();
+    switch (probe.outcome) {
+      case 'ok':
+        return { status: 'ok', message: `${from} answers: Ollama with ${probe.models ?? 0} model${probe.models === 1 ? '' : 's'}.` };
+      case 'refused': {
+        const inBridge = facts.container ? facts.container.networkMode !== 'host' : true;
+        if (inBridge && bindScope(urlHost(probe.url)) === 'loopback') {
+          return {
+            status: 'fail',
+            message: `${from}: refused: ${probe.url} points at the container itself, not the host.`,
+            why: 'Inside a bridge-networked container, localhost is the container (F8).',
+            fix: `Recreate ${facts.containerName} with OLLAMA_BASE_URL=http://host.docker.internal:${facts.port} and --add-host=host.docker.internal:host-gateway`,
+          };
+        }
+        if (facts.listeners && widestScope(facts.listeners) === 'loopback') {
+          return {
+            status: 'fail',
+            message: `${from}: refused: Ollama listens on loopback only (${describeListeners(facts.listeners)}).`,
+            why: LOOPBACK_WHY,
+            fix: SETUP_COMMAND,
+          };
+        }
+        return {
+          status: 'fail',
+          message: `${from}: refused: nothing listens at ${probe.address ?? urlHost(probe.url)}:${port}.`,
+          why: `Ollama is not running there, or ${facts.containerName}'s URL names another port than Ollama's ${facts.port}.`,
+          fix: `Check that Ollama runs (curl http://127.0.0.1:${facts.port}/api/version) and that OLLAMA_BASE_URL uses port ${facts.port}.`,
+        };
+      }
+      case 'dns':
+        return {
+          status: 'fail',
+          message: `${from}: name did not resolve: ${urlHost(probe.url)}.`,
+          why: 'On a native Linux Docker Engine, host.docker.internal exists only when the container is started with --add-host (F2).',
+          fix: `Recreate ${facts.containerName} with --add-host=host.docker.internal:host-gateway (compose: extra_hosts: ["host.docker.internal:host-gateway"])`,
+        };
+      case 'timeout':
+        return {
+          status: 'fail',
+          message: `${from}: timed out${probe.address ? ` connecting to ${probe.address}:${port}` : ''}.`,
+          why: 'A refusal would be instant; silence means a firewall drops traffic from the Docker bridge (F3).',
+          fix: `sudo ufw allow in on docker0 to any port ${port} proto tcp   # or your firewall's equivalent for the bridge subnet`,
+        };
+      case 'http-error':
+        if (probe.status === 403) {
+          return {
+            status: 'fail',
+            message: `${from}: HTTP 403: Ollama rejected the Host header "${urlHost(probe.url)}".`,
+            why: 'While Ollama listens on loopback it only accepts Host names like localhost or *.internal (F13).',
+            fix: `Use OLLAMA_BASE_URL=http://host.docker.internal:${facts.port}, or bind Ollama for containers: ${SETUP_COMMAND}`,
+          };
+        }
+        return { status: 'fail', message: `${from}: HTTP ${probe.status}: ${probe.detail ?? ''}`.trim(), why: 'Ollama answered with an error, so the agent-runner cannot use it.', fix: `journalctl -u ollama -n 50   # Ollama's log says why` };
+      case 'not-ollama':
+        return {
+          status: 'fail',
+          message: `${from}: non-Ollama answer (HTTP ${probe.status}${probe.detail ? `: ${probe.detail.slice(0, 80)}` : ''}).`,
+          why: 'Something else answers at that address, most often an HTTP proxy configured in the container (F12).',
+          fix: `Set NO_PROXY=host.docker.internal,172.17.0.1 in ${facts.containerName}'s environment, or check what listens on port ${port}.`,
+        };
+      default:
+        return { status: 'fail', message: `${from}: probe error: ${probe.detail ?? 'unknown'}.`, why: 'The agent-runner cannot use Ollama.', fix: `docker exec ${facts.containerName} env | grep -i -e ollama -e proxy` };
+    }
+  },
+};

@@ -1,0 +1,32 @@
+/** container.runtime — which container engine runs here, and how the agent-runner is networked. */
+import type { Check } from './types.ts';
+
+const RUNTIME_NAMES = {
+  'docker-desktop': 'Docker Desktop',
+  orbstack: 'OrbStack',
+  colima: 'Colima',
+  'rancher-desktop': 'Rancher Desktop',
+  podman: 'Podman',
+  native: 'native Docker Engine',
+} as const;
+
+export const containerRuntimeCheck: Check = {
+  id: 'container.runtime',
+  diagnose(facts) {
+    const docker = facts.docker;
+    if (docker.state === 'missing') return { status: 'skip', message: 'No container runtime: `docker` is not on PATH.' };
+    if (docker.state === 'unreachable') {
+      return {
+        status: 'warn',
+        message: `Docker is installed but its engine does not answer: ${docker.detail}`,
+        why: "Stigmer's agent-runner runs in a container, so it can't start without an engine.",
+        fix: 'sudo systemctl start docker   # or open Docker Desktop',
+      };
+    }
+    const container = facts.container
+      ? `${facts.containerName} uses network "${facts.container.networkMode}"${facts.container.running ? '' : ' (stopped)'}`
+      : `no ${facts.containerName} container`;
+    const wsl = facts.wsl ? ', inside WSL' : '';
+    return { status: 'ok', message: `${RUNTIME_NAMES[docker.runtime]} ${docker.serverVersion} (${docker.operatingSystem}${wsl}); ${container}.` };
+  },
+};

@@ -1,0 +1,37 @@
+/** ollama.listener — what the Ollama port is bound to (F1: loopback-only is the classic failure). */
+import { describeListeners, widestScope, type Listener } from '../listeners.ts';
+import { SETUP_COMMAND, startOllamaCommand } from './fixes.ts';
+import type { Check } from './types.ts';
+
+function owner(listeners: Listener[]): string {
+  const process = listeners.find((listener) => listener.owner)?.owner;
+  return process ? ` (pid ${process.pid}: ${process.argv.join(' ')})` : '';
+}
+
+export const LOOPBACK_WHY = "A container's traffic arrives on the Docker bridge, not on the host's loopback, so a 127.0.0.1 listener refuses it.";
+
+export const listenerCheck: Check = {
+  id: 'ollama.listener',
+  diagnose(facts) {
+    const listeners = facts.listeners;
+    if (!listeners) return { status: 'skip', message: `Reading listeners is not implemented on ${facts.platform} yet.` };
+    const scope = widestScope(listeners);
+    if (!scope) {
+      return {
+        status: 'fail',
+        message: `Nothing listens on port ${facts.port}.`,
+        why: 'Ollama is not running, or it listens on another port, so nothing can use it.',
+        fix: startOllamaCommand(facts),
+      };
+    }
+    const where = `${describeListeners(listeners)}${owner(listeners)}`;
+    if (scope === 'wildcard') return { status: 'ok', message: `Ollama listens on ${where}: all interfaces.` };
+    if (scope === 'specific') return { status: 'ok', message: `Ollama listens on ${where}.` };
+    if (facts.container?.networkMode === 'host') {
+      return { status: 'ok', message: `Ollama listens on ${where} only; that is enough because ${facts.containerName} shares the host's network (--network host).` };
+    }
+    // With a container to probe from, the probe decides; without one, loopback-only is the failure.
+    const canProbe = !('skipped' in facts.containerProbe);
+    return { status: canProbe ? 'warn' : 'fail', message: `Ollama listens on ${where} only: loopback.`, why: LOOPBACK_WHY, fix: SETUP_COMMAND };
+  },
+};

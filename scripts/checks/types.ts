@@ -1,0 +1,21 @@
+import type { Facts } from '../facts.ts';
+
+export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
+
+/** One finding, brew-doctor style: what is wrong, why it matters, the exact command. */
+export interface Finding {
+  id: string;
+  status: CheckStatus;
+  message: string;
+  why?: string;
+  fix?: string;
+}
+
+/**
+ * A check is pure: it reads the facts gathered once per run and never touches the machine, so the
+ * same catalogue serves `doctor`, setup's final verification, and tests on hand-made facts.
+ */
+export interface Check {
+  id: string;
+  diagnose(facts: Facts): Omit<Finding, 'id'>;
+}

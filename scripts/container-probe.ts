@@ -1,0 +1,101 @@
+/**
+ * The probe a person runs by hand: `docker exec stigmer-agent-runner python3 -c "...urlopen..."`.
+ * Stigmer's runner image (python:3.11-slim) has python3 and no curl, so the probe is Python's
+ * urllib, run inside the real container, against the URL the runner itself uses. It prints one JSON
+ * line that says which way it failed, so the host never has to guess from a traceback.
+ */
+import type { Context, ExecResult } from './context.ts';
+
+export type ProbeOutcome = 'ok' | 'dns' | 'refused' | 'timeout' | 'http-error' | 'not-ollama' | 'error';
+
+export interface ContainerProbeResult {
+  outcome: ProbeOutcome;
+  url: string;
+  /** How it was probed, for the report: the container's name, or "docker run IMAGE". */
+  via: string;
+  /** The address the container resolved the name to, when it got that far. */
+  address?: string;
+  status?: number;
+  models?: number;
+  detail?: string;
+}
+
+/** Seconds Python waits for the connect and the answer; the docker client gets a little more. */
+const PYTHON_TIMEOUT_SECONDS = 2.5;
+export const EXEC_PROBE_TIMEOUT_MS = 3000;
+/** `docker run` must first create and start a container, which is not part of the network probe. */
+export const RUN_PROBE_TIMEOUT_MS = 8000;
+
+export const PROBE_SCRIPT = `
+import json, os, socket, sys, urllib.error, urllib.parse, urllib.request
+base = (sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] else os.environ.get("OLLAMA_BASE_URL") or "http://host.docker.internal:11434").rstrip("/")
+result = {"url": base}
+def done(outcome, **fields):
+    result.update(fields, outcome=outcome)
+    print(json.dumps(result))
+    sys.exit(0)
+parts = urllib.parse.urlsplit(base)
+try:
+    result["address"] = socket.getaddrinfo(parts.hostname, parts.port or 80, proto=socket.IPPROTO_TCP)[0][4][0]
+except socket.gaierror as error:
+    done("dns", detail=str(error))
+try:
+    with urllib.request.urlopen(base + "/api/tags", timeout=${PYTHON_TIMEOUT_SECONDS}) as response:
+        body = response.read(1048576)
+        try:
+            models = json.loads(body)["models"]
+            done("ok", status=response.status, models=len(models))
+        except (ValueError, KeyError, TypeError):
+            done("not-ollama", status=response.status, detail=body[:160].decode("utf-8", "replace"))
+except urllib.error.HTTPError as error:
+    done("http-error", status=error.code, detail=str(error))
+except urllib.error.URLError as error:
+    reason = error.reason
+    if isinstance(reason, socket.gaierror):
+        done("dns", detail=str(reason))
+    if isinstance(reason, ConnectionRefusedError):
+        done("refused", detail=str(reason))
+    if isinstance(reason, (socket.timeout, TimeoutError)):
+        done("timeout", detail=str(reason))
+    done("error", detail=str(reason))
+except (socket.timeout, TimeoutError) as error:
+    done("timeout", detail=str(error))
+except ConnectionRefusedError as error:
+    done("refused", detail=str(error))
+except Exception as error:
+    done("error", detail=repr(error))
+`;
+
+const OUTCOMES: readonly ProbeOutcome[] = ['ok', 'dns', 'refused', 'timeout', 'http-error', 'not-ollama', 'error'];
+
+/** Turn what `docker exec|run ... python3 -c PROBE_SCRIPT` printed into a result. */
+export function readProbeOutput(result: ExecResult, url: string, via: string): ContainerProbeResult | { unavailable: string } {
+  if (result.failure === 'timeout') return { outcome: 'timeout', url, via, detail: 'the probe did not finish in time' };
+  const line = result.stdout.trim().split('\n').at(-1) ?? '';
+  try {
+    const parsed = JSON.parse(line) as Partial<ContainerProbeResult> & { outcome?: string };
+    if (parsed && OUTCOMES.includes(parsed.outcome as ProbeOutcome)) {
+      return { ...parsed, outcome: parsed.outcome as ProbeOutcome, url: parsed.url ?? url, via };
+    }
+  } catch {
+    // fall through: the probe itself could not run (no python3 in the image, container stopped…)
+  }
+  const reason = (result.stderr || result.stdout).trim().split('\n').at(-1) || `exit code ${result.exitCode}`;
+  return { unavailable: reason };
+}
+
+export async function probeFromContainer(ctx: Context, container: string): Promise<ContainerProbeResult | { unavailable: string }> {
+  const url = '(its OLLAMA_BASE_URL)';
+  const result = await ctx.exec('docker', ['exec', container, 'python3', '-c', PROBE_SCRIPT], { timeoutMs: EXEC_PROBE_TIMEOUT_MS });
+  return readProbeOutput(result, url, container);
+}
+
+export async function probeFromImage(ctx: Context, image: string, url: string, addHostGateway: boolean): Promise<ContainerProbeResult | { unavailable: string }> {
+  const args = ['run', '--rm', '--pull=never'];
+  // Native Linux engines need the alias mapped; Docker Desktop and friends provide it, and adding
+  // it there points it at the wrong place (rancher-desktop#7611).
+  if (addHostGateway) args.push('--add-host=host.docker.internal:host-gateway');
+  args.push(image, 'python3', '-c', PROBE_SCRIPT, url);
+  const result = await ctx.exec('docker', args, { timeoutMs: RUN_PROBE_TIMEOUT_MS });
+  return readProbeOutput(result, url, `docker run ${image}`);
+}

@@ -1,0 +1,102 @@
+/**
+ * OLLAMA_HOST as Ollama itself reads it (ollama/ollama envconfig/config.go Host(); the table is in
+ * ../shared/reference/ollama-facts.md §1), plus the stricter form stigmer-setup accepts for --host.
+ */
+import net from 'node:net';
+
+export const DEFAULT_PORT = 11434;
+
+export interface BindAddress {
+  /** '' means every interface, as for OLLAMA_HOST=":11434". IPv6 without brackets. */
+  host: string;
+  port: number;
+}
+
+function stripQuotesAndSpace(value: string): string {
+  // envconfig.Var trims spaces, then one pair of surrounding " or '.
+  let text = value.trim();
+  if (text.length >= 2 && (text[0] === '"' || text[0] === "'") && text.at(-1) === text[0]) text = text.slice(1, -1);
+  return text.trim();
+}
+
+function splitHostPort(hostport: string): { host: string; port: string } | undefined {
+  // Go's net.SplitHostPort: "[v6]:port", "host:port", ":port"; a bare v6 address has too many colons.
+  const bracketed = /^\[([^\]]*)\]:([^:]*)$/.exec(hostport);
+  if (bracketed) return { host: bracketed[1] ?? '', port: bracketed[2] ?? '' };
+  const colon = hostport.lastIndexOf(':');
+  if (colon < 0) return undefined;
+  const host = hostport.slice(0, colon);
+  if (host.includes(':') || host.includes('[') || host.includes(']')) return undefined;
+  return { host, port: hostport.slice(colon + 1) };
+}
+
+/** Where an `ollama serve` started with this OLLAMA_HOST value binds. */
+export function parseOllamaHost(raw: string | undefined): BindAddress {
+  const value = stripQuotesAndSpace(raw ?? '');
+  let defaultPort = DEFAULT_PORT;
+  let rest = value;
+  const schemeEnd = value.indexOf('://');
+  if (schemeEnd >= 0) {
+    const scheme = value.slice(0, schemeEnd);
+    rest = value.slice(schemeEnd + 3);
+    if (scheme === 'http') defaultPort = 80;
+    else if (scheme === 'https') defaultPort = 443;
+  }
+  rest = rest.split('/')[0] ?? '';
+  const split = splitHostPort(rest);
+  let host: string;
+  let portText: string;
+  if (split) {
+    host = split.host;
+    portText = split.port;
+  } else {
+    // No port: the whole thing is the host ("1.2.3.4", "::1", "[::]"), or 127.0.0.1 when empty.
+    host = rest.replace(/^\[(.*)\]$/, '$1') || '127.0.0.1';
+    portText = String(defaultPort);
+  }
+  const port = /^\d+$/.test(portText) ? Number(portText) : Number.NaN;
+  // An unparsable or out-of-range port makes Ollama log "invalid port, using default".
+  return { host, port: Number.isInteger(port) && port >= 0 && port <= 65535 ? port : defaultPort };
+}
+
+export function formatBindAddress(address: BindAddress): string {
+  return address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
+}
+
+export function sameBindAddress(a: BindAddress, b: BindAddress): boolean {
+  return a.port === b.port && bindScope(a.host) === bindScope(b.host) && (bindScope(a.host) === 'wildcard' || a.host === b.host);
+}
+
+export type BindScope = 'loopback' | 'wildcard' | 'specific';
+
+/** How far a listener on this address reaches. '' and 0.0.0.0 and :: are every interface. */
+export function bindScope(host: string): BindScope {
+  const bare = host.replace(/^\[(.*)\]$/, '$1');
+  if (bare === '' || bare === '*' || bare === '0.0.0.0' || bare === '::' || bare === '::ffff:0.0.0.0') return 'wildcard';
+  if (bare === 'localhost' || bare === '::1' || /^127\./.test(bare) || /^::ffff:127\./i.test(bare)) return 'loopback';
+  return 'specific';
+}
+
+/**
+ * Validate the --host option. Stricter than Ollama on purpose: an IP literal and an explicit port,
+ * because `http://0.0.0.0` quietly means port 80 and a host name binds wherever it resolves today.
+ * The value ends up inside a systemd unit line, so nothing but an address may pass.
+ */
+export function parseHostOption(value: string): BindAddress | { error: string } {
+  const example = 'use host:port with an IP address, e.g. 0.0.0.0:11434 or [::]:11434';
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) {
+    const hint = /^http:\/\/[^/]*$/i.test(value) && !/:\d+$/.test(value) ? ' (Ollama would read it as port 80)' : '';
+    return { error: `--host "${value}" has a URL scheme${hint}; ${example}` };
+  }
+  const split = splitHostPort(value);
+  if (!split) return { error: `--host "${value}" has no port; ${example}` };
+  const { host, port } = split;
+  if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) {
+    return { error: `--host "${value}" has an invalid port "${port}" (1-65535); ${example}` };
+  }
+  if (host !== '' && net.isIP(host) === 0) {
+    return { error: `--host "${value}" is not an IP address; ${example}` };
+  }
+  // ":11434" is Ollama's own spelling of every interface; store it the way people read it.
+  return { host: host === '' ? '0.0.0.0' : host, port: Number(port) };
+}
