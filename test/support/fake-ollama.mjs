@@ -1,0 +1,622 @@
+#!/usr/bin/env node
+// fake-ollama.mjs: a dependency-free stand-in for `ollama serve`.
+//
+// There is no real Ollama binary for this machine, so the tests run this
+// instead. It reproduces the parts of Ollama that decide whether a Docker
+// container can reach it:
+//   * OLLAMA_HOST parsing: envconfig.Host() and envconfig.Var() in ollama/ollama.
+//   * Binding: net.Listen("tcp", host:port) in cmd/cmd.go RunServer, with Go's
+//     wildcard handling (one dual-stack IPv6 socket for "", 0.0.0.0 and ::).
+//   * The Host-header guard: allowedHostsMiddleware in server/routes.go.
+//   * The health-check endpoints /, /api/version, /api/tags (+ /api/ps, /v1/models).
+//
+// This parser is written independently of the product code on purpose: it is
+// the ground truth that the product's own parser is tested against. Never
+// import product code from here.
+//
+// Usage:
+//   node fake-ollama.mjs serve           run the server (reads OLLAMA_HOST)
+//   node fake-ollama.mjs --print-bind    print the parsed OLLAMA_HOST and bind plan as JSON, no socket
+//   node fake-ollama.mjs -v|--version    like `ollama -v`
+// Environment:
+//   OLLAMA_HOST            as for Ollama
+//   STANDIN_VERSION        version reported by /api/version (default 0.13.5)
+//   STANDIN_MODELS         comma-separated model names for /api/tags (default qwen2.5-coder:7b; "" = none)
+//   STANDIN_START_DELAY_MS wait this long before binding (simulates a slow start; default 0)
+//
+// The module can also be imported (test/support/fake-ollama.d.mts has the
+// types): the pure functions below are exported, and the server only starts
+// when this file is the entry point.
+
+import http from 'node:http';
+import os from 'node:os';
+import dns from 'node:dns/promises';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+export const DEFAULT_VERSION = '0.13.5';
+export const DEFAULT_MODELS = 'qwen2.5-coder:7b';
+
+// ---------------------------------------------------------------------------
+// Go string helpers
+
+// Go's unicode.IsSpace set, which strings.TrimSpace uses. JS trim() differs
+// (it trims U+FEFF and not U+0085), so spell it out.
+const GO_SPACE = new Set([
+  '\t', '\n', '\v', '\f', '\r', ' ', '\u0085', '\u00a0', '\u1680',
+  '\u2000', '\u2001', '\u2002', '\u2003', '\u2004', '\u2005', '\u2006', '\u2007', '\u2008', '\u2009', '\u200a',
+  '\u2028', '\u2029', '\u202f', '\u205f', '\u3000',
+]);
+
+/** strings.Trim(s, cutset): strip any run of cutset characters from both ends. */
+function goTrim(s, cutset) {
+  const chars = [...s];
+  let a = 0;
+  let b = chars.length;
+  while (a < b && cutset.has(chars[a])) a++;
+  while (b > a && cutset.has(chars[b - 1])) b--;
+  return chars.slice(a, b).join('');
+}
+
+const goTrimSpace = (s) => goTrim(s, GO_SPACE);
+
+/** envconfig.Var(): strings.Trim(strings.TrimSpace(os.Getenv(key)), "\"'"). */
+export function envVar(raw) {
+  return goTrim(goTrimSpace(raw ?? ''), new Set(['"', "'"]));
+}
+
+/** strings.Cut */
+function cut(s, sep) {
+  const i = s.indexOf(sep);
+  if (i < 0) return [s, '', false];
+  return [s.slice(0, i), s.slice(i + sep.length), true];
+}
+
+/**
+ * net.SplitHostPort, same error cases as Go. Returns {host, port} or null.
+ * Notably "::1" fails (too many colons) and "[::1]" fails (missing port).
+ */
+export function splitHostPort(hostport) {
+  const i = hostport.lastIndexOf(':');
+  if (i < 0) return null; // missing port in address
+  let host;
+  let j = 0;
+  let k = 0;
+  if (hostport[0] === '[') {
+    const end = hostport.indexOf(']');
+    if (end < 0) return null; // missing ']' in address
+    if (end + 1 === hostport.length) return null; // missing port
+    if (end + 1 !== i) return null; // too many colons / missing port
+    host = hostport.slice(1, end);
+    j = 1;
+    k = end + 1;
+  } else {
+    host = hostport.slice(0, i);
+    if (host.includes(':')) return null; // too many colons in address
+  }
+  if (hostport.slice(j).includes('[')) return null; // unexpected '['
+  if (hostport.slice(k).includes(']')) return null; // unexpected ']'
+  return { host, port: hostport.slice(i + 1) };
+}
+
+/** net.JoinHostPort */
+export function joinHostPort(host, port) {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+// ---------------------------------------------------------------------------
+// IP parsing (Go net.ParseIP / netip.ParseAddr semantics, enough for our needs)
+
+/** Strict dotted quad like Go 1.17+: 4 fields, 0-255, no leading zeros. Returns 4 bytes or null. */
+function parseIPv4(s) {
+  const parts = s.split('.');
+  if (parts.length !== 4) return null;
+  const out = new Uint8Array(4);
+  for (let n = 0; n < 4; n++) {
+    const p = parts[n] ?? '';
+    if (!/^[0-9]{1,3}$/.test(p)) return null;
+    if (p.length > 1 && p[0] === '0') return null;
+    const v = Number(p);
+    if (v > 255) return null;
+    out[n] = v;
+  }
+  return out;
+}
+
+/** IPv6 text (no zone) to 16 bytes, or null. Accepts one "::" and a trailing dotted quad. */
+function parseIPv6(s) {
+  if (s.length === 0) return null;
+  const [headStr, tailStr, hasGap] = cut(s, '::');
+  if (hasGap && tailStr.includes('::')) return null;
+  const parseGroups = (str, allowV4Tail) => {
+    if (str === '') return [];
+    const groups = str.split(':');
+    const words = [];
+    for (let n = 0; n < groups.length; n++) {
+      const g = groups[n] ?? '';
+      if (allowV4Tail && n === groups.length - 1 && g.includes('.')) {
+        const v4 = parseIPv4(g);
+        if (!v4) return null;
+        words.push(((v4[0] ?? 0) << 8) | (v4[1] ?? 0), ((v4[2] ?? 0) << 8) | (v4[3] ?? 0));
+        continue;
+      }
+      if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return null;
+      words.push(parseInt(g, 16));
+    }
+    return words;
+  };
+  let words;
+  if (hasGap) {
+    const head = parseGroups(headStr, false);
+    const tail = parseGroups(tailStr, true);
+    if (!head || !tail) return null;
+    const fill = 8 - head.length - tail.length;
+    if (fill < 1) return null;
+    words = [...head, ...new Array(fill).fill(0), ...tail];
+  } else {
+    words = parseGroups(s, true);
+    if (!words || words.length !== 8) return null;
+  }
+  const out = new Uint8Array(16);
+  words.forEach((w, n) => {
+    out[2 * n] = w >> 8;
+    out[2 * n + 1] = w & 0xff;
+  });
+  return out;
+}
+
+const V4_IN_V6_PREFIX = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
+
+function is4in6(b) {
+  return b.length === 16 && V4_IN_V6_PREFIX.every((v, n) => b[n] === v);
+}
+
+/** Unmap ::ffff:a.b.c.d to 4 bytes; other addresses unchanged. */
+function unmap(b) {
+  return is4in6(b) ? b.slice(12) : b;
+}
+
+function formatIPv4(b) {
+  return Array.from(b).join('.');
+}
+
+/** RFC 5952 text of 16 bytes (longest zero run of >= 2 groups, first on tie). */
+function formatIPv6(b) {
+  const words = [];
+  for (let n = 0; n < 16; n += 2) words.push(((b[n] ?? 0) << 8) | (b[n + 1] ?? 0));
+  let bestStart = -1;
+  let bestLen = 0;
+  for (let n = 0; n < 8; ) {
+    if (words[n] !== 0) {
+      n++;
+      continue;
+    }
+    let m = n;
+    while (m < 8 && words[m] === 0) m++;
+    if (m - n > bestLen) {
+      bestStart = n;
+      bestLen = m - n;
+    }
+    n = m;
+  }
+  if (bestLen < 2) bestStart = -1;
+  const hex = (w) => w.toString(16);
+  if (bestStart < 0) return words.map(hex).join(':');
+  const left = words.slice(0, bestStart).map(hex).join(':');
+  const right = words.slice(bestStart + bestLen).map(hex).join(':');
+  return `${left}::${right}`;
+}
+
+/**
+ * Go's net.ParseIP(s).String(), or null if s is not an IP literal.
+ * IPv4-mapped IPv6 prints as dotted IPv4, like Go.
+ */
+export function canonicalIP(s) {
+  const b = parseIP(s);
+  if (!b) return null;
+  if (b.length === 4) return formatIPv4(b);
+  return is4in6(b) ? formatIPv4(b.slice(12)) : formatIPv6(b);
+}
+
+/** net.ParseIP: 4 bytes for dotted IPv4, 16 for IPv6 text, null otherwise. No zones. */
+export function parseIP(s) {
+  if (s.includes(':')) return parseIPv6(s);
+  if (s.includes('.')) return parseIPv4(s);
+  return null;
+}
+
+/** netip.ParseAddr: like parseIP but allows an IPv6 zone ("fe80::1%eth0"). */
+function parseAddr(s) {
+  if (s.includes(':')) {
+    const [ip, zone, hasZone] = cut(s, '%');
+    if (hasZone && zone === '') return null;
+    const b = parseIPv6(ip);
+    return b ? { bytes: b, zone: hasZone ? zone : '' } : null;
+  }
+  const b = parseIPv4(s);
+  return b ? { bytes: b, zone: '' } : null;
+}
+
+/** netip.Addr.IsLoopback (unmaps 4-in-6 first). */
+function isLoopbackBytes(raw) {
+  const b = unmap(raw);
+  if (b.length === 4) return b[0] === 127;
+  return b.every((v, n) => (n === 15 ? v === 1 : v === 0));
+}
+
+/** netip.Addr.IsPrivate: 10/8, 172.16/12, 192.168/16, fc00::/7 (unmaps 4-in-6). */
+function isPrivateBytes(raw) {
+  const b = unmap(raw);
+  if (b.length === 4) {
+    const [a0 = 0, a1 = 0] = b;
+    return a0 === 10 || (a0 === 172 && (a1 & 0xf0) === 16) || (a0 === 192 && a1 === 168);
+  }
+  return ((b[0] ?? 0) & 0xfe) === 0xfc;
+}
+
+/** netip.Addr.IsUnspecified: exactly 0.0.0.0 or :: (no unmapping, like Go). */
+function isUnspecifiedBytes(b) {
+  return b.every((v) => v === 0);
+}
+
+/** Whether an IP literal (no brackets) is a loopback address. */
+export function isLoopbackIP(s) {
+  const a = parseAddr(s);
+  return a !== null && isLoopbackBytes(a.bytes);
+}
+
+// ---------------------------------------------------------------------------
+// OLLAMA_HOST
+
+/**
+ * envconfig.Host() from ollama/ollama, reimplemented.
+ * @param {string | undefined} raw the OLLAMA_HOST value (undefined = unset)
+ */
+export function parseOllamaHost(raw) {
+  let defaultPort = '11434';
+  const s = goTrimSpace(envVar(raw));
+  let [scheme, hostport, ok] = cut(s, '://');
+  if (!ok) {
+    scheme = 'http';
+    hostport = s;
+    if (s === 'ollama.com') {
+      scheme = 'https';
+      hostport = 'ollama.com:443';
+    }
+  } else if (scheme === 'http') {
+    defaultPort = '80';
+  } else if (scheme === 'https') {
+    defaultPort = '443';
+  }
+
+  const [hp, path] = cut(hostport, '/');
+  let host;
+  let port;
+  const split = splitHostPort(hp);
+  if (split) {
+    ({ host, port } = split);
+  } else {
+    host = '127.0.0.1';
+    port = defaultPort;
+    const ip = canonicalIP(goTrim(hp, new Set(['[', ']'])));
+    if (ip !== null) host = ip;
+    else if (hp !== '') host = hp;
+  }
+
+  // strconv.ParseInt(port, 10, 32): optional sign, decimal digits only.
+  let invalidPort = null;
+  const n = /^[+-]?[0-9]+$/.test(port) ? Number(port) : NaN;
+  if (!Number.isFinite(n) || n > 65535 || n < 0) {
+    invalidPort = port;
+    port = defaultPort;
+  }
+
+  const hostPort = joinHostPort(host, port);
+  const url = `${scheme === '' ? '' : `${scheme}:`}//${hostPort}${path === '' ? '' : `/${path}`}`;
+  return {
+    scheme,
+    host,
+    port,
+    portNumber: Math.abs(Number(port)) || 0,
+    hostPort,
+    path,
+    url,
+    invalidPort,
+  };
+}
+
+/**
+ * How Go's net.Listen("tcp", host:port) binds that host.
+ *   wildcard: "", 0.0.0.0, ::  -> one dual-stack IPv6 socket on ::
+ *   IP literal                 -> exactly that IP (4-in-6 is bound as IPv4, like Go)
+ *   hostname                   -> resolved at bind time, first IPv4 preferred
+ */
+export function bindPlan(parsed) {
+  const port = parsed.portNumber;
+  if (parsed.host === '') return { kind: 'wildcard', address: '::', ipv6Only: false, port };
+  const a = parseAddr(parsed.host);
+  if (a) {
+    if (isUnspecifiedBytes(a.bytes)) return { kind: 'wildcard', address: '::', ipv6Only: false, port };
+    if (a.bytes.length === 4 || is4in6(a.bytes)) {
+      return { kind: 'ip', address: formatIPv4(unmap(a.bytes)), ipv6Only: false, port };
+    }
+    const text = formatIPv6(a.bytes) + (a.zone ? `%${a.zone}` : '');
+    return { kind: 'ip', address: text, ipv6Only: false, port };
+  }
+  return { kind: 'hostname', address: parsed.host, ipv6Only: false, port };
+}
+
+// ---------------------------------------------------------------------------
+// Host-header guard
+
+/** Canonical text of an interface address for isLocalIP's string comparison. */
+function localAddressSet() {
+  const set = new Set();
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const info of list ?? []) {
+      const a = parseAddr(info.address);
+      if (!a) continue;
+      set.add(a.bytes.length === 4 ? formatIPv4(a.bytes) : formatIPv6(a.bytes));
+    }
+  }
+  return set;
+}
+
+/**
+ * allowedHostsMiddleware's decision for one request.
+ * @param {string} listenerAddress the bound IP (server.address().address)
+ * @param {string | undefined} hostHeader the request's Host header
+ * @returns {boolean} true = serve, false = 403
+ */
+export function hostAllowed(listenerAddress, hostHeader, opts = {}) {
+  // Non-loopback listener (including the :: wildcard): no guard at all.
+  if (!isLoopbackIP(listenerAddress)) return true;
+
+  const reqHost = hostHeader ?? '';
+  const split = splitHostPort(reqHost);
+  const host = split ? split.host : reqHost;
+
+  const a = parseAddr(host);
+  if (a) {
+    if (isLoopbackBytes(a.bytes) || isPrivateBytes(a.bytes) || isUnspecifiedBytes(a.bytes)) return true;
+    const text = a.bytes.length === 4 ? formatIPv4(a.bytes) : formatIPv6(a.bytes) + (a.zone ? `%${a.zone}` : '');
+    const locals = opts.localAddresses ?? localAddressSet();
+    if (locals.has(text)) return true;
+  }
+
+  const h = host.toLowerCase();
+  if (h === '' || h === 'localhost') return true;
+  const hostname = (opts.hostname ?? os.hostname()).toLowerCase();
+  if (h === hostname) return true;
+  return ['localhost', 'local', 'internal'].some((tld) => h.endsWith(`.${tld}`));
+}
+
+// ---------------------------------------------------------------------------
+// Server
+
+/** /api/tags entries from STANDIN_MODELS. Deterministic so tests can compare. */
+export function modelList(spec) {
+  const names = (spec ?? DEFAULT_MODELS)
+    .split(',')
+    .map((x) => x.trim())
+    .filter((x) => x !== '');
+  return names.map((entry) => {
+    const name = entry.includes(':') ? entry : `${entry}:latest`;
+    const digest = crypto.createHash('sha256').update(name).digest('hex');
+    const [family = ''] = name.split(/[.:-]/);
+    const sizeTag = /:(\d+(?:\.\d+)?)b/i.exec(name);
+    const billions = sizeTag ? Number(sizeTag[1]) : 1;
+    return {
+      name,
+      model: name,
+      modified_at: '2025-01-01T00:00:00Z',
+      size: Math.round(billions * 0.62 * 1e9) + (parseInt(digest.slice(0, 6), 16) % 100000),
+      digest,
+      details: {
+        parent_model: '',
+        format: 'gguf',
+        family,
+        families: [family],
+        parameter_size: sizeTag ? `${sizeTag[1]}B` : '',
+        quantization_level: 'Q4_K_M',
+      },
+    };
+  });
+}
+
+function slogLine(level, msg, attrs = {}) {
+  const extra = Object.entries(attrs)
+    .map(([k, v]) => ` ${k}=${/[\s"=]/.test(String(v)) || String(v) === '' ? JSON.stringify(String(v)) : v}`)
+    .join('');
+  return `time=${new Date().toISOString()} level=${level} source=routes.go:1 msg=${JSON.stringify(msg)}${extra}\n`;
+}
+
+/** "127.0.0.1:11434" / "[::]:11434", like Go's TCPAddr.String(). */
+function formatListenAddr(addr) {
+  return joinHostPort(addr.address, String(addr.port));
+}
+
+function ginLog(req, status, started) {
+  const d = new Date();
+  const pad = (x) => String(x).padStart(2, '0');
+  const stamp = `${d.getFullYear()}/${pad(d.getMonth() + 1)}/${pad(d.getDate())} - ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  const us = Number(process.hrtime.bigint() - started) / 1000;
+  const client = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+  process.stderr.write(
+    `[GIN] ${stamp} | ${status} | ${us.toFixed(1).padStart(12)}µs | ${client.padStart(15)} | ${req.method.padEnd(7)} "${req.url}"\n`,
+  );
+}
+
+function createHandler(getListenerAddress, version, models) {
+  return (req, res) => {
+    const started = process.hrtime.bigint();
+    const send = (status, type, body) => {
+      const headers = { Date: new Date().toUTCString() };
+      if (type) headers['Content-Type'] = type;
+      headers['Content-Length'] = Buffer.byteLength(body);
+      res.writeHead(status, headers);
+      res.end(req.method === 'HEAD' ? undefined : body);
+      ginLog(req, status, started);
+    };
+
+    if (!hostAllowed(getListenerAddress(), req.headers.host)) return send(403, null, '');
+    if (req.method === 'OPTIONS') return send(204, null, '');
+
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      const json = (obj) => send(200, 'application/json; charset=utf-8', JSON.stringify(obj));
+      switch (path) {
+        case '/':
+          return send(200, 'text/plain; charset=utf-8', 'Ollama is running');
+        case '/api/version':
+          return json({ version });
+        case '/api/tags':
+          return json({ models });
+        case '/api/ps':
+          return json({ models: [] });
+        case '/v1/models':
+          if (req.method === 'HEAD') break;
+          return json({
+            object: 'list',
+            data: models.map((m) => ({ id: m.name, object: 'model', created: 1735689600, owned_by: 'library' })),
+          });
+        default:
+          break;
+      }
+    }
+    return send(404, 'text/plain', '404 page not found');
+  };
+}
+
+/** Go's syscall error text for common bind failures. */
+function bindErrorText(err) {
+  switch (err?.code) {
+    case 'EADDRINUSE':
+      return 'bind: address already in use';
+    case 'EADDRNOTAVAIL':
+      return 'bind: cannot assign requested address';
+    case 'EACCES':
+      return 'bind: permission denied';
+    case 'EAFNOSUPPORT':
+      return 'socket: address family not supported by protocol';
+    default:
+      return `${err?.syscall ?? 'bind'}: ${err?.message ?? String(err)}`;
+  }
+}
+
+function fail(message) {
+  process.stderr.write(`Error: ${message}\n`);
+  process.exit(1);
+}
+
+async function serve() {
+  const version = process.env.STANDIN_VERSION || DEFAULT_VERSION;
+  const models = modelList(process.env.STANDIN_MODELS);
+  const parsed = parseOllamaHost(process.env.OLLAMA_HOST);
+  if (parsed.invalidPort !== null) {
+    process.stderr.write(slogLine('WARN', 'invalid port, using default', { port: parsed.invalidPort, default: parsed.port }));
+  }
+  process.stderr.write(
+    slogLine('INFO', 'server config', {
+      env: `map[OLLAMA_HOST:${parsed.url} OLLAMA_MODELS:${process.env.OLLAMA_MODELS ?? `${os.homedir()}/.ollama/models`} OLLAMA_ORIGINS:[${process.env.OLLAMA_ORIGINS ?? ''}]]`,
+    }),
+  );
+
+  const delay = Number(process.env.STANDIN_START_DELAY_MS ?? 0);
+  if (delay > 0) await new Promise((r) => setTimeout(r, Math.min(delay, 60_000)));
+
+  const plan = bindPlan(parsed);
+  let address = plan.address;
+  if (plan.kind === 'hostname') {
+    // Go resolves the name and listens on the first IPv4 result if there is one.
+    let addrs = [];
+    try {
+      addrs = await dns.lookup(plan.address, { all: true });
+    } catch {
+      fail(`listen tcp ${parsed.hostPort}: lookup ${plan.address}: no such host`);
+    }
+    const pick = addrs.find((x) => x.family === 4) ?? addrs[0];
+    if (!pick) fail(`listen tcp ${parsed.hostPort}: lookup ${plan.address}: no such host`);
+    address = pick.address;
+  }
+
+  let bound = '';
+  const server = http.createServer(createHandler(() => bound, version, models));
+  server.on('error', (err) => fail(`listen tcp ${parsed.hostPort}: ${bindErrorText(err)}`));
+  server.listen({ host: address, port: plan.port, ipv6Only: false, exclusive: true }, () => {
+    const addr = server.address();
+    if (addr && typeof addr === 'object') {
+      bound = addr.address;
+      process.stderr.write(slogLine('INFO', `Listening on ${formatListenAddr(addr)} (version ${version})`));
+    }
+  });
+
+  const stop = () => {
+    server.close();
+    server.closeAllConnections?.();
+    process.exit(0);
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+async function printVersion() {
+  // `ollama -v` asks the server (at 127.0.0.1 when bound to a wildcard) and falls back to the client version.
+  const parsed = parseOllamaHost(process.env.OLLAMA_HOST);
+  let host = parsed.host;
+  if (host === '' || host === '0.0.0.0') host = '127.0.0.1';
+  else if (host === '::') host = '::1';
+  const version = process.env.STANDIN_VERSION || DEFAULT_VERSION;
+  const serverVersion = await new Promise((resolve) => {
+    const req = http.get(
+      { host, port: parsed.portNumber, path: '/api/version', timeout: 1000 },
+      (res) => {
+        let body = '';
+        res.on('data', (c) => (body += c));
+        res.on('end', () => {
+          try {
+            resolve(JSON.parse(body).version ?? null);
+          } catch {
+            resolve(null);
+          }
+        });
+      },
+    );
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(null));
+  });
+  if (serverVersion) {
+    process.stdout.write(`ollama version is ${serverVersion}\n`);
+    if (serverVersion !== version) process.stdout.write(`Warning: client version is ${version}\n`);
+  } else {
+    process.stdout.write(`Warning: could not connect to a running Ollama instance\nWarning: client version is ${version}\n`);
+  }
+}
+
+function main(argv) {
+  const cmd = argv[0];
+  if (cmd === 'serve' || cmd === 'start') return serve();
+  if (cmd === '--print-bind') {
+    const parsed = parseOllamaHost(process.env.OLLAMA_HOST);
+    process.stdout.write(`${JSON.stringify({ ...parsed, bind: bindPlan(parsed) })}\n`);
+    return;
+  }
+  if (cmd === '-v' || cmd === '--version') return printVersion();
+  process.stderr.write(`Error: unknown command "${cmd ?? ''}" for "ollama"\n(stand-in supports: serve, --print-bind, --version)\n`);
+  process.exit(1);
+}
+
+// Run only when executed directly (`node fake-ollama.mjs ...` or via a wrapper), not on import.
+function isEntryPoint() {
+  if (!process.argv[1]) return false;
+  try {
+    return fs.realpathSync(process.argv[1]) === fs.realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  await main(process.argv.slice(2));
+}
