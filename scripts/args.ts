@@ -77,9 +77,9 @@ export function parseCli(argv: string[]): CliOptions {
     throw new UsageError((error as Error).message.split('. ')[0]?.replace(/\.$/, '') ?? 'invalid arguments');
   }
   const { values, positionals } = parsed;
-  if (positionals.length > 1) throw new UsageError(`expected one command, got "${positionals.join(' ')}"`);
+  if (positionals.length > 1) throw new UsageError(`expected one command, got ${JSON.stringify(positionals.join(' '))}`);
   const command = (positionals[0] ?? 'setup') as Command;
-  if (!COMMANDS.includes(command)) throw new UsageError(`unknown command "${positionals[0]}" (use setup, doctor or undo)`);
+  if (!COMMANDS.includes(command)) throw new UsageError(`unknown command ${JSON.stringify(positionals[0])} (use setup, doctor or undo)`);
 
   let host: BindAddress | undefined;
   if (values.host !== undefined) {
@@ -88,13 +88,13 @@ export function parseCli(argv: string[]): CliOptions {
     host = result;
   }
   if (values.container !== undefined && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(values.container)) {
-    throw new UsageError(`--container "${values.container}" is not a valid container name`);
+    throw new UsageError(`--container ${JSON.stringify(values.container)} is not a valid container name`);
   }
   if (values.platform !== undefined && !PLATFORMS.includes(values.platform as Platform)) {
-    throw new UsageError(`--platform must be one of darwin, win32, linux (got "${values.platform}")`);
+    throw new UsageError(`--platform must be one of darwin, win32, linux (got ${JSON.stringify(values.platform)})`);
   }
   if (values.root !== undefined && !values.root.startsWith('/')) {
-    throw new UsageError(`--root must be an absolute path (got "${values.root}")`);
+    throw new UsageError(`--root must be an absolute path (got ${JSON.stringify(values.root)})`);
   }
   return {
     command,

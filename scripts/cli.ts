@@ -15,8 +15,7 @@ import { anyFailed, runChecks } from './checks/index.ts';
 import type { Finding } from './checks/types.ts';
 import { CancelledError, type Context, type Platform } from './context.ts';
 import { ContainerNotFoundError, gatherFacts, probeHost, type Facts } from './facts.ts';
-import { readListeners, widestScope } from './listeners.ts';
-import { bindScope, DEFAULT_PORT } from './ollama-host.ts';
+import { DEFAULT_PORT } from './ollama-host.ts';
 import { decidePlan } from './plan.ts';
 import { jsonChanges, renderChanges, renderFindings, renderPlan, type JsonReport } from './report.ts';
 
@@ -54,13 +53,15 @@ function describeDetection(facts: Facts): string {
   return lines.join('\n');
 }
 
-/** Ollama restarts asynchronously: wait (bounded) until it answers where the plan said it would. */
-async function waitForOllama(ctx: Context, port: number, scope: ReturnType<typeof bindScope> | undefined, readsListeners: boolean): Promise<void> {
+/**
+ * Ollama binds a moment after `systemctl restart` returns: wait (bounded) until it answers before
+ * verifying. restart is synchronous about stopping the old process, so any answer now comes from
+ * the new one, with the new bind.
+ */
+async function waitForOllama(ctx: Context, port: number): Promise<void> {
   const deadline = ctx.clock.now().getTime() + RESTART_WAIT_MS;
   for (let attempt = 0; attempt < 120 && ctx.clock.now().getTime() < deadline; attempt++) {
-    const [probe, listeners] = await Promise.all([probeHost(ctx, port), readsListeners ? readListeners(ctx, port) : Promise.resolve(undefined)]);
-    const scopeReady = !scope || !listeners || widestScope(listeners) === scope;
-    if (probe.ok && scopeReady) return;
+    if ((await probeHost(ctx, port)).ok) return;
     await ctx.clock.sleep(500);
   }
 }
@@ -167,7 +168,7 @@ async function setup(ctx: Context, options: CliOptions, platform: Platform, out:
 
   // 6. Verify
   const target = plan.target ?? request.target;
-  await waitForOllama(ctx, target.port, bindScope(target.host), platform === 'linux');
+  await waitForOllama(ctx, target.port);
   const findings = await verify(ctx, options, platform, out, target.port);
   return {
     exitCode: anyFailed(findings) ? EXIT.failed : EXIT.ok,
@@ -205,7 +206,7 @@ async function undo(ctx: Context, options: CliOptions, platform: Platform, out: 
   }
   await clearUndoRecord(ctx, stateDir, sudo);
   restoring.succeed('Restored.');
-  if (manifest.restart.length > 0) await waitForOllama(ctx, manifest.port ?? DEFAULT_PORT, undefined, false);
+  if (manifest.restart.length > 0) await waitForOllama(ctx, manifest.port ?? DEFAULT_PORT);
   const findings = await verify(ctx, options, platform, out, undefined);
   // Undo succeeded once the files are back; containers failing to reach Ollama is how it was before.
   out.print('Undo restored the configuration from before setup; containers may no longer reach Ollama, as before.');

@@ -84,18 +84,20 @@ export function bindScope(host: string): BindScope {
  */
 export function parseHostOption(value: string): BindAddress | { error: string } {
   const example = 'use host:port with an IP address, e.g. 0.0.0.0:11434 or [::]:11434';
+  // JSON quoting keeps the error on one line whatever the input holds (newlines, quotes).
+  const shown = JSON.stringify(value);
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) {
     const hint = /^http:\/\/[^/]*$/i.test(value) && !/:\d+$/.test(value) ? ' (Ollama would read it as port 80)' : '';
-    return { error: `--host "${value}" has a URL scheme${hint}; ${example}` };
+    return { error: `--host ${shown} has a URL scheme${hint}; ${example}` };
   }
   const split = splitHostPort(value);
-  if (!split) return { error: `--host "${value}" has no port; ${example}` };
+  if (!split) return { error: `--host ${shown} has no port; ${example}` };
   const { host, port } = split;
   if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) {
-    return { error: `--host "${value}" has an invalid port "${port}" (1-65535); ${example}` };
+    return { error: `--host ${shown} has an invalid port ${JSON.stringify(port)} (1-65535); ${example}` };
   }
   if (host !== '' && net.isIP(host) === 0) {
-    return { error: `--host "${value}" is not an IP address; ${example}` };
+    return { error: `--host ${shown} is not an IP address; ${example}` };
   }
   // ":11434" is Ollama's own spelling of every interface; store it the way people read it.
   return { host: host === '' ? '0.0.0.0' : host, port: Number(port) };

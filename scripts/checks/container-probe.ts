@@ -5,7 +5,7 @@
 import { bindScope } from '../ollama-host.ts';
 import { describeListeners, widestScope } from '../listeners.ts';
 import { LOOPBACK_WHY } from './listener.ts';
-import { SETUP_COMMAND } from './fixes.ts';
+import { widenBindFix } from './fixes.ts';
 import type { Check } from './types.ts';
 
 function urlHost(url: string): string {
@@ -47,7 +47,7 @@ export const containerProbeCheck: Check = {
             status: 'fail',
             message: `${from}: refused: Ollama listens on loopback only (${describeListeners(facts.listeners)}).`,
             why: LOOPBACK_WHY,
-            fix: SETUP_COMMAND,
+            fix: widenBindFix(facts),
           };
         }
         return {
@@ -77,7 +77,7 @@ export const containerProbeCheck: Check = {
             status: 'fail',
             message: `${from}: HTTP 403: Ollama rejected the Host header "${urlHost(probe.url)}".`,
             why: 'While Ollama listens on loopback it only accepts Host names like localhost or *.internal (F13).',
-            fix: `Use OLLAMA_BASE_URL=http://host.docker.internal:${facts.port}, or bind Ollama for containers: ${SETUP_COMMAND}`,
+            fix: `Use OLLAMA_BASE_URL=http://host.docker.internal:${facts.port}, or bind Ollama for containers: ${widenBindFix(facts)}`,
           };
         }
         return { status: 'fail', message: `${from}: HTTP ${probe.status}: ${probe.detail ?? ''}`.trim(), why: 'Ollama answered with an error, so the agent-runner cannot use it.', fix: `journalctl -u ollama -n 50   # Ollama's log says why` };

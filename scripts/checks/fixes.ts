@@ -1,7 +1,22 @@
 /** Fix commands shared by several checks, so every finding names the same command for the same problem. */
+import type { ManualDetection } from '../../platforms/linux/manual.ts';
 import type { Facts } from '../facts.ts';
 
 export const SETUP_COMMAND = 'npx stigmer-setup --yes';
+
+/**
+ * How to make Ollama listen where containers reach it. setup does it for a service; a hand-started
+ * process has no configuration to change, so the fix is to start it again with the variable.
+ */
+export function widenBindFix(facts: Facts): string {
+  const detection = facts.detection;
+  if (detection?.strategy === 'linux-manual') {
+    const pid = (detection as ManualDetection).process.pid;
+    return `Stop it (kill ${pid}), then start it with: OLLAMA_HOST=0.0.0.0:${facts.port} ollama serve`;
+  }
+  if (detection?.strategy === 'linux-none') return startOllamaCommand(facts);
+  return SETUP_COMMAND;
+}
 
 export function startOllamaCommand(facts: Facts): string {
   switch (facts.detection?.strategy) {

@@ -1,6 +1,6 @@
 /** ollama.listener — what the Ollama port is bound to (F1: loopback-only is the classic failure). */
 import { describeListeners, widestScope, type Listener } from '../listeners.ts';
-import { SETUP_COMMAND, startOllamaCommand } from './fixes.ts';
+import { startOllamaCommand, widenBindFix } from './fixes.ts';
 import type { Check } from './types.ts';
 
 function owner(listeners: Listener[]): string {
@@ -32,6 +32,6 @@ export const listenerCheck: Check = {
     }
     // With a container to probe from, the probe decides; without one, loopback-only is the failure.
     const canProbe = !('skipped' in facts.containerProbe);
-    return { status: canProbe ? 'warn' : 'fail', message: `Ollama listens on ${where} only: loopback.`, why: LOOPBACK_WHY, fix: SETUP_COMMAND };
+    return { status: canProbe ? 'warn' : 'fail', message: `Ollama listens on ${where} only: loopback.`, why: LOOPBACK_WHY, fix: widenBindFix(facts) };
   },
 };
