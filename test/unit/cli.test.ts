@@ -1,0 +1,240 @@
+/**
+ * The whole CLI through run(argv, ctx): real files under a temporary --root, a real stand-in
+ * Ollama on a random loopback port, a real /proc; systemctl is the small fake in
+ * support/fake-systemd.ts (the e2e suite runs the real one).
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { run } from '../../scripts/cli.ts';
+import { readListeners, widestScope } from '../../scripts/listeners.ts';
+import { createNodeContext } from '../../scripts/node-context.ts';
+import { freePort } from '../support/standin-process.ts';
+import { failed, NOT_FOUND, ok, tempRoot, testContext, type TestContext } from './support/context.ts';
+import { FakeSystemd } from './support/fake-systemd.ts';
+
+let root: string;
+let cleanup: () => Promise<void>;
+let port: number;
+let systemd: FakeSystemd;
+
+beforeEach(async () => {
+  ({ root, cleanup } = await tempRoot());
+  port = await freePort();
+  systemd = new FakeSystemd(root, `127.0.0.1:${port}`);
+  await systemd.start();
+});
+afterEach(async () => {
+  await systemd.stop();
+  await cleanup();
+});
+
+const dropIn = () => path.join(root, 'etc/systemd/system/ollama.service.d/stigmer-setup.conf');
+const scope = async () => widestScope(await readListeners(createNodeContext(), port));
+
+function machine(options: Parameters<typeof testContext>[0] = {}): TestContext {
+  return testContext({
+    exec: async (command, args) => {
+      // Strip a sudo prefix: the fake machine runs privileged commands like any other.
+      if (command === 'sudo') return machine.sudo(args);
+      if (command === 'systemctl') return systemd.exec(args);
+      return NOT_FOUND; // no docker, no snap
+    },
+    ...options,
+  });
+}
+machine.sudo = async (args: string[]) => {
+  const rest = args[0] === '-n' ? args.slice(1) : args;
+  if (rest[0] === 'systemctl') return systemd.exec(rest.slice(1));
+  return ok();
+};
+
+function json(ctx: TestContext): Record<string, any> {
+  expect(ctx.json).toHaveLength(1);
+  return ctx.json[0] as Record<string, any>;
+}
+
+describe('setup --yes on a systemd host', () => {
+  it('writes the drop-in under --root, restarts, and verifies that Ollama now listens on all interfaces', async () => {
+    const ctx = machine();
+    expect(await run(['--yes', '--json', '--root', root], ctx)).toBe(0);
+    const report = json(ctx);
+    expect(report).toMatchObject({ ok: true, command: 'setup', platform: 'linux', strategy: 'linux-systemd' });
+    expect(report.changes).toEqual([
+      expect.objectContaining({ type: 'file', path: dropIn(), action: 'create', applied: true }),
+      { type: 'command', argv: ['systemctl', 'daemon-reload'], applied: true },
+      { type: 'command', argv: ['systemctl', 'restart', 'ollama'], applied: true },
+    ]);
+    expect(await readFile(dropIn(), 'utf8')).toContain(`[Service]\nEnvironment="OLLAMA_HOST=0.0.0.0:${port}"\n`);
+    expect(await scope()).toBe('wildcard');
+    expect(report.checks.find((c: { id: string }) => c.id === 'ollama.listener')).toMatchObject({ status: 'ok' });
+    expect(ctx.stdout).toEqual([]);
+  });
+
+  it('changes nothing the second time, and undo brings loopback back', async () => {
+    expect(await run(['--yes', '--root', root], machine())).toBe(0);
+    const restarts = systemd.restarts;
+    const again = machine();
+    expect(await run(['--yes', '--json', '--root', root], again)).toBe(0);
+    expect(json(again).changes).toEqual([]);
+    expect(systemd.restarts).toBe(restarts);
+
+    const undo = machine();
+    expect(await run(['undo', '--yes', '--json', '--root', root], undo)).toBe(0);
+    expect(json(undo)).toMatchObject({ ok: true, command: 'undo' });
+    await expect(readFile(dropIn(), 'utf8')).rejects.toThrow(/ENOENT/);
+    expect(await scope()).toBe('loopback');
+  });
+
+  it('rolls back and exits 1 when the restart fails', async () => {
+    systemd.failNext = { verb: 'restart', stderr: 'Job for ollama.service failed.' };
+    const ctx = machine();
+    expect(await run(['--yes', '--json', '--root', root], ctx)).toBe(1);
+    const report = json(ctx);
+    expect(report.ok).toBe(false);
+    expect(report.error).toMatch(/Job for ollama.service failed\. Every change was rolled back\./);
+    expect(report.changes.every((change: { applied: boolean }) => !change.applied)).toBe(true);
+    await expect(readFile(dropIn(), 'utf8')).rejects.toThrow(/ENOENT/);
+    expect(systemd.loadedHost).toBe(`127.0.0.1:${port}`);
+  });
+
+  it('uses sudo -n for the privileged commands when not root', async () => {
+    const ctx = machine({ isRoot: false });
+    expect(await run(['--yes', '--json', '--root', root], ctx)).toBe(0);
+    const commands = json(ctx).changes.filter((change: { type: string }) => change.type === 'command');
+    expect(commands.map((change: { argv: string[] }) => change.argv)).toEqual([
+      ['sudo', '-n', 'systemctl', 'daemon-reload'],
+      ['sudo', '-n', 'systemctl', 'restart', 'ollama'],
+    ]);
+  });
+
+  it('configures the address given with --host', async () => {
+    const ctx = machine();
+    expect(await run(['--yes', '--root', root, '--host', `[::]:${port}`], ctx)).toBe(0);
+    expect(await readFile(dropIn(), 'utf8')).toContain(`Environment="OLLAMA_HOST=[::]:${port}"`);
+  });
+});
+
+describe('interactive setup', () => {
+  it('asks before changing anything, and "no" cancels with 130 and no change', async () => {
+    const ctx = machine({ isTTY: true, answers: [false] });
+    expect(await run(['--root', root], ctx)).toBe(130);
+    expect(ctx.confirmations).toEqual(['Apply these changes?']);
+    expect(ctx.stderr.join('\n')).toContain('Cancelled; nothing was changed.');
+    await expect(readFile(dropIn(), 'utf8')).rejects.toThrow(/ENOENT/);
+    expect(systemd.restarts).toBe(0);
+  });
+
+  it('Ctrl-C at the prompt exits 130', async () => {
+    expect(await run(['--root', root], machine({ isTTY: true, answers: ['cancel'] }))).toBe(130);
+    await expect(readFile(dropIn(), 'utf8')).rejects.toThrow(/ENOENT/);
+  });
+
+  it('"yes" applies, with plain sudo (which may ask for a password) when not root', async () => {
+    const ctx = machine({ isTTY: true, isRoot: false, answers: [true] });
+    expect(await run(['--root', root], ctx)).toBe(0);
+    expect(ctx.calls.filter((call) => call.command === 'sudo').map((call) => call.args.join(' '))).toEqual(['systemctl daemon-reload', 'systemctl restart ollama']);
+    expect(ctx.calls.find((call) => call.command === 'sudo')?.options.inheritTerminal).toBe(true);
+    expect(ctx.stdout.join('\n')).toMatch(/checks passed/);
+  });
+});
+
+describe('--dry-run', () => {
+  it('prints the drop-in as a diff and each command, and changes nothing', async () => {
+    const ctx = machine();
+    expect(await run(['--dry-run', '--root', root], ctx)).toBe(0);
+    const out = ctx.stdout.join('\n');
+    expect(out).toContain(`Would create ${dropIn()}`);
+    expect(out).toContain(`+Environment="OLLAMA_HOST=0.0.0.0:${port}"`);
+    expect(out).toContain('[dry run] Command not executed: systemctl daemon-reload');
+    expect(out).toContain('[dry run] Command not executed: systemctl restart ollama');
+    expect(out).toContain('Dry run: nothing was changed.');
+    await expect(readFile(dropIn(), 'utf8')).rejects.toThrow(/ENOENT/);
+    expect(ctx.calls.map((call) => call.args[0])).not.toContain('restart');
+  });
+});
+
+describe('input and usage', () => {
+  it('without a terminal and without --yes, setup and undo refuse before looking at anything', async () => {
+    for (const argv of [['--root', root], ['undo', '--root', root], ['--json', '--root', root]]) {
+      const ctx = machine();
+      expect(await run(argv, ctx)).toBe(2);
+      expect(ctx.stderr).toEqual(['stigmer-setup: Run with --yes to apply unattended, or --dry-run to preview.']);
+      expect(ctx.calls).toEqual([]);
+    }
+  });
+
+  it.each([
+    [['--host', 'http://0.0.0.0', '--yes'], /Ollama would read it as port 80/],
+    [['--host', '0.0.0.0', '--yes'], /has no port/],
+    [['--platform', 'beos'], /--platform must be one of darwin, win32, linux/],
+    [['--container', 'bad name'], /not a valid container name/],
+    [['--root', 'relative'], /--root must be an absolute path/],
+    [['--root', '/definitely/not/here', 'doctor'], /does not exist/],
+    [['--frobnicate'], /Unknown option '--frobnicate'/],
+    [['setup', 'doctor'], /expected one command/],
+    [['explode'], /unknown command "explode"/],
+  ])('%j exits 2 with one line, stdout empty, nothing run', async (argv, message) => {
+    const ctx = machine();
+    expect(await run([...argv, '--json'], ctx)).toBe(2);
+    expect(ctx.stderr).toHaveLength(1);
+    expect(ctx.stderr[0]).toMatch(message);
+    expect(ctx.json).toEqual([]);
+    expect(ctx.calls).toEqual([]);
+  });
+
+  it('--help and --version', async () => {
+    const help = machine();
+    expect(await run(['--help'], help)).toBe(0);
+    expect(help.stdout[0]).toMatch(/^Usage: stigmer-setup \[setup\|doctor\|undo\]/);
+    expect(help.stdout[0]).toContain('130 cancelled');
+    const version = machine();
+    expect(await run(['-V'], version)).toBe(0);
+    expect(version.stdout[0]).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+
+  it('--container naming a missing container is invalid input (exit 2)', async () => {
+    const ctx = testContext({
+      exec: (command, args) => {
+        if (command === 'docker' && args[0] === 'info') return ok('Ubuntu 22.04.5 LTS|host|27.3.1\n');
+        if (command === 'docker' && args[0] === 'inspect') return failed('Error: No such container: nope\n');
+        return NOT_FOUND;
+      },
+    });
+    expect(await run(['doctor', '--container', 'nope', '--root', root], ctx)).toBe(2);
+    expect(ctx.stderr[0]).toContain('--container nope: no such container');
+  });
+});
+
+describe('doctor', () => {
+  it('is read-only and exits 1 when the only listener is loopback and no container can probe', async () => {
+    const ctx = machine();
+    expect(await run(['doctor', '--json', '--root', root], ctx)).toBe(1);
+    const report = json(ctx);
+    expect(report.command).toBe('doctor');
+    expect(report.checks.map((c: { id: string }) => c.id)).toEqual([
+      'ollama.listener',
+      'ollama.host-probe',
+      'ollama.service-config',
+      'container.runtime',
+      'container.probe',
+      'ollama.model',
+      'ollama.exposure',
+    ]);
+    expect(report.checks[0]).toMatchObject({ status: 'fail', fix: 'npx stigmer-setup --yes' });
+    expect(ctx.calls.every((call) => call.command !== 'systemctl' || call.args[0] === 'show')).toBe(true);
+  });
+
+  it('exits 0 when Ollama is healthy and reachable', async () => {
+    await run(['--yes', '--root', root], machine());
+    const ctx = machine();
+    expect(await run(['doctor', '--root', root], ctx)).toBe(0);
+    expect(ctx.stdout.join('\n')).toMatch(/✔ ollama\.listener .*all interfaces/);
+  });
+
+  it('on a platform without a strategy yet, setup says so and exits 1', async () => {
+    const ctx = machine();
+    expect(await run(['--yes', '--platform', 'darwin', '--root', root], ctx)).toBe(1);
+    expect(ctx.stdout.join('\n')).toContain("stigmer-setup can't configure darwin yet");
+  });
+});

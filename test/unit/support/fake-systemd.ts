@@ -1,0 +1,85 @@
+/**
+ * Just enough of systemctl for CLI-level unit tests, which can't run systemd (the e2e suite runs the
+ * real one). It keeps systemd's one subtle rule: drop-ins on disk take effect only at
+ * daemon-reload, and a restart starts a real stand-in Ollama with the loaded OLLAMA_HOST.
+ * Drop-ins are read from the test's --root folder, where stigmer-setup writes them.
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { ExecResult } from '../../../scripts/context.ts';
+import { startStandin, type RunningStandin } from '../../support/standin-process.ts';
+import { failed, NOT_FOUND, ok } from './context.ts';
+
+const DROP_IN_DIR = '/etc/systemd/system/ollama.service.d';
+
+export class FakeSystemd {
+  loadedHost: string | undefined;
+  standin: RunningStandin | undefined;
+  /** Make the next `systemctl <verb>` fail, to test rollbacks. */
+  failNext: { verb: string; stderr: string } | undefined;
+  restarts = 0;
+
+  /** `unitHost` is what ollama.service itself sets (Environment= in the unit); drop-ins override it. */
+  constructor(
+    private root: string,
+    private unitHost: string | undefined,
+  ) {
+    this.loadedHost = unitHost;
+  }
+
+  async start(): Promise<void> {
+    this.standin = await startStandin({ ollamaHost: this.loadedHost });
+  }
+
+  async stop(): Promise<void> {
+    await this.standin?.stop();
+    this.standin = undefined;
+  }
+
+  private async dropIns(): Promise<string[]> {
+    const names = await readdir(path.join(this.root, DROP_IN_DIR)).catch(() => [] as string[]);
+    return names.filter((name) => name.endsWith('.conf')).sort().map((name) => `${DROP_IN_DIR}/${name}`);
+  }
+
+  private async hostOnDisk(): Promise<string | undefined> {
+    let host: string | undefined;
+    for (const dropIn of await this.dropIns()) {
+      const text = await readFile(path.join(this.root, dropIn), 'utf8');
+      const match = /^Environment="OLLAMA_HOST=([^"]*)"/m.exec(text);
+      if (match) host = match[1];
+    }
+    return host;
+  }
+
+  async exec(args: string[]): Promise<ExecResult> {
+    const verb = args[0] ?? '';
+    if (this.failNext?.verb === verb) {
+      const { stderr } = this.failNext;
+      this.failNext = undefined;
+      return failed(stderr);
+    }
+    if (verb === 'show') {
+      const environment = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...(this.loadedHost ? [`OLLAMA_HOST=${this.loadedHost}`] : [])];
+      return ok(
+        [
+          'LoadState=loaded',
+          'FragmentPath=/etc/systemd/system/ollama.service',
+          `DropInPaths=${(await this.dropIns()).join(' ')}`,
+          `Environment=${environment.join(' ')}`,
+          `ActiveState=${this.standin ? 'active' : 'inactive'}`,
+        ].join('\n'),
+      );
+    }
+    if (verb === 'daemon-reload') {
+      this.loadedHost = (await this.hostOnDisk()) ?? this.unitHost;
+      return ok();
+    }
+    if (verb === 'restart' && args[1] === 'ollama') {
+      this.restarts++;
+      await this.stop();
+      await this.start();
+      return ok();
+    }
+    return NOT_FOUND;
+  }
+}
