@@ -7,7 +7,7 @@
  *   apply  — carry the plan out, all or nothing.
  */
 import type { Context } from '../scripts/context.ts';
-import type { BindAddress } from '../scripts/ollama-host.ts';
+import type { BindAddress, BindScope } from '../scripts/ollama-host.ts';
 
 export interface FileChange {
   type: 'file';
@@ -53,6 +53,11 @@ export interface PlanRequest {
   explicitHost: boolean;
   /** Prefix for privileged commands: [] as root, ['sudo'] interactive, ['sudo', '-n'] with --yes. */
   sudo: string[];
+  /**
+   * How far the running Ollama listens now ('none': nothing listens), when known. A configuration
+   * that is right but not running yet needs a restart, not "nothing to do".
+   */
+  listening?: BindScope | 'none';
 }
 
 export interface ApplyOptions {
@@ -68,6 +73,11 @@ export interface ApplyOutcome {
   error?: string;
   /** A step failed and everything before it was put back. */
   rolledBack: boolean;
+  /**
+   * After a successful apply: put everything back as it was before it. Setup calls this when
+   * Ollama, which answered before, does not come back after the change. Returns the problems.
+   */
+  rollback?: () => Promise<string[]>;
 }
 
 export interface Detection {

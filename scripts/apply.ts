@@ -113,30 +113,35 @@ export async function executeChanges(
     if (error) break;
     applied[index] = true;
   }
-  if (!error) return { ok: true, applied, rolledBack: false };
-
-  const rollbackProblems: string[] = [];
-  for (const change of changes) {
-    if (change.type !== 'file') continue;
+  // Put every file back as it was before this run, and let the service re-read it.
+  const rollback = async (): Promise<string[]> => {
+    const problems: string[] = [];
+    for (const change of changes) {
+      if (change.type !== 'file') continue;
+      try {
+        await restoreFile(ctx, change.path, change.before, sudo);
+      } catch (caught) {
+        problems.push(`could not restore ${change.path}: ${(caught as Error).message}`);
+      }
+    }
     try {
-      await restoreFile(ctx, change.path, change.before, sudo);
+      await extraRollback();
     } catch (caught) {
-      rollbackProblems.push(`could not restore ${change.path}: ${(caught as Error).message}`);
+      problems.push((caught as Error).message);
     }
-  }
-  try {
-    await extraRollback();
-  } catch (caught) {
-    rollbackProblems.push((caught as Error).message);
-  }
-  if (commandRan) {
-    for (const argv of [...reverts, ...restart]) {
-      const problem = await runCommand(ctx, argv, sudo);
-      if (problem) rollbackProblems.push(problem);
+    if (commandRan) {
+      for (const argv of [...reverts, ...restart]) {
+        const problem = await runCommand(ctx, argv, sudo);
+        if (problem) problems.push(problem);
+      }
     }
-  }
-  const rolledBack = rollbackProblems.length === 0;
-  const suffix = rolledBack ? ' Every change was rolled back.' : ` Rolling back also failed: ${rollbackProblems.join('; ')}`;
+    return problems;
+  };
+  if (!error) return { ok: true, applied, rolledBack: false, rollback };
+
+  const problems = await rollback();
+  const rolledBack = problems.length === 0;
+  const suffix = rolledBack ? ' Every change was rolled back.' : ` Rolling back also failed: ${problems.join('; ')}`;
   return { ok: false, applied: changes.map(() => false), error: `${error}${suffix}`, rolledBack };
 }
 
@@ -173,7 +178,10 @@ export async function applyWithBackups(ctx: Context, plan: Plan, options: ApplyO
     if (plan.target) manifest.port = plan.target.port;
     for (const revert of plan.reverts) if (!manifest.reverts.some((r) => r.join('\0') === revert.join('\0'))) manifest.reverts.push(revert);
     for (const restart of plan.restart) if (!manifest.restart.some((r) => r.join('\0') === restart.join('\0'))) manifest.restart.push(restart);
-    await writeSystemFile(ctx, manifestPath, `${JSON.stringify(manifest, null, 2)}\n`, options.sudo);
+    // A restart alone changes nothing that undo could restore: don't create a record for it.
+    if (previous || plan.changes.some((change) => change.type === 'file') || plan.reverts.length > 0) {
+      await writeSystemFile(ctx, manifestPath, `${JSON.stringify(manifest, null, 2)}\n`, options.sudo);
+    }
   } catch (caught) {
     for (const backup of newBackups) await removeSystemFile(ctx, backup, options.sudo).catch(() => {});
     return { ok: false, applied: plan.changes.map(() => false), error: `Could not save backups in ${options.stateDir}: ${(caught as Error).message}. Nothing was changed.`, rolledBack: true };

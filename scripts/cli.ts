@@ -58,12 +58,13 @@ function describeDetection(facts: Facts): string {
  * verifying. restart is synchronous about stopping the old process, so any answer now comes from
  * the new one, with the new bind.
  */
-async function waitForOllama(ctx: Context, port: number): Promise<void> {
+async function waitForOllama(ctx: Context, port: number): Promise<boolean> {
   const deadline = ctx.clock.now().getTime() + RESTART_WAIT_MS;
   for (let attempt = 0; attempt < 120 && ctx.clock.now().getTime() < deadline; attempt++) {
-    if ((await probeHost(ctx, port)).ok) return;
+    if ((await probeHost(ctx, port)).ok) return true;
     await ctx.clock.sleep(500);
   }
+  return false;
 }
 
 interface Outcome {
@@ -168,7 +169,15 @@ async function setup(ctx: Context, options: CliOptions, platform: Platform, out:
 
   // 6. Verify
   const target = plan.target ?? request.target;
-  await waitForOllama(ctx, target.port);
+  const answers = await waitForOllama(ctx, target.port);
+  if (!answers && facts.hostProbe.ok && outcome.rollback) {
+    // It answered before and not after: the change broke Ollama. Don't leave it that way.
+    const problems = await outcome.rollback();
+    const error = `Ollama did not answer on 127.0.0.1:${target.port} within ${RESTART_WAIT_MS / 1000} s after the change, so it was rolled back${problems.length ? `, but rolling back failed: ${problems.join('; ')}` : ''}. See: journalctl -u ollama -n 50`;
+    out.print(error);
+    const findings = await verify(ctx, options, platform, out, facts.port);
+    return { exitCode: EXIT.failed, report: { ...planned, changes: jsonChanges(plan.changes, plan.changes.map(() => false)), checks: findings, error } };
+  }
   const findings = await verify(ctx, options, platform, out, target.port);
   return {
     exitCode: anyFailed(findings) ? EXIT.failed : EXIT.ok,

@@ -5,7 +5,7 @@
  */
 import type { Context } from '../../scripts/context.ts';
 import { applyWithBackups } from '../../scripts/apply.ts';
-import { formatBindAddress, parseOllamaHost, sameBindAddress } from '../../scripts/ollama-host.ts';
+import { bindScope, formatBindAddress, parseOllamaHost, sameBindAddress } from '../../scripts/ollama-host.ts';
 import type { Detection, Plan, PlanRequest, Strategy } from '../types.ts';
 
 export interface SnapDetection extends Detection {
@@ -42,7 +42,12 @@ function plan(detection: SnapDetection, request: PlanRequest): Plan {
   };
   if (detection.host !== undefined && sameBindAddress(parseOllamaHost(detection.host), request.target)) {
     result.reverts = [];
-    result.summary = `The ollama snap already has host=${detection.host}.`;
+    if (request.listening === undefined || request.listening === bindScope(request.target.host)) {
+      result.summary = `The ollama snap already has host=${detection.host}.`;
+      return result;
+    }
+    result.changes = [{ type: 'command', argv: [...request.sudo, 'snap', 'restart', 'ollama'] }];
+    result.summary = `The ollama snap has host=${detection.host}, but the running Ollama has not picked it up: restart it.`;
     return result;
   }
   result.changes = [

@@ -8,7 +8,7 @@
 import path from 'node:path';
 import type { Context } from '../../scripts/context.ts';
 import { applyWithBackups } from '../../scripts/apply.ts';
-import { formatBindAddress, parseOllamaHost, sameBindAddress, type BindAddress } from '../../scripts/ollama-host.ts';
+import { bindScope, formatBindAddress, parseOllamaHost, sameBindAddress, type BindAddress } from '../../scripts/ollama-host.ts';
 import { environmentAssignmentsInUnitFile, parseEnvironmentList, parseSystemctlShow } from '../../scripts/parsers/systemctl-show.ts';
 import type { Change, DetectOptions, Detection, Plan, PlanRequest, Strategy } from '../types.ts';
 
@@ -139,8 +139,16 @@ function plan(detection: SystemdDetection, request: PlanRequest): Plan {
       `${winner.path} also sets OLLAMA_HOST=${winner.ollamaHost.at(-1)} and systemd reads it after ${DROP_IN_NAME}, so it will win. Remove that line from ${winner.path}.`,
     );
   }
-  if (detection.ourDropIn.content === desired && effectiveMatches) {
-    base.summary = `${DROP_IN_PATH} already sets OLLAMA_HOST=${formatBindAddress(request.target)} and systemd has loaded it.`;
+  // Already configured, by our drop-in or the user's own: writing another file would add nothing.
+  if (effectiveMatches && (detection.ourDropIn.content === undefined || detection.ourDropIn.content === desired)) {
+    const configured = `OLLAMA_HOST=${detection.effectiveHost}${detection.configuredIn ? ` (from ${detection.configuredIn})` : ''}`;
+    if (request.listening === undefined || request.listening === bindScope(request.target.host)) {
+      base.summary = `${UNIT} already runs with ${configured}.`;
+      return base;
+    }
+    // systemd has loaded it, but Ollama was not restarted since: it still listens the old way.
+    base.changes = [{ type: 'command', argv: [...request.sudo, 'systemctl', 'restart', 'ollama'] }];
+    base.summary = `${UNIT} is configured with ${configured}, but the running Ollama has not picked it up: restart it.`;
     return base;
   }
   const changes: Change[] = [];

@@ -24,7 +24,8 @@ export const containerProbeCheck: Check = {
     const from = `From ${probe.via}, ${probe.url}`;
     const port = (() => {
       try {
-        return new URL(probe.url).port || '80';
+        const url = new URL(probe.url);
+        return url.port || (url.protocol === 'https:' ? '443' : '80');
       } catch {
         return String(facts.port);
       }

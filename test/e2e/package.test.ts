@@ -19,7 +19,7 @@ describe('the published package', () => {
     const pack = spawnSync('npm', ['pack', '--json', '--pack-destination', scratch], { cwd: REPO_DIR, encoding: 'utf8', timeout: 120_000 });
     expect(pack.status, pack.stderr).toBe(0);
     const [info] = JSON.parse(pack.stdout) as { filename: string; files: { path: string }[] }[];
-    expect(info?.files.map((file) => file.path).sort()).toEqual(['dist/stigmer-setup.mjs', 'package.json']);
+    expect(info?.files.map((file) => file.path).sort()).toEqual(['README.md', 'dist/stigmer-setup.mjs', 'package.json']);
   });
 
   it('runs with `npx stigmer-setup` from the tarball', () => {

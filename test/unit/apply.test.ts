@@ -62,7 +62,7 @@ describe('applyWithBackups', () => {
   it('writes the file, runs the commands in order, and records what undo needs', async () => {
     const ctx = testContext({ exec: succeedAll });
     const outcome = await applyWithBackups(ctx, planWriting(undefined, 'new\n'), { stateDir: stateDirFor(root), sudo: [] });
-    expect(outcome).toEqual({ ok: true, applied: [true, true, true], rolledBack: false });
+    expect(outcome).toMatchObject({ ok: true, applied: [true, true, true], rolledBack: false });
     expect(await readFile(conf(), 'utf8')).toBe('new\n');
     expect(ctx.calls.map((call) => [call.command, ...call.args])).toEqual(restart);
     const manifest = await readManifest(ctx, stateDirFor(root));
@@ -91,6 +91,13 @@ describe('applyWithBackups', () => {
     expect(outcome).toMatchObject({ ok: false, rolledBack: false });
     expect(outcome.error).toMatch(/Rolling back also failed: `systemctl restart ollama` failed/);
     await expect(readFile(conf(), 'utf8')).rejects.toThrow(/ENOENT/);
+  });
+
+  it('keeps no undo record for a plan that only restarts', async () => {
+    const ctx = testContext({ exec: succeedAll });
+    const plan = { ...planWriting(undefined, ''), changes: [{ type: 'command' as const, argv: ['systemctl', 'restart', 'ollama'] }] };
+    expect((await applyWithBackups(ctx, plan, { stateDir: stateDirFor(root), sudo: [] })).ok).toBe(true);
+    expect(await readManifest(ctx, stateDirFor(root))).toBeUndefined();
   });
 
   it('removes a file it created when a later step fails', async () => {

@@ -98,6 +98,18 @@ describe('setup --yes on a systemd host', () => {
     expect(systemd.loadedHost).toBe(`127.0.0.1:${port}`);
   });
 
+  it('rolls back when Ollama, which answered before, does not come back after the change', async () => {
+    systemd.crashesWith.add(`0.0.0.0:${port}`);
+    const ctx = machine();
+    expect(await run(['--yes', '--json', '--root', root], ctx)).toBe(1);
+    const report = json(ctx);
+    expect(report.error).toMatch(/Ollama did not answer on 127\.0\.0\.1:\d+ within 30 s after the change, so it was rolled back\. See: journalctl -u ollama/);
+    await expect(readFile(dropIn(), 'utf8')).rejects.toThrow(/ENOENT/);
+    expect(systemd.loadedHost).toBe(`127.0.0.1:${port}`);
+    expect(await scope()).toBe('loopback');
+    expect(report.checks.find((c: { id: string }) => c.id === 'ollama.host-probe')).toMatchObject({ status: 'ok' });
+  });
+
   it('uses sudo -n for the privileged commands when not root', async () => {
     const ctx = machine({ isRoot: false });
     expect(await run(['--yes', '--json', '--root', root], ctx)).toBe(0);

@@ -18,6 +18,8 @@ export class FakeSystemd {
   /** Make the next `systemctl <verb>` fail, to test rollbacks. */
   failNext: { verb: string; stderr: string } | undefined;
   restarts = 0;
+  /** OLLAMA_HOST values with which the service dies right after starting. */
+  crashesWith = new Set<string>();
 
   /** `unitHost` is what ollama.service itself sets (Environment= in the unit); drop-ins override it. */
   constructor(
@@ -77,7 +79,8 @@ export class FakeSystemd {
     if (verb === 'restart' && args[1] === 'ollama') {
       this.restarts++;
       await this.stop();
-      await this.start();
+      // Like a Type=simple unit, restart succeeds once the process is spawned, even if it dies.
+      if (!this.crashesWith.has(this.loadedHost ?? '')) await this.start();
       return ok();
     }
     return NOT_FOUND;
