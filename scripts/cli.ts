@@ -108,6 +108,22 @@ async function verify(ctx: Context, options: CliOptions, platform: Platform, out
   return findings;
 }
 
+const SUDO_DECLINED = 'sudo did not authenticate; nothing was changed.';
+
+/**
+ * Interactive sudo asks for a password on the terminal. Ask once, before any spinner runs (a
+ * spinner redrawing over a password prompt garbles both), so the steps that follow reuse the
+ * cached credentials and a wrong password stops us before anything changed.
+ */
+async function authenticateSudo(ctx: Context, sudo: string[], out: Output): Promise<boolean> {
+  if (sudo.length === 0 || sudo.includes('-n')) return true;
+  out.print('Some steps need root: sudo may ask for your password.');
+  const result = await ctx.exec('sudo', ['-v'], { inheritTerminal: true });
+  if (result.exitCode === 0) return true;
+  ctx.terminal.printError(`stigmer-setup: ${SUDO_DECLINED}`);
+  return false;
+}
+
 function sudoPrefix(ctx: Context, options: CliOptions): string[] {
   if (ctx.isRoot) return [];
   // Under --yes nothing may prompt, sudo included: -n fails fast instead of waiting for a password.
@@ -159,6 +175,9 @@ async function setup(ctx: Context, options: CliOptions, platform: Platform, out:
   if (!(await confirmOrCancel(ctx, options, 'Apply these changes?'))) throw new CancelledError();
 
   // 5. Apply
+  if (!(await authenticateSudo(ctx, sudo, out))) {
+    return { exitCode: EXIT.failed, report: { ...planned, error: SUDO_DECLINED } };
+  }
   const applying = out.spinner('Applying…');
   const outcome = await facts.strategy.apply(ctx, plan, { stateDir: stateDirFor(options.root), sudo });
   if (!outcome.ok) {
@@ -206,6 +225,9 @@ async function undo(ctx: Context, options: CliOptions, platform: Platform, out: 
   }
   if (!(await confirmOrCancel(ctx, options, 'Restore these files and restart Ollama?'))) throw new CancelledError();
 
+  if (!(await authenticateSudo(ctx, sudo, out))) {
+    return { exitCode: EXIT.failed, report: { ...planned, error: SUDO_DECLINED } };
+  }
   const restoring = out.spinner('Restoring…');
   const restart = manifest.restart.map((argv) => [...sudo, ...argv]);
   const outcome = await executeChanges(ctx, changes as Change[], { sudo, restart });

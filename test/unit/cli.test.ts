@@ -145,9 +145,23 @@ describe('interactive setup', () => {
   it('"yes" applies, with plain sudo (which may ask for a password) when not root', async () => {
     const ctx = machine({ isTTY: true, isRoot: false, answers: [true] });
     expect(await run(['--root', root], ctx)).toBe(0);
-    expect(ctx.calls.filter((call) => call.command === 'sudo').map((call) => call.args.join(' '))).toEqual(['systemctl daemon-reload', 'systemctl restart ollama']);
+    // One password prompt up front (sudo -v), then the privileged steps reuse it.
+    expect(ctx.calls.filter((call) => call.command === 'sudo').map((call) => call.args.join(' '))).toEqual(['-v', 'systemctl daemon-reload', 'systemctl restart ollama']);
     expect(ctx.calls.find((call) => call.command === 'sudo')?.options.inheritTerminal).toBe(true);
     expect(ctx.stdout.join('\n')).toMatch(/checks passed/);
+  });
+
+  it('a sudo that does not authenticate stops setup before anything changes', async () => {
+    const ctx = testContext({
+      isTTY: true,
+      isRoot: false,
+      answers: [true],
+      exec: (command, args) => (command === 'sudo' && args[0] === '-v' ? failed('sudo: 3 incorrect password attempts\n') : command === 'systemctl' ? systemd.exec(args) : NOT_FOUND),
+    });
+    expect(await run(['--root', root], ctx)).toBe(1);
+    expect(ctx.stderr).toContain('stigmer-setup: sudo did not authenticate; nothing was changed.');
+    await expect(readFile(dropIn(), 'utf8')).rejects.toThrow(/ENOENT/);
+    expect(systemd.restarts).toBe(0);
   });
 });
 
