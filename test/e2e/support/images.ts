@@ -70,6 +70,52 @@ export async function buildHostUsrImage(): Promise<string> {
 }
 
 /**
+ * A self-contained image with python3 and nothing else, named like the official python image so
+ * stigmer-setup's fallback probe (no agent-runner container: `docker run --pull=never` from a
+ * local python image) finds it. Unlike the hostusr image it needs no mounts, because
+ * stigmer-setup runs it as is. Built from the host's own python3.11 and the libraries it links.
+ */
+export const PYTHON_IMAGE = 'python:3.11-stigmer-e2e';
+
+export async function buildPythonImage(): Promise<string> {
+  if (await imageExists(PYTHON_IMAGE)) return PYTHON_IMAGE;
+  const started = Date.now();
+  const stage = fs.mkdtempSync(path.join(os.tmpdir(), 'stigmer-python-'));
+  try {
+    for (const d of ['etc', 'tmp', 'proc', 'sys', 'dev', 'usr/bin', 'usr/lib/x86_64-linux-gnu', 'usr/lib64']) {
+      fs.mkdirSync(path.join(stage, d), { recursive: true });
+    }
+    fs.chmodSync(path.join(stage, 'tmp'), 0o1777);
+    for (const [link, target] of [['bin', 'usr/bin'], ['lib', 'usr/lib'], ['lib64', 'usr/lib64']] as const) {
+      fs.symlinkSync(target, path.join(stage, link));
+    }
+    fs.writeFileSync(path.join(stage, 'etc/nsswitch.conf'), 'hosts: files dns\n');
+    fs.writeFileSync(path.join(stage, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
+    // The interpreter, its standard library, and the shared libraries `ldd python3.11` lists.
+    const binary = fs.realpathSync('/usr/bin/python3');
+    fs.copyFileSync(binary, path.join(stage, 'usr/bin', path.basename(binary)));
+    fs.symlinkSync(path.basename(binary), path.join(stage, 'usr/bin/python3'));
+    fs.cpSync(`/usr/lib/${path.basename(binary)}`, path.join(stage, 'usr/lib', path.basename(binary)), { recursive: true, verbatimSymlinks: true });
+    const ldd = await sh({ timeout: '30s' })`ldd ${binary}`;
+    for (const library of ldd.stdout.matchAll(/(\/\S+\.so[.\d]*)/g)) {
+      const real = fs.realpathSync(library[1] as string);
+      const target = path.join(stage, (library[1] as string).replace(/^\/lib(64)?\//, 'usr/lib$1/'));
+      fs.mkdirSync(path.dirname(target), { recursive: true });
+      fs.copyFileSync(real, target);
+    }
+    await sh({ timeout: '120s' })`tar -C ${stage} --owner=0 --group=0 --numeric-owner -c . | docker import --change ${`ENV ${PATH_ENV}`} - ${PYTHON_IMAGE}`;
+  } finally {
+    fs.rmSync(stage, { recursive: true, force: true });
+  }
+  const check = await shTry({ timeout: '60s' })`docker run --rm ${PYTHON_IMAGE} python3 -c ${'import urllib.request, json; print(1)'}`;
+  if (check.exitCode !== 0 || check.stdout.trim() !== '1') {
+    throw new Error(`${PYTHON_IMAGE} is broken: exit ${check.exitCode}: ${check.stdout}${check.stderr}`);
+  }
+  log(`built ${PYTHON_IMAGE} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return PYTHON_IMAGE;
+}
+
+/**
  * The Debian mirror apt on this machine already uses (the only one reachable
  * offline-ish). Reads deb822 .sources and one-line sources.list entries and
  * picks the first that serves the plain `bookworm` suite.

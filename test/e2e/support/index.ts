@@ -1,7 +1,7 @@
 // Entry point for the e2e suites: `import { ... } from './support/index.ts'`.
 export { requireDocker, removeContainers, imageExists, containerIp, bridgeGateway, dockerExec, dockerExecOk, writeFileInContainer } from './docker.ts';
 export type { ExecResult } from './docker.ts';
-export { HOSTUSR_IMAGE, SYSTEMD_IMAGE, REPO_DIR, CACHE_DIR, buildHostUsrImage, buildSystemdImage, debianMirror } from './images.ts';
+export { HOSTUSR_IMAGE, PYTHON_IMAGE, SYSTEMD_IMAGE, REPO_DIR, CACHE_DIR, buildHostUsrImage, buildPythonImage, buildSystemdImage, debianMirror } from './images.ts';
 export {
   REPO_MOUNT,
   CONTAINER_NODE,
