@@ -8,8 +8,8 @@
  * Every side effect goes through the Context handed to run().
  */
 import packageJson from '../package.json' with { type: 'json' };
-import type { Change, Plan, PlanRequest } from '../platforms/types.ts';
-import { applyWithBackups, clearUndoRecord, executeChanges, planUndo, readManifest, stateDirFor } from './apply.ts';
+import type { Plan, PlanRequest } from '../platforms/types.ts';
+import { clearUndoRecord, executeChanges, planUndo, readManifest, stateDirFor } from './apply.ts';
 import { HELP, parseCli, UsageError, type CliOptions } from './args.ts';
 import { anyFailed, runChecks } from './checks/index.ts';
 import type { Finding } from './checks/types.ts';
@@ -90,10 +90,8 @@ async function doctor(ctx: Context, options: CliOptions, platform: Platform, out
   const spinner = out.spinner('Checking Ollama and containers…');
   const facts = await gatherFacts(ctx, { platform, root: options.root, container: options.container, port: options.host?.port });
   spinner.stop();
-  const findings = runChecks(facts);
   out.print(describeDetection(facts));
-  out.print('');
-  out.print(renderFindings(findings));
+  const findings = checkAndPrint(facts, out);
   const report = baseReport(options, platform, facts.detection?.strategy ?? 'none');
   return { exitCode: anyFailed(findings) ? EXIT.failed : EXIT.ok, report: { ...report, ok: !anyFailed(findings), checks: findings } };
 }
@@ -102,6 +100,11 @@ async function verify(ctx: Context, options: CliOptions, platform: Platform, out
   const spinner = out.spinner('Verifying…');
   const facts = await gatherFacts(ctx, { platform, root: options.root, container: options.container, port });
   spinner.stop();
+  return checkAndPrint(facts, out);
+}
+
+/** The check catalogue on these facts, printed brew-doctor style. */
+function checkAndPrint(facts: Facts, out: Output): Finding[] {
   const findings = runChecks(facts);
   out.print('');
   out.print(renderFindings(findings));
@@ -155,15 +158,11 @@ async function setup(ctx: Context, options: CliOptions, platform: Platform, out:
   out.print(renderPlan(plan, options.dryRun));
   const planned = { ...report, strategy: plan.strategy, summary: plan.summary, warnings: plan.warnings, changes: jsonChanges(plan.changes, []) };
   if (plan.blockers.length > 0) {
-    const findings = runChecks(facts);
-    out.print('');
-    out.print(renderFindings(findings));
+    const findings = checkAndPrint(facts, out);
     return { exitCode: EXIT.failed, report: { ...planned, checks: findings, error: plan.blockers.map((b) => `${b.message} Fix: ${b.fix}`).join(' ') } };
   }
   if (plan.changes.length === 0) {
-    const findings = runChecks(facts);
-    out.print('');
-    out.print(renderFindings(findings));
+    const findings = checkAndPrint(facts, out);
     return { exitCode: anyFailed(findings) ? EXIT.failed : EXIT.ok, report: { ...planned, ok: !anyFailed(findings), checks: findings } };
   }
   if (options.dryRun) {
@@ -230,7 +229,7 @@ async function undo(ctx: Context, options: CliOptions, platform: Platform, out: 
   }
   const restoring = out.spinner('Restoring…');
   const restart = manifest.restart.map((argv) => [...sudo, ...argv]);
-  const outcome = await executeChanges(ctx, changes as Change[], { sudo, restart });
+  const outcome = await executeChanges(ctx, changes, { sudo, restart });
   if (!outcome.ok) {
     restoring.fail(outcome.error);
     return { exitCode: EXIT.failed, report: { ...planned, changes: jsonChanges(changes, outcome.applied), error: outcome.error } };

@@ -34,11 +34,11 @@ function planWriting(before: string | undefined, after: string): Plan {
 }
 
 const succeedAll: ExecScript = () => ok();
-const failRestart: ExecScript = (command, args) => (args[0] === 'restart' ? failed('Job for ollama.service failed because the control process exited with error code.') : ok());
+const failRestart: ExecScript = (_command, args) => (args[0] === 'restart' ? failed('Job for ollama.service failed because the control process exited with error code.') : ok());
 /** The new configuration makes the restart fail; the restored one restarts fine. */
 function failFirstRestart(): ExecScript {
   let failedOnce = false;
-  return (command, args) => {
+  return (_command, args) => {
     if (args[0] === 'restart' && !failedOnce) {
       failedOnce = true;
       return failed('Job for ollama.service failed because the control process exited with error code.');
@@ -174,7 +174,7 @@ describe('without root', () => {
   it('writes system files through `sudo -n install` and explains a sudo that wants a password', async () => {
     const ctx = testContext({
       isRoot: false,
-      exec: (command, args) => (command === 'sudo' ? failed('sudo: a password is required\n') : ok()),
+      exec: (command) => (command === 'sudo' ? failed('sudo: a password is required\n') : ok()),
     });
     // Tests run as root; pretend the folder is not ours, which is what a normal user sees in /etc.
     ctx.fs = { ...ctx.fs, canWrite: async () => false };
