@@ -71,6 +71,20 @@ export const serviceConfigCheck: Check = {
         fix: restartOllamaCommand(facts),
       };
     }
-    return { status: 'ok', message: `${detection.description} starts Ollama with ${described}${configured === undefined ? '' : ` → ${formatBindAddress(parseOllamaHost(configured))}`}.` };
+    // The classic slip: a URL without a port is port 80 (https: 443) to Ollama, not 11434.
+    if (configured !== undefined && /^\s*["']?https?:\/\/(\[[^\]]*\]|[^/:]*)(\/.*)?["']?\s*$/.test(configured)) {
+      const bind = parseOllamaHost(configured);
+      return {
+        status: 'warn',
+        message: `${detection.description} sets OLLAMA_HOST=${configured}, which Ollama reads as port ${bind.port}, not 11434.`,
+        why: 'Everything that expects Ollama on its usual port 11434, the agent-runner included, finds nothing there.',
+        fix: `npx stigmer-setup --yes --host ${formatBindAddress({ host: bindScope(bind.host) === 'wildcard' ? '0.0.0.0' : bind.host, port: 11434 })}`,
+      };
+    }
+    // Spell out where an unusual spelling binds (":11434", "http://0.0.0.0" is port 80), not "0.0.0.0:11434".
+    const bind = parseOllamaHost(configured);
+    const unusual = configured !== undefined && (bind.host === '' || configured !== formatBindAddress(bind));
+    const meaning = bindScope(bind.host) === 'wildcard' ? `every interface, port ${bind.port}` : formatBindAddress(bind);
+    return { status: 'ok', message: `${detection.description} starts Ollama with ${described}${unusual ? `, which binds ${meaning}` : ''}.` };
   },
 };

@@ -361,7 +361,20 @@ describe('ollama.service-config', () => {
   it('is ok when configuration and listener agree, and shows where Ollama binds', () => {
     const finding = serviceConfigCheck.diagnose(facts());
     expect(finding.status).toBe('ok');
-    expect(finding.message).toContain(`OLLAMA_HOST=0.0.0.0:11434 (from ${DROP_IN_PATH}) → 0.0.0.0:11434`);
+    expect(finding.message).toContain(`OLLAMA_HOST=0.0.0.0:11434 (from ${DROP_IN_PATH}).`);
+    // An unusual spelling gets its meaning spelled out.
+    const colon = serviceConfigCheck.diagnose(facts({ detection: systemdDetection({ effectiveHost: ':11434' }) }));
+    expect(colon.message).toContain('OLLAMA_HOST=:11434');
+    expect(colon.message).toContain('which binds every interface, port 11434');
+    const explicit = serviceConfigCheck.diagnose(facts({ detection: systemdDetection({ effectiveHost: 'http://0.0.0.0:11434' }) }));
+    expect(explicit.message).toContain('which binds every interface, port 11434');
+  });
+
+  it('warns that a URL without a port means port 80 to Ollama', () => {
+    const finding = serviceConfigCheck.diagnose(facts({ detection: systemdDetection({ effectiveHost: 'http://0.0.0.0' }), listeners: [listener('::', { port: 80 })], port: 80 }));
+    expect(finding.status).toBe('warn');
+    expect(finding.message).toContain('OLLAMA_HOST=http://0.0.0.0, which Ollama reads as port 80, not 11434');
+    expect(finding.fix).toBe('npx stigmer-setup --yes --host 0.0.0.0:11434');
     const loopback = serviceConfigCheck.diagnose(facts({ detection: systemdDetection({ effectiveHost: undefined }), listeners: LOOPBACK }));
     expect(loopback.status).toBe('ok');
     expect(loopback.message).toContain("no OLLAMA_HOST (Ollama's default, 127.0.0.1:11434)");
