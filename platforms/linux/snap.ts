@@ -18,7 +18,11 @@ async function detect(ctx: Context): Promise<SnapDetection | undefined> {
   const list = await ctx.exec('snap', ['list', 'ollama'], { timeoutMs: 5000 });
   if (list.exitCode !== 0) return undefined;
   const get = await ctx.exec('snap', ['get', 'ollama', 'host'], { timeoutMs: 5000 });
-  const host = get.exitCode === 0 && get.stdout.trim() !== '' ? get.stdout.trim() : undefined;
+  return snapDetection(get.exitCode === 0 && get.stdout.trim() !== '' ? get.stdout.trim() : undefined);
+}
+
+/** What detect reports for a snap whose host option is `host` (undefined: unset). */
+export function snapDetection(host: string | undefined): SnapDetection {
   return {
     strategy: 'linux-snap',
     description: 'snap package ollama',

@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { CHECKS } from '../../scripts/checks/index.ts';
 import { run } from '../../scripts/cli.ts';
 import { readListeners, widestScope } from '../../scripts/listeners.ts';
 import { createNodeContext } from '../../scripts/node-context.ts';
@@ -238,15 +239,7 @@ describe('doctor', () => {
     expect(await run(['doctor', '--json', '--root', root], ctx)).toBe(1);
     const report = json(ctx);
     expect(report.command).toBe('doctor');
-    expect(report.checks.map((c: { id: string }) => c.id)).toEqual([
-      'ollama.listener',
-      'ollama.host-probe',
-      'ollama.service-config',
-      'container.runtime',
-      'container.probe',
-      'ollama.model',
-      'ollama.exposure',
-    ]);
+    expect(report.checks.map((c: { id: string }) => c.id)).toEqual(CHECKS.map((check) => check.id));
     expect(report.checks[0]).toMatchObject({ status: 'fail', fix: 'npx stigmer-setup --yes' });
     expect(ctx.calls.every((call) => call.command !== 'systemctl' || call.args[0] === 'show')).toBe(true);
   });

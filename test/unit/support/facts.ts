@@ -6,8 +6,7 @@
 import path from 'node:path';
 import type { ManualDetection } from '../../../platforms/linux/manual.ts';
 import { manualStrategy } from '../../../platforms/linux/manual.ts';
-import type { SnapDetection } from '../../../platforms/linux/snap.ts';
-import { snapStrategy } from '../../../platforms/linux/snap.ts';
+import { snapDetection, snapStrategy } from '../../../platforms/linux/snap.ts';
 import type { SystemdDetection } from '../../../platforms/linux/systemd.ts';
 import { DROP_IN_PATH, systemdStrategy } from '../../../platforms/linux/systemd.ts';
 import type { ContainerProbeResult } from '../../../scripts/container-probe.ts';
@@ -63,15 +62,7 @@ export function manualDetection(overrides: Partial<ManualDetection> = {}): Manua
   };
 }
 
-export function snapDetection(host?: string): SnapDetection {
-  return {
-    strategy: 'linux-snap',
-    description: 'snap package ollama',
-    host,
-    configuredHost: host,
-    configuredIn: host === undefined ? undefined : 'snap get ollama host',
-  };
-}
+export { snapDetection };
 
 export function runnerContainer(overrides: Partial<ContainerInfo> = {}): ContainerInfo {
   return {
