@@ -178,7 +178,8 @@ async function setup(ctx: Context, options: CliOptions, platform: Platform, out:
     return { exitCode: EXIT.failed, report: { ...planned, error: SUDO_DECLINED } };
   }
   const applying = out.spinner('Applying…');
-  const outcome = await facts.strategy.apply(ctx, plan, { stateDir: stateDirFor(options.root), sudo });
+  const strategy = facts.strategy;
+  const outcome = await ctx.terminal.uninterruptible(() => strategy.apply(ctx, plan, { stateDir: stateDirFor(options.root), sudo }));
   if (!outcome.ok) {
     applying.fail(outcome.error);
     return { exitCode: EXIT.failed, report: { ...planned, changes: jsonChanges(plan.changes, outcome.applied), error: outcome.error } };
@@ -190,7 +191,8 @@ async function setup(ctx: Context, options: CliOptions, platform: Platform, out:
   const answers = await waitForOllama(ctx, target.port);
   if (!answers && facts.hostProbe.ok && outcome.rollback) {
     // It answered before and not after: the change broke Ollama. Don't leave it that way.
-    const problems = await outcome.rollback();
+    const rollback = outcome.rollback;
+    const problems = await ctx.terminal.uninterruptible(() => rollback());
     const error = `Ollama did not answer on 127.0.0.1:${target.port} within ${RESTART_WAIT_MS / 1000} s after the change, so it was rolled back${problems.length ? `, but rolling back failed: ${problems.join('; ')}` : ''}. See: journalctl -u ollama -n 50`;
     out.print(error);
     const findings = await verify(ctx, options, platform, out, facts.port);
@@ -229,7 +231,7 @@ async function undo(ctx: Context, options: CliOptions, platform: Platform, out: 
   }
   const restoring = out.spinner('Restoring…');
   const restart = manifest.restart.map((argv) => [...sudo, ...argv]);
-  const outcome = await executeChanges(ctx, changes, { sudo, restart });
+  const outcome = await ctx.terminal.uninterruptible(() => executeChanges(ctx, changes, { sudo, restart }));
   if (!outcome.ok) {
     restoring.fail(outcome.error);
     return { exitCode: EXIT.failed, report: { ...planned, changes: jsonChanges(changes, outcome.applied), error: outcome.error } };

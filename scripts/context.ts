@@ -74,6 +74,12 @@ export interface Terminal {
   spinner(text: string, options: { silent: boolean }): Spinner;
   /** Ask yes/no. Throws CancelledError when the user aborts (Ctrl-C, Esc). */
   confirm(question: string, initial: boolean): Promise<boolean>;
+  /**
+   * Run `work` with Ctrl-C and SIGTERM held off: a change interrupted between writing a file and
+   * restarting the service would be half-applied. The signal is noted and the work finishes (or
+   * rolls back) first.
+   */
+  uninterruptible<T>(work: () => Promise<T>): Promise<T>;
 }
 
 export interface Context {

@@ -187,6 +187,17 @@ export function createNodeContext(): Context {
         if (cancelled || typeof answer.value !== 'boolean') throw new CancelledError();
         return answer.value;
       },
+      async uninterruptible(work) {
+        const hold = () => process.stderr.write('\nstigmer-setup: finishing the current change first, so nothing is left half-applied…\n');
+        process.on('SIGINT', hold);
+        process.on('SIGTERM', hold);
+        try {
+          return await work();
+        } finally {
+          process.off('SIGINT', hold);
+          process.off('SIGTERM', hold);
+        }
+      },
     },
   };
 }

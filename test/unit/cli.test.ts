@@ -70,6 +70,8 @@ describe('setup --yes on a systemd host', () => {
     expect(await scope()).toBe('wildcard');
     expect(report.checks.find((c: { id: string }) => c.id === 'ollama.listener')).toMatchObject({ status: 'ok' });
     expect(ctx.stdout).toEqual([]);
+    // The writes and restarts ran with Ctrl-C held off.
+    expect(ctx.shielded).toBe(1);
   });
 
   it('changes nothing the second time, and undo brings loopback back', async () => {

@@ -18,6 +18,8 @@ export interface TestContext extends Context {
   stderr: string[];
   json: unknown[];
   confirmations: string[];
+  /** How many times work ran with interrupts held off. */
+  shielded: number;
 }
 
 export function ok(stdout = ''): ExecResult {
@@ -53,6 +55,7 @@ export function testContext(options: {
     stderr: [],
     json: [],
     confirmations: [],
+    shielded: 0,
     async exec(command, args, execOptions = {}) {
       ctx.calls.push({ command, args: [...args], options: execOptions });
       return script(command, [...args], execOptions);
@@ -63,6 +66,10 @@ export function testContext(options: {
       printError: (text) => void ctx.stderr.push(text),
       printJson: (value) => void ctx.json.push(JSON.parse(JSON.stringify(value))),
       spinner: () => ({ succeed: () => {}, fail: (text) => void (text && ctx.stderr.push(text)), stop: () => {} }),
+      uninterruptible: (work) => {
+        ctx.shielded++;
+        return work();
+      },
       async confirm(question) {
         ctx.confirmations.push(question);
         const answer = answers.shift();
