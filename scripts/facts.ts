@@ -7,7 +7,7 @@ import { detectLinux } from '../platforms/linux/index.ts';
 import type { Detection, Strategy } from '../platforms/types.ts';
 import type { Context, Platform } from './context.ts';
 import { probeFromContainer, probeFromImage, type ContainerProbeResult } from './container-probe.ts';
-import { readListeners, type Listener } from './listeners.ts';
+import { findOwners, readListeners, type Listener } from './listeners.ts';
 import { DEFAULT_PORT, parseOllamaHost } from './ollama-host.ts';
 import { classifyRuntime, parseDockerInspect, type ContainerInfo, type ContainerRuntime } from './parsers/docker.ts';
 
@@ -140,6 +140,12 @@ async function probeContainer(ctx: Context, docker: DockerFacts, container: Cont
   return result;
 }
 
+async function readListenersWithOwners(ctx: Context, port: number): Promise<Listener[]> {
+  const listeners = await readListeners(ctx, port);
+  await findOwners(ctx, listeners);
+  return listeners;
+}
+
 export async function gatherFacts(ctx: Context, options: GatherOptions): Promise<Facts> {
   const containerName = options.container ?? DEFAULT_CONTAINER;
   const [docker, wslText] = await Promise.all([dockerFacts(ctx), options.platform === 'linux' ? ctx.fs.readText('/proc/version') : Promise.resolve(undefined)]);
@@ -157,7 +163,7 @@ export async function gatherFacts(ctx: Context, options: GatherOptions): Promise
   const port = options.port ?? (detection?.configuredHost !== undefined ? parseOllamaHost(detection.configuredHost).port : portHint);
 
   const [listeners, hostProbe, containerProbe] = await Promise.all([
-    options.platform === 'linux' ? readListeners(ctx, port) : Promise.resolve(undefined),
+    options.platform === 'linux' ? readListenersWithOwners(ctx, port) : Promise.resolve(undefined),
     probeHost(ctx, port),
     probeContainer(ctx, docker, container, containerName, port),
   ]);

@@ -26,6 +26,7 @@ export interface ProcessInfo {
 
 /** Bound the /proc walk: a busy host has thousands of processes and we only want a few sockets. */
 const MAX_PROCESSES_SCANNED = 4000;
+const MAX_FDS_SCANNED = 50_000;
 
 export async function readListeners(ctx: Context, port: number): Promise<Listener[]> {
   const [tcp, tcp6] = await Promise.all([ctx.fs.readText('/proc/net/tcp'), ctx.fs.readText('/proc/net/tcp6')]);
@@ -49,9 +50,11 @@ export async function findOwners(ctx: Context, listeners: Listener[]): Promise<v
   const wanted = new Map(listeners.map((listener) => [`socket:[${listener.inode}]`, listener]));
   if (wanted.size === 0) return;
   const pids = (await ctx.fs.listDir('/proc')).filter((name) => /^\d+$/.test(name)).slice(0, MAX_PROCESSES_SCANNED);
+  let fdsScanned = 0;
   for (const pid of pids) {
     const fds = await ctx.fs.listDir(`/proc/${pid}/fd`);
     for (const fd of fds) {
+      if (++fdsScanned > MAX_FDS_SCANNED) return;
       const link = await ctx.fs.readLink(`/proc/${pid}/fd/${fd}`);
       const listener = link ? wanted.get(link) : undefined;
       if (!listener) continue;

@@ -45,7 +45,7 @@ try {
   console.log(`bundle size: ${(statSync(bundle).size / 1024).toFixed(1)} KiB (dist/stigmer-setup.mjs, all dependencies included)`);
   for (const [label, args] of [
     ['--version (start-up)', ['--version']],
-    ['doctor --json (all checks, Ollama on loopback)', ['doctor', '--json', '--host', `127.0.0.1:${port}`]],
+    ['doctor --json (all checks; includes a docker run probe when a local python image exists)', ['doctor', '--json', '--host', `127.0.0.1:${port}`]],
     ['setup --dry-run', ['--dry-run', '--host', `0.0.0.0:${port}`]],
   ]) {
     const figures = measure(args);
