@@ -51,6 +51,8 @@ export interface FileSystem {
   readLink(path: string): Promise<string | undefined>;
   /** Whether we can create or replace `path` without privileges (checks the nearest existing folder). */
   canWrite(path: string): Promise<boolean>;
+  /** A new folder only we can use (mode 0700) under the system's temporary folder. */
+  makePrivateTempDir(prefix: string): Promise<string>;
 }
 
 export interface Clock {

@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import { constants as fsConstants, promises as fsp } from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
 import path from 'node:path';
 import ora from 'ora';
 import prompts from 'prompts';
@@ -98,6 +99,9 @@ const nodeFs: FileSystem = {
     } catch {
       return undefined;
     }
+  },
+  async makePrivateTempDir(prefix) {
+    return fsp.mkdtemp(path.join(os.tmpdir(), prefix));
   },
   async canWrite(file) {
     let probe = file;

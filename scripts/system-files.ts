@@ -8,7 +8,7 @@ import type { Context } from './context.ts';
 
 export class PrivilegeError extends Error {}
 
-function sudoFailure(stderr: string, sudo: string[]): string {
+export function sudoFailure(stderr: string, sudo: string[]): string {
   if (/password is required/i.test(stderr) && sudo.includes('-n')) {
     return 'sudo needs a password, and --yes never prompts. Run `sudo -v` first, or run stigmer-setup as root.';
   }
@@ -27,13 +27,16 @@ export async function writeSystemFile(ctx: Context, file: string, content: strin
     await ctx.fs.writeText(file, content);
     return;
   }
-  const temporary = path.join(ctx.env.TMPDIR || '/tmp', `stigmer-setup-${ctx.clock.now().getTime()}-${path.basename(file)}`);
-  await ctx.fs.writeText(temporary, content, 0o600);
+  // A private (0700) folder, not a name in the shared /tmp: root is about to copy this file into
+  // /etc, so nobody else may get a chance to swap it in between.
+  const folder = await ctx.fs.makePrivateTempDir('stigmer-setup-');
+  const temporary = path.join(folder, path.basename(file));
   try {
+    await ctx.fs.writeText(temporary, content, 0o600);
     // install -D creates the parent folders; -m 0644 because unit files must be world-readable.
     await runPrivileged(ctx, sudo, ['install', '-D', '-m', '0644', temporary, file]);
   } finally {
-    await ctx.fs.remove(temporary);
+    await ctx.fs.removeTree(folder);
   }
 }
 
@@ -53,4 +56,3 @@ export async function removeSystemTree(ctx: Context, dir: string, sudo: string[]
   await runPrivileged(ctx, sudo, ['rm', '-rf', dir]);
 }
 
-export { sudoFailure };

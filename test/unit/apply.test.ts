@@ -2,7 +2,7 @@
  * Backups, rollback and undo against a real temporary folder: nothing may be lost, and a failed
  * step must leave every file as it was.
  */
-import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Plan } from '../../platforms/types.ts';
@@ -172,9 +172,14 @@ describe('undo', () => {
 
 describe('without root', () => {
   it('writes system files through `sudo -n install` and explains a sudo that wants a password', async () => {
+    const folderModes: number[] = [];
     const ctx = testContext({
       isRoot: false,
-      exec: (command) => (command === 'sudo' ? failed('sudo: a password is required\n') : ok()),
+      exec: async (command, args) => {
+        if (command !== 'sudo') return ok();
+        folderModes.push((await stat(path.dirname(args[5] as string))).mode & 0o777);
+        return failed('sudo: a password is required\n');
+      },
     });
     // Tests run as root; pretend the folder is not ours, which is what a normal user sees in /etc.
     ctx.fs = { ...ctx.fs, canWrite: async () => false };
@@ -184,6 +189,9 @@ describe('without root', () => {
     const first = ctx.calls[0];
     expect(first?.command).toBe('sudo');
     expect(first?.args.slice(0, 5)).toEqual(['-n', 'install', '-D', '-m', '0644']);
+    // The file root copies comes from a folder only we can enter, and that folder is gone afterwards.
+    expect(folderModes).toEqual([0o700]);
+    await expect(stat(path.dirname(first?.args[5] as string))).rejects.toThrow(/ENOENT/);
     await expect(readFile(conf(), 'utf8')).rejects.toThrow(/ENOENT/);
   });
 });
