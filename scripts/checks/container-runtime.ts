@@ -15,6 +15,14 @@ export const containerRuntimeCheck: Check = {
   diagnose(facts) {
     const docker = facts.docker;
     if (docker.state === 'missing') return { status: 'skip', message: 'No container runtime: `docker` is not on PATH.' };
+    if (docker.state === 'unreachable' && /permission denied/i.test(docker.detail)) {
+      return {
+        status: 'warn',
+        message: `Docker runs, but this user may not use it: ${docker.detail}`,
+        why: 'Without access to the Docker socket, nothing can be checked from inside a container.',
+        fix: 'sudo usermod -aG docker "$USER"   # then log out and in again, or run: sudo npx stigmer-setup doctor',
+      };
+    }
     if (docker.state === 'unreachable') {
       return {
         status: 'warn',

@@ -4,6 +4,7 @@
  * agent-runner can't use Ollama now, warn for risks), the words that say why, and the fix to run.
  */
 import { describe, expect, it } from 'vitest';
+import { fixture } from './support/fixtures.ts';
 import { DROP_IN_PATH } from '../../platforms/linux/systemd.ts';
 import { notInstalledStrategy } from '../../platforms/linux/index.ts';
 import { containerProbeCheck } from '../../scripts/checks/container-probe.ts';
@@ -250,6 +251,14 @@ describe('container.probe', () => {
 });
 
 describe('container.runtime', () => {
+  it('tells a user without access to the Docker socket how to get it, not to start Docker', () => {
+    // The text the docker CLI prints for a user outside the docker group (moby/moby#30762).
+    const detail = fixture('docker/info-permission-denied.txt').trim();
+    const finding = containerRuntimeCheck.diagnose(facts({ docker: { state: 'unreachable', detail } }));
+    expect(finding.status).toBe('warn');
+    expect(finding.fix).toContain('usermod -aG docker');
+  });
+
   it('is skipped without docker', () => {
     const finding = containerRuntimeCheck.diagnose(facts({ docker: { state: 'missing' }, container: undefined }));
     expect(finding.status).toBe('skip');
