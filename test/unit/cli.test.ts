@@ -13,6 +13,7 @@ import { createNodeContext } from '../../scripts/node-context.ts';
 import { freePort } from '../support/standin-process.ts';
 import { failed, NOT_FOUND, ok, tempRoot, testContext, type TestContext } from './support/context.ts';
 import { FakeSystemd } from './support/fake-systemd.ts';
+import { fixture } from './support/fixtures.ts';
 
 let root: string;
 let cleanup: () => Promise<void>;
@@ -226,7 +227,7 @@ describe('input and usage', () => {
     const ctx = testContext({
       exec: (command, args) => {
         if (command === 'docker' && args[0] === 'info') return ok('Ubuntu 22.04.5 LTS|host|27.3.1\n');
-        if (command === 'docker' && args[0] === 'inspect') return failed('Error: No such container: nope\n');
+        if (command === 'docker' && args[0] === 'inspect') return failed(fixture('docker/inspect-no-such-object.txt'));
         return NOT_FOUND;
       },
     });
