@@ -27,8 +27,10 @@ export interface DropIn {
 
 export interface SystemdDetection extends Detection {
   strategy: 'linux-systemd';
-  /** systemd answers (PID 1 is systemd). False in a container or WSL without systemd. */
+  /** systemd is PID 1. False in a container or WSL without systemd. */
   systemdRunning: boolean;
+  /** systemd runs, but `systemctl show` failed, so the unit's settings are unknown. */
+  systemctlError?: string;
   unitPath: string;
   activeState: string;
   /** OLLAMA_HOST in the unit's effective Environment=, from `systemctl show`. */
@@ -67,6 +69,7 @@ async function detect(ctx: Context, options: DetectOptions): Promise<SystemdDete
   const properties = show.exitCode === 0 ? parseSystemctlShow(show.stdout) : new Map<string, string>();
   const loaded = properties.get('LoadState') === 'loaded';
   let unitPath = properties.get('FragmentPath') ?? '';
+  let systemctlError: string | undefined;
   if (!loaded) {
     // systemd may not be running (a container, WSL without systemd) while the unit is installed:
     // still say so, because then nothing can restart Ollama for us.
@@ -79,6 +82,11 @@ async function detect(ctx: Context, options: DetectOptions): Promise<SystemdDete
     }
     if (!found || show.exitCode === 0) return undefined;
     unitPath = found;
+    // sd_booted(3): systemd is PID 1 exactly when /run/systemd/system exists. If it is, systemctl
+    // failed for another reason (no D-Bus for a non-root user, a policy): say that, not "no systemd".
+    if (await ctx.fs.exists('/run/systemd/system')) {
+      systemctlError = (show.stderr.trim().split('\n').at(-1) ?? '') || (show.failure === 'not-found' ? 'systemctl is not on PATH' : `exit ${show.exitCode}`);
+    }
   }
   const ourPath = path.join(options.root, DROP_IN_PATH);
   const listedDropIns = (properties.get('DropInPaths') ?? '').split(/\s+/).filter(Boolean);
@@ -93,7 +101,8 @@ async function detect(ctx: Context, options: DetectOptions): Promise<SystemdDete
   return {
     strategy: 'linux-systemd',
     description: `systemd unit ${UNIT} (${unitPath})`,
-    systemdRunning: loaded,
+    systemdRunning: loaded || systemctlError !== undefined,
+    systemctlError,
     unitPath,
     activeState: properties.get('ActiveState') ?? 'unknown',
     effectiveHost,
@@ -123,6 +132,14 @@ function plan(detection: SystemdDetection, request: PlanRequest): Plan {
     base.blockers.push({
       message: `${detection.unitPath} exists but systemd is not PID 1 here (a container, or WSL without systemd).`,
       fix: `Enable systemd (WSL: add "[boot]\\nsystemd=true" to /etc/wsl.conf, then \`wsl --shutdown\`), or start Ollama by hand with: OLLAMA_HOST=${formatBindAddress(request.target)} ollama serve`,
+    });
+    return base;
+  }
+  if (detection.systemctlError) {
+    base.summary = `\`systemctl show ${UNIT}\` failed, so its current settings are unknown.`;
+    base.blockers.push({
+      message: `\`systemctl show ${UNIT}\` failed: ${detection.systemctlError}`,
+      fix: 'Run stigmer-setup as root: sudo npx stigmer-setup',
     });
     return base;
   }

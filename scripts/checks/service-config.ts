@@ -30,6 +30,14 @@ export const serviceConfigCheck: Check = {
         fix: 'Install Ollama as a service (curl -fsSL https://ollama.com/install.sh | sh), then run: npx stigmer-setup',
       };
     }
+    if (detection.strategy === 'linux-systemd' && (detection as SystemdDetection).systemctlError) {
+      return {
+        status: 'warn',
+        message: `\`systemctl show ollama.service\` failed: ${(detection as SystemdDetection).systemctlError}`,
+        why: "Without it, the service's OLLAMA_HOST and drop-ins can't be checked.",
+        fix: 'sudo npx stigmer-setup doctor',
+      };
+    }
     if (detection.strategy === 'linux-systemd' && !(detection as SystemdDetection).systemdRunning) {
       return {
         status: 'warn',

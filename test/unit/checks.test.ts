@@ -310,6 +310,13 @@ describe('ollama.service-config', () => {
     expect(finding.fix).toContain('install.sh');
   });
 
+  it('warns with the error, not "no systemd", when systemctl show failed', () => {
+    const finding = serviceConfigCheck.diagnose(facts({ detection: systemdDetection({ systemctlError: 'Failed to connect to bus: No such file or directory' }) }));
+    expect(finding.status).toBe('warn');
+    expect(finding.message).toContain('Failed to connect to bus');
+    expect(finding.fix).toBe('sudo npx stigmer-setup doctor');
+  });
+
   it('warns when the unit is installed but systemd is not running', () => {
     const finding = serviceConfigCheck.diagnose(facts({ detection: systemdDetection({ systemdRunning: false, effectiveHost: undefined }) }));
     expect(finding.status).toBe('warn');

@@ -228,6 +228,12 @@ describe('systemd plan', () => {
     expect(files(plan.changes).map((change) => change.path)).toEqual([OUR_FILE]);
   });
 
+  it('blocks with the real error when systemd runs but systemctl show failed (e.g. no D-Bus for a user)', () => {
+    const plan = systemdStrategy.plan(fresh({ systemctlError: 'Failed to connect to bus: No such file or directory' }), request({ sudo: ['sudo', '-n'] }));
+    expect(plan.changes).toEqual([]);
+    expect(plan.blockers).toEqual([{ message: expect.stringContaining('Failed to connect to bus'), fix: 'Run stigmer-setup as root: sudo npx stigmer-setup' }]);
+  });
+
   it('blocks, changing nothing, when the unit is installed but systemd is not running', () => {
     const plan = systemdStrategy.plan(fresh({ systemdRunning: false }), request());
     expect(plan.changes).toEqual([]);

@@ -10,7 +10,8 @@ import { sh, shTry } from './shell.ts';
 
 /** Bump the tag when the image recipe changes, so stale caches are not reused. */
 export const HOSTUSR_IMAGE = 'stigmer-e2e/hostusr:1';
-export const SYSTEMD_IMAGE = 'stigmer-e2e/systemd:1';
+// Bump the tag when the package list changes, so cached images are rebuilt.
+export const SYSTEMD_IMAGE = 'stigmer-e2e/systemd:3';
 
 /** Repo root (this file is test/e2e/support/images.ts). */
 export const REPO_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -164,7 +165,7 @@ export function debianMirror(): string {
 export async function buildSystemdImage(): Promise<string> {
   if (await imageExists(SYSTEMD_IMAGE)) return SYSTEMD_IMAGE;
   const started = Date.now();
-  const rootfs = path.join(CACHE_DIR, 'systemd-rootfs');
+  const rootfs = path.join(CACHE_DIR, `systemd-rootfs-${SYSTEMD_IMAGE.split(':')[1]}`);
   const marker = `${rootfs}.ok`;
   fs.mkdirSync(CACHE_DIR, { recursive: true });
 
@@ -175,7 +176,7 @@ export async function buildSystemdImage(): Promise<string> {
     for (let attempt = 1; attempt <= 3 && !ok; attempt++) {
       fs.rmSync(rootfs, { recursive: true, force: true });
       log(`debootstrap bookworm from ${mirror} (attempt ${attempt}/3)`);
-      const r = await shTry({ timeout: '20m' })`debootstrap --variant=minbase --include=systemd,systemd-sysv,iproute2,passwd bookworm ${rootfs} ${mirror}`;
+      const r = await shTry({ timeout: '20m' })`debootstrap --variant=minbase --include=systemd,systemd-sysv,iproute2,passwd,sudo,dbus bookworm ${rootfs} ${mirror}`;
       if (r.exitCode === 0) ok = true;
       else lastErr = `${r.stdout.slice(-2000)}${r.stderr.slice(-2000)}`;
     }
