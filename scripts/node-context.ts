@@ -174,7 +174,10 @@ export function createNodeContext(): Context {
       printJson: (value) => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`),
       spinner(text, { silent }): Spinner {
         // ora writes to stderr and falls back to plain lines off a TTY; isSilent keeps --json clean.
-        const spinner = ora({ text, isSilent: silent, discardStdin: false }).start();
+        // A terminal that reports 0 columns (a pty nobody sized, e.g. `script` under `docker exec -i`)
+        // makes ora erase an unbounded number of lines on every frame: animate only on a real size.
+        const animate = Boolean(process.stderr.isTTY) && (process.stderr.columns ?? 0) > 0;
+        const spinner = ora({ text, isSilent: silent, isEnabled: animate, discardStdin: false }).start();
         return {
           succeed: (done) => spinner.succeed(done),
           fail: (done) => spinner.fail(done),

@@ -8,11 +8,13 @@ import { check, parseReport, runInContainer, type JsonReport } from './cli.ts';
 import {
   buildHostUsrImage,
   buildSystemdImage,
+  CONTAINER_NODE,
   dockerExec,
   dockerExecOk,
   installOllamaUnit,
   probeFrom,
   removeContainers,
+  REPO_MOUNT,
   requireDocker,
   setOllamaDropIn,
   startSystemdContainer,
@@ -78,6 +80,17 @@ describe('scenario B: Ollama as a systemd service', () => {
     expect(run.stdout).toBe('');
     expect(run.stderr.trim().split('\n')).toHaveLength(1);
     expect(run.stderr).toContain('port 80');
+    expect((await dockerExec(HOST, ['test', '-e', DROP_IN])).exitCode).toBe(1);
+  });
+
+  it('interactively, on a real terminal, asks first; "n" exits 130 and changes nothing', async () => {
+    // `script` gives the CLI a pseudo-terminal, as a person's shell would; "n" answers the prompt.
+    const run = await dockerExec(HOST, ['script', '-qec', `${CONTAINER_NODE} ${REPO_MOUNT}/dist/stigmer-setup.mjs`, '/dev/null'], { input: 'n', timeout: '60s' });
+    expect(run.exitCode).toBe(130);
+    expect(run.stdout).toContain('Apply these changes?');
+    expect(run.stdout).toContain('Cancelled; nothing was changed.');
+    // A spinner must not flood a terminal that reports no size (this one has none).
+    expect(run.stdout.length).toBeLessThan(20_000);
     expect((await dockerExec(HOST, ['test', '-e', DROP_IN])).exitCode).toBe(1);
   });
 
