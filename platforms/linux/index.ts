@@ -36,6 +36,9 @@ export const notInstalledStrategy: Strategy = {
   },
 };
 
+// Each strategy's plan() takes its own Detection type; detectLinux always returns a strategy
+// together with the detection it produced, so the pair is consistent even though the list is not
+// typed per element.
 const ORDER: Strategy<any>[] = [systemdStrategy, snapStrategy, manualStrategy];
 
 export async function detectLinux(ctx: Context, options: DetectOptions): Promise<{ strategy: Strategy<any>; detection: Detection }> {
