@@ -74,3 +74,21 @@ describe('--host validation', () => {
     expect((result as { error: string }).error).not.toContain('\n');
   });
 });
+
+describe("the product's parser agrees with the stand-in's independent one", () => {
+  // The stand-in is written separately from Ollama's Go source; two readings that agree on every
+  // tricky spelling are the best evidence short of running Ollama itself.
+  const spellings = [
+    '', '   ', '0.0.0.0', '0.0.0.0:11434', ':11434', ':1234', '[::]', '[::]:11434', '::', '::1', '[::1]:5000',
+    '127.0.0.1', '127.0.0.1:8080', 'http://0.0.0.0', 'http://0.0.0.0:11434', 'https://1.2.3.4', 'http://1.2.3.4:56789/',
+    ':66000', '1.2.3.4:-1', '1.2.3.4:abc', '"0.0.0.0:11434"', "'0.0.0.0'", ' "[::]:11434" ', 'example.com:1234',
+  ];
+  it.each(spellings)('%j', async (value) => {
+    const standin = await import('../support/fake-ollama.mjs');
+    const theirs = standin.parseOllamaHost(value);
+    const ours = parseOllamaHost(value);
+    expect(ours.port).toBe(theirs.portNumber);
+    expect(bindScope(ours.host)).toBe(bindScope(theirs.host));
+    if (bindScope(ours.host) !== 'wildcard') expect(ours.host).toBe(theirs.host);
+  });
+});
