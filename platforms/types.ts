@@ -7,7 +7,7 @@
  *   apply  — carry the plan out, all or nothing.
  */
 import type { Context } from '../scripts/context.ts';
-import type { BindAddress, BindScope } from '../scripts/ollama-host.ts';
+import { bindScope, type BindAddress, type BindScope } from '../scripts/ollama-host.ts';
 
 export interface FileChange {
   type: 'file';
@@ -58,6 +58,11 @@ export interface PlanRequest {
    * that is right but not running yet needs a restart, not "nothing to do".
    */
   listening?: BindScope | 'none';
+}
+
+/** Whether the running Ollama already listens as the request wants (true when that is unknown). */
+export function listensAsRequested(request: PlanRequest): boolean {
+  return request.listening === undefined || request.listening === bindScope(request.target.host);
 }
 
 export interface ApplyOptions {

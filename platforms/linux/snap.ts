@@ -5,8 +5,8 @@
  */
 import type { Context } from '../../scripts/context.ts';
 import { applyWithBackups } from '../../scripts/apply.ts';
-import { bindScope, formatBindAddress, parseOllamaHost, sameBindAddress } from '../../scripts/ollama-host.ts';
-import type { Detection, Plan, PlanRequest, Strategy } from '../types.ts';
+import { formatBindAddress, parseOllamaHost, sameBindAddress } from '../../scripts/ollama-host.ts';
+import { listensAsRequested, type Detection, type Plan, type PlanRequest, type Strategy } from '../types.ts';
 
 export interface SnapDetection extends Detection {
   strategy: 'linux-snap';
@@ -46,7 +46,7 @@ function plan(detection: SnapDetection, request: PlanRequest): Plan {
   };
   if (detection.host !== undefined && sameBindAddress(parseOllamaHost(detection.host), request.target)) {
     result.reverts = [];
-    if (request.listening === undefined || request.listening === bindScope(request.target.host)) {
+    if (listensAsRequested(request)) {
       result.summary = `The ollama snap already has host=${detection.host}.`;
       return result;
     }

@@ -8,9 +8,9 @@
 import path from 'node:path';
 import type { Context } from '../../scripts/context.ts';
 import { applyWithBackups } from '../../scripts/apply.ts';
-import { bindScope, formatBindAddress, parseOllamaHost, sameBindAddress, type BindAddress } from '../../scripts/ollama-host.ts';
+import { formatBindAddress, parseOllamaHost, sameBindAddress, type BindAddress } from '../../scripts/ollama-host.ts';
 import { environmentAssignmentsInUnitFile, parseEnvironmentList, parseSystemctlShow } from '../../scripts/parsers/systemctl-show.ts';
-import type { Change, DetectOptions, Detection, Plan, PlanRequest, Strategy } from '../types.ts';
+import { listensAsRequested, type Change, type DetectOptions, type Detection, type Plan, type PlanRequest, type Strategy } from '../types.ts';
 
 export const UNIT = 'ollama.service';
 export const DROP_IN_DIR = '/etc/systemd/system/ollama.service.d';
@@ -159,7 +159,7 @@ function plan(detection: SystemdDetection, request: PlanRequest): Plan {
   // Already configured, by our drop-in or the user's own: writing another file would add nothing.
   if (effectiveMatches && (detection.ourDropIn.content === undefined || detection.ourDropIn.content === desired)) {
     const configured = `OLLAMA_HOST=${detection.effectiveHost}${detection.configuredIn ? ` (from ${detection.configuredIn})` : ''}`;
-    if (request.listening === undefined || request.listening === bindScope(request.target.host)) {
+    if (listensAsRequested(request)) {
       base.summary = `${UNIT} already runs with ${configured}.`;
       return base;
     }

@@ -6,7 +6,7 @@ import type { SystemdDetection } from '../../platforms/linux/systemd.ts';
 import { DROP_IN_NAME, DROP_IN_PATH, winningDropIn } from '../../platforms/linux/systemd.ts';
 import type { ManualDetection } from '../../platforms/linux/manual.ts';
 import { widestScope } from '../listeners.ts';
-import { bindScope, formatBindAddress, parseOllamaHost } from '../ollama-host.ts';
+import { bindScope, DEFAULT_PORT, formatBindAddress, parseOllamaHost } from '../ollama-host.ts';
 import { restartOllamaCommand, SETUP_COMMAND } from './fixes.ts';
 import type { Check, Finding } from './types.ts';
 
@@ -60,7 +60,8 @@ export const serviceConfigCheck: Check = {
       }
     }
     const configured = detection.configuredHost;
-    const configuredScope = bindScope(parseOllamaHost(configured).host);
+    const bind = parseOllamaHost(configured);
+    const configuredScope = bindScope(bind.host);
     const listening = facts.listeners ? widestScope(facts.listeners) : undefined;
     const described = describeConfigured(configured, detection.configuredIn);
     if (listening && listening !== configuredScope) {
@@ -81,16 +82,14 @@ export const serviceConfigCheck: Check = {
     }
     // The classic slip: a URL without a port is port 80 (https: 443) to Ollama, not 11434.
     if (configured !== undefined && /^\s*["']?https?:\/\/(\[[^\]]*\]|[^/:]*)(\/.*)?["']?\s*$/.test(configured)) {
-      const bind = parseOllamaHost(configured);
       return {
         status: 'warn',
-        message: `${detection.description} sets OLLAMA_HOST=${configured}, which Ollama reads as port ${bind.port}, not 11434.`,
+        message: `${detection.description} sets OLLAMA_HOST=${configured}, which Ollama reads as port ${bind.port}, not ${DEFAULT_PORT}.`,
         why: 'Everything that expects Ollama on its usual port 11434, the agent-runner included, finds nothing there.',
-        fix: `npx stigmer-setup --yes --host ${formatBindAddress({ host: bindScope(bind.host) === 'wildcard' ? '0.0.0.0' : bind.host, port: 11434 })}`,
+        fix: `npx stigmer-setup --yes --host ${formatBindAddress({ host: bindScope(bind.host) === 'wildcard' ? '0.0.0.0' : bind.host, port: DEFAULT_PORT })}`,
       };
     }
     // Spell out where an unusual spelling binds (":11434", "http://0.0.0.0" is port 80), not "0.0.0.0:11434".
-    const bind = parseOllamaHost(configured);
     const unusual = configured !== undefined && (bind.host === '' || configured !== formatBindAddress(bind));
     const meaning = bindScope(bind.host) === 'wildcard' ? `every interface, port ${bind.port}` : formatBindAddress(bind);
     return { status: 'ok', message: `${detection.description} starts Ollama with ${described}${unusual ? `, which binds ${meaning}` : ''}.` };
