@@ -1,34 +1,78 @@
 /**
- * The interface every platform strategy implements. A strategy is one way Ollama can be installed
- * (a systemd unit, a snap, a hand-started `ollama serve`, …):
- *   detect — look at the machine (read-only) and say whether this is how Ollama runs here;
- *   plan   — pure: from what detect found and what the user asked, the exact file changes and
- *            commands. `--dry-run` prints this list and `apply` runs it, so they can't disagree;
- *   apply  — carry the plan out, all or nothing.
+ * The interfaces every platform implements. A strategy is one way Ollama can be installed (a
+ * systemd unit, a snap, a Homebrew service, the desktop app, a hand-started `ollama serve`, …):
+ *   detect   look at the machine (read-only) and say whether this is how Ollama runs here;
+ *   plan     pure: from what detect found and what the user asked, the exact typed changes.
+ *            `--dry-run` prints this list and apply runs it, so they can't disagree;
+ *   restart  the action that makes Ollama read its configuration again. It belongs to the
+ *            strategy, and undo finds it by the strategy's id, never by a command stored on disk.
  */
-import type { Context } from '../scripts/context.ts';
+import type path from 'node:path';
+import type { Context, ExecOptions, Platform } from '../scripts/context.ts';
+import type { Listener } from '../scripts/listeners.ts';
 import { bindScope, type BindAddress, type BindScope } from '../scripts/ollama-host.ts';
 
+/** A file written, replaced or removed. Contents are bytes: nothing is lost to an encoding. */
 export interface FileChange {
   type: 'file';
   /** The path actually written, including any --root prefix. */
   path: string;
   action: 'create' | 'modify' | 'delete';
   /** Content before the change; undefined when the file does not exist yet. */
-  before?: string;
+  before?: Buffer;
   /** Content after the change; undefined for a delete. */
-  after?: string;
-  /** Written through sudo because we can't write there ourselves. */
+  after?: Buffer;
+  /** Mode and owner the file ends up with; for a modify, the ones it had. */
+  mode: number;
+  uid?: number;
+  gid?: number;
+  /** Written with elevation (sudo) because we can't write there ourselves. */
   privileged: boolean;
+  /**
+   * 'kept': a copy of a file the user edited after setup wrote it, saved next to the backups
+   * before setup or undo replaces it. It is for the user, so undo does not remove it.
+   */
+  role?: 'kept';
+  /**
+   * Undo only: restore from this backup file with elevation, for a backup only root may read (so
+   * `after` is unknown here and no diff can be shown).
+   */
+  restoreFrom?: string;
+  /** Undo only: folders setup created for this file, removed (when empty) once it is deleted. */
+  removeDirs?: string[];
 }
 
-export interface CommandChange {
-  type: 'command';
-  /** Exactly what runs, `sudo` included when it is needed. */
+export type SettingStoreId = 'snap' | 'launchd-env' | 'windows-user-env' | 'brew-env-file';
+
+/** A named value in a store other than a file we own: `snap set`, `launchctl setenv`, … */
+export interface SettingChange {
+  type: 'setting';
+  store: SettingStoreId;
+  key: string;
+  /** undefined: the key was not set. */
+  before?: string;
+  /** undefined: remove the key. */
+  after?: string;
+  privileged: boolean;
+  /** What runs, as shown by --dry-run and --json (the value itself may travel in the environment). */
   argv: string[];
 }
 
-export type Change = FileChange | CommandChange;
+/** Make Ollama read its configuration again: the strategy's own action. */
+export interface RestartChange {
+  type: 'restart';
+  strategy: string;
+  /** The commands it runs, in order, elevation prefix included where needed. */
+  steps: string[][];
+  privileged: boolean;
+}
+
+export type Change = FileChange | SettingChange | RestartChange;
+
+export interface Blocker {
+  message: string;
+  fix: string;
+}
 
 export interface Plan {
   strategy: string;
@@ -38,12 +82,8 @@ export interface Plan {
   /** One sentence on what the plan does, or why it does nothing. */
   summary: string;
   /** Things the plan can't fix by itself; setup prints them with their fix and exits 1. */
-  blockers: { message: string; fix: string }[];
+  blockers: Blocker[];
   warnings: string[];
-  /** Commands that make Ollama pick up its configuration again; undo runs them after restoring. */
-  restart: string[][];
-  /** Commands that undo a command change which has no file to restore (e.g. `snap set`). */
-  reverts: string[][];
 }
 
 /** What the caller asks for, already validated. */
@@ -51,8 +91,8 @@ export interface PlanRequest {
   target: BindAddress;
   /** The user named --host; otherwise the target is the default. */
   explicitHost: boolean;
-  /** Prefix for privileged commands: [] as root, ['sudo'] interactive, ['sudo', '-n'] with --yes. */
-  sudo: string[];
+  /** Prefix for privileged commands: [] when none is needed or possible, ['sudo'], ['sudo', '-n'] with --yes. */
+  elevate: string[];
   /**
    * How far the running Ollama listens now ('none': nothing listens), when known. A configuration
    * that is right but not running yet needs a restart, not "nothing to do".
@@ -65,24 +105,12 @@ export function listensAsRequested(request: PlanRequest): boolean {
   return request.listening === undefined || request.listening === bindScope(request.target.host);
 }
 
-export interface ApplyOptions {
-  /** Where backups and the undo record live (under --root when given). */
-  stateDir: string;
-  sudo: string[];
-}
-
-export interface ApplyOutcome {
-  ok: boolean;
-  /** Each change with whether it took effect (after a rollback, none have). */
-  applied: boolean[];
-  error?: string;
-  /** A step failed and everything before it was put back. */
-  rolledBack: boolean;
-  /**
-   * After a successful apply: put everything back as it was before it. Setup calls this when
-   * Ollama, which answered before, does not come back after the change. Returns the problems.
-   */
-  rollback?: () => Promise<string[]>;
+/** A finding about how one installation is configured, in the checks' own words. */
+export interface Problem {
+  status: 'warn' | 'fail';
+  message: string;
+  why: string;
+  fix: string;
 }
 
 export interface Detection {
@@ -93,18 +121,106 @@ export interface Detection {
   configuredHost?: string;
   /** Where that value comes from, for the report. */
   configuredIn?: string;
+  /** Problems with this installation's configuration that the service-config check reports. */
+  problems?: Problem[];
+  /** The pid of the server this installation runs, when known: tells which one owns the port. */
+  serverPid?: number;
 }
 
-export interface DetectOptions {
+/** The commands a person runs for one installation; findings quote them verbatim. */
+export interface InstallationCommands {
+  start: string;
+  restart: string;
+  logs: string;
+  /** How to make it listen where containers reach it. */
+  widen: string;
+  /** How to stop it for good, when another installation should own the port. */
+  stop: string;
+}
+
+/** Where per-machine and per-user paths are, for the platform being configured. */
+export interface Locations {
   /** Prefix for system paths (--root), '/' normally. */
   root: string;
+  /** The user's home folder. */
+  home: string;
+  env: Readonly<Record<string, string | undefined>>;
+}
+
+export interface DetectOptions extends Locations {
   /** The port Ollama is expected on, to find who listens there. */
   port: number;
+  /** Who listens on that port, read once for every strategy (undefined: can't tell here). */
+  listeners?: Listener[];
+  path: path.PlatformPath;
 }
+
+/** Runs one step of a change, elevation already in argv; throws a StepError naming the command. */
+export type StepRunner = (argv: string[], options?: ExecOptions) => Promise<void>;
 
 export interface Strategy<D extends Detection = Detection> {
   id: string;
   detect(ctx: Context, options: DetectOptions): Promise<D | undefined>;
   plan(detection: D, request: PlanRequest): Plan;
-  apply(ctx: Context, plan: Plan, options: ApplyOptions): Promise<ApplyOutcome>;
+  commands(detection: D, port: number): InstallationCommands;
+  /** Whether a configuration change outlasts a restart of the server and a reboot. */
+  persistent: boolean;
+  /** The restart action, built the same way for setup and for undo (pure). */
+  restartChange?(elevate: string[]): RestartChange;
+  /** Carry the restart out; the default runs its steps in order. May wait and retry. */
+  restart?(ctx: Context, change: RestartChange, run: StepRunner): Promise<void>;
+  /** Every file this strategy may write. An undo record that names another file is refused. */
+  writablePaths?(locations: Locations, path: path.PlatformPath): string[];
+  /** Every setting this strategy may change. An undo record that names another is refused. */
+  settings?: readonly { store: SettingStoreId; key: string }[];
+}
+
+/** How one kind of setting is read and written. */
+export interface SettingStore {
+  id: SettingStoreId;
+  /** Whether writing it needs elevation on a machine where we are not root. */
+  privileged: boolean;
+  read(ctx: Context, key: string): Promise<string | undefined>;
+  /** The command that sets `value` (or removes the key, for undefined), and its environment. */
+  command(key: string, value: string | undefined): { argv: string[]; env?: Record<string, string | undefined> };
+}
+
+/** One installation found on the machine, with the strategy that manages it. */
+export interface Installation {
+  strategy: Strategy<any>;
+  detection: Detection;
+}
+
+/** Everything that differs between operating systems, so nothing outside platforms/ branches on one. */
+export interface PlatformSupport {
+  id: Platform;
+  /** Path rules of the target OS (path.win32 for Windows), whatever OS this runs on. */
+  path: path.PlatformPath;
+  /** false: setup says it can't configure this OS yet; doctor still runs the checks it can. */
+  configurable: boolean;
+  /** Every way Ollama can be installed here, in the order preferred when several are present. */
+  strategies: Strategy<any>[];
+  /** Reported when no installation is found. */
+  notInstalled: Strategy;
+  /** How each kind of setting is read and written here; undo resolves stores by id through this. */
+  settingStores: Partial<Record<SettingStoreId, SettingStore>>;
+  /** The user's home folder. */
+  home(env: Readonly<Record<string, string | undefined>>): string;
+  /** Where backups, the undo record and the lock live. */
+  stateDir(locations: Locations): string;
+  /** Prefix for steps that need elevation ([] where none is needed or none exists). */
+  elevation(ctx: Context, unattended: boolean): string[];
+  /** Who listens on the port; undefined where this OS's listeners can't be read. */
+  readListeners(ctx: Context, port: number): Promise<Listener[] | undefined>;
+  /** Whether this runs inside WSL (a Linux VM on Windows, with its own networking rules). */
+  isWsl(ctx: Context): Promise<boolean>;
+  /** Commands that findings quote. */
+  commands: {
+    /** Find the program that holds the port. */
+    portOwner(port: number): string;
+    /** Let containers reach the port through the host's firewall. */
+    firewallAllow(port: number): string;
+    /** Keep a wildcard-bound Ollama away from the network while containers still reach it. */
+    limitExposure(port: number): string;
+  };
 }

@@ -1,139 +1,181 @@
 /**
  * Carrying a plan out, all or nothing, and keeping what undo needs.
  *
- * Order: back up every file the plan touches (first backup wins, so undo always returns to the
- * state before stigmer-setup ever ran), record the undo manifest, write the files, run the
- * commands. If any step fails, every file is put back as it was before this run and the restart
- * commands run again so the service is not left running a half-applied configuration.
+ * Order for setup: check that nothing changed since the plan was made; back up every file the plan
+ * touches and record what each setting was (first write wins per file and per setting, so undo
+ * always returns to the state before stigmer-setup ever ran); write the record; then each change,
+ * re-checking its target just before it is written. If any step fails, everything applied so far
+ * is put back, the strategy's restart runs again so the service is not left on a half-applied
+ * configuration, and the record is restored.
  */
-import { createHash } from 'node:crypto';
-import path from 'node:path';
-import type { ApplyOptions, ApplyOutcome, Change, FileChange, Plan } from '../platforms/types.ts';
-import type { Context } from './context.ts';
-import { removeSystemFile, removeSystemTree, sudoFailure, writeSystemFile } from './system-files.ts';
+import type { Change, FileChange, Plan, PlatformSupport, RestartChange, SettingChange, SettingStore, Strategy } from '../platforms/types.ts';
+import type { Context, WriteOptions } from './context.ts';
+import { StepError, runStep, type SystemFiles } from './system-files.ts';
+import { oneLine } from './text.ts';
+import { BACKUPS, backupNameFor, emptyRecord, KEPT, RECORD_NAME, renderRecord, sha256, type RecordedFile, type UndoRecord } from './undo-record.ts';
 
-export interface ManifestFile {
-  path: string;
-  /** False when setup created the file: undo deletes it. */
-  existed: boolean;
-  /** Copy of the original, when it existed. */
-  backup?: string;
-  /** sha256 of what setup last wrote, to notice edits made after setup. */
-  writtenSha256?: string;
+export interface Applier {
+  ctx: Context;
+  support: PlatformSupport;
+  files: SystemFiles;
+  stateDir: string;
 }
 
-export interface Manifest {
-  version: 1;
-  strategy: string;
-  createdAt: string;
-  files: ManifestFile[];
-  reverts: string[][];
-  restart: string[][];
-  /** The port setup configured, so undo knows where to wait for Ollama to come back. */
-  port?: number;
+export interface ApplyOutcome {
+  ok: boolean;
+  /** Each change, and whether it is in effect now (a change a rollback undid is false again). */
+  applied: boolean[];
+  error?: string;
+  /** A step failed and everything applied before it was put back. */
+  rolledBack: boolean;
+  /**
+   * After a successful apply: put everything back as it was before it. Setup calls this when
+   * Ollama, which answered before, does not come back after the change. Returns the problems.
+   */
+  rollback?: () => Promise<string[]>;
 }
 
-export const MANIFEST_NAME = 'undo.json';
+/** A target changed between the plan and the write: writing would lose what changed. */
+export class StaleError extends Error {}
 
-export function stateDirFor(root: string): string {
-  return path.join(root, 'var', 'lib', 'stigmer-setup');
+function sameContent(a: Buffer | undefined, b: Buffer | undefined): boolean {
+  return a === undefined ? b === undefined : b !== undefined && a.equals(b);
 }
 
-export function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
+function storeFor(applier: Applier, id: SettingChange['store']): SettingStore {
+  const store = applier.support.settingStores[id];
+  if (!store) throw new StepError(`The setting store ${id} does not exist on ${applier.support.id}.`);
+  return store;
 }
 
-export async function readManifest(ctx: Context, stateDir: string): Promise<Manifest | undefined> {
-  const text = await ctx.fs.readText(path.join(stateDir, MANIFEST_NAME));
-  if (text === undefined) return undefined;
-  try {
-    const manifest = JSON.parse(text) as Manifest;
-    if (manifest.version !== 1 || !Array.isArray(manifest.files)) throw new Error('unknown format');
-    return manifest;
-  } catch (error) {
-    throw new Error(`The undo record ${path.join(stateDir, MANIFEST_NAME)} is unreadable (${(error as Error).message}); restore by hand from ${path.join(stateDir, 'backups')}.`);
+function strategyFor(applier: Applier, id: string): Strategy<any> {
+  const strategy = applier.support.strategies.find((candidate) => candidate.id === id);
+  if (!strategy) throw new StepError(`The strategy ${id} does not exist on ${applier.support.id}.`);
+  return strategy;
+}
+
+/** Throws StaleError when the change's target no longer holds what the plan saw there. */
+async function checkNotStale(applier: Applier, change: Change): Promise<void> {
+  if (change.type === 'file') {
+    if (change.role === 'kept') return;
+    const current = await applier.files.read(change.path);
+    if (!sameContent(current?.content, change.before)) {
+      throw new StaleError(`${change.path} changed since the plan was made (${current ? 'its content differs' : 'it is gone'})`);
+    }
+  } else if (change.type === 'setting') {
+    const current = await storeFor(applier, change.store).read(applier.ctx, change.key);
+    if (current !== change.before) {
+      throw new StaleError(`${change.store} ${change.key} changed since the plan was made (it is now ${current === undefined ? 'unset' : JSON.stringify(current)})`);
+    }
   }
 }
 
-function backupPathFor(stateDir: string, file: string): string {
-  // Flatten the absolute path into one readable file name: /etc/a/b.conf -> etc__a__b.conf
-  return path.join(stateDir, 'backups', file.replace(/^\/+/, '').replace(/\//g, '__'));
+async function writeSetting(applier: Applier, change: SettingChange, value: string | undefined): Promise<void> {
+  const { argv, env } = storeFor(applier, change.store).command(change.key, value);
+  await runStep(applier.ctx, [...(change.privileged ? applier.files.elevate : []), ...argv], { env });
 }
 
-async function runCommand(ctx: Context, argv: string[], sudo: string[]): Promise<string | undefined> {
-  const interactiveSudo = argv[0] === 'sudo' && !argv.includes('-n');
-  const result = await ctx.exec(argv[0] as string, argv.slice(1), { timeoutMs: 120_000, inheritTerminal: interactiveSudo });
-  if (result.failure === 'not-found') return `\`${argv[0]}\` was not found on PATH.`;
-  if (result.failure === 'timeout') return `\`${argv.join(' ')}\` did not finish within 120 s.`;
-  if (result.exitCode !== 0) return `\`${argv.join(' ')}\` failed (exit ${result.exitCode}): ${sudoFailure(result.stderr, sudo)}`;
-  return undefined;
+async function restart(applier: Applier, change: RestartChange): Promise<void> {
+  const strategy = strategyFor(applier, change.strategy);
+  const run = async (argv: string[], options = {}) => void (await runStep(applier.ctx, argv, options));
+  if (strategy.restart) return strategy.restart(applier.ctx, change, run);
+  for (const step of change.steps) await run(step);
 }
 
-async function writeChange(ctx: Context, change: FileChange, sudo: string[]): Promise<void> {
-  if (change.action === 'delete') await removeSystemFile(ctx, change.path, sudo);
-  else await writeSystemFile(ctx, change.path, change.after ?? '', sudo);
+/** What undoing one applied change needs to know. */
+interface Applied {
+  index: number;
+  change: Change;
+  /** For files: mode and owner the file had, and the folders the write created. */
+  before?: WriteOptions;
+  createdDirs?: string[];
 }
 
-async function restoreFile(ctx: Context, file: string, content: string | undefined, sudo: string[]): Promise<void> {
-  if (content === undefined) await removeSystemFile(ctx, file, sudo);
-  else await writeSystemFile(ctx, file, content, sudo);
+async function perform(applier: Applier, change: Change, index: number): Promise<Applied> {
+  if (change.type === 'restart') {
+    await restart(applier, change);
+    return { index, change };
+  }
+  await checkNotStale(applier, change);
+  if (change.type === 'setting') {
+    await writeSetting(applier, change, change.after);
+    return { index, change };
+  }
+  const current = change.role === 'kept' ? undefined : await applier.files.read(change.path);
+  const before = current ? { mode: current.mode, uid: current.uid, gid: current.gid } : undefined;
+  // A file keeps its owner unless the plan says otherwise.
+  const options = { mode: change.mode, uid: change.uid ?? current?.uid, gid: change.gid ?? current?.gid };
+  if (change.restoreFrom !== undefined) {
+    await applier.files.installFrom(change.restoreFrom, change.path, options);
+    return { index, change, before, createdDirs: [] };
+  }
+  if (change.after === undefined) {
+    await applier.files.remove(change.path);
+    if (change.removeDirs) await applier.files.removeEmptyFolders(change.removeDirs);
+    return { index, change, before };
+  }
+  const { createdDirs } = await applier.files.write(change.path, change.after, options);
+  return { index, change, before, createdDirs };
+}
+
+async function revert(applier: Applier, done: Applied): Promise<void> {
+  const { change } = done;
+  if (change.type === 'setting') return writeSetting(applier, change, change.before);
+  if (change.type !== 'file' || change.role === 'kept') return;
+  if (change.before === undefined) {
+    await applier.files.remove(change.path);
+    await applier.files.removeEmptyFolders(done.createdDirs ?? []);
+    return;
+  }
+  await applier.files.write(change.path, change.before, done.before ?? { mode: change.mode, uid: change.uid, gid: change.gid });
 }
 
 /**
- * Run `changes` in order. On failure put every file back to `before` and, if a command already
- * ran, run `restart` again so the service re-reads the restored files.
+ * Run `changes` in order. On failure put every applied change back, in reverse order, and, if a
+ * restart had started, restart again so the service reads the restored configuration.
  */
-export async function executeChanges(
-  ctx: Context,
-  changes: Change[],
-  options: {
-    sudo: string[];
-    /** Prefixed commands that make the service re-read its configuration. */
-    restart: string[][];
-    /** Prefixed commands that undo command-only changes (e.g. `snap set`). */
-    reverts?: string[][];
-    extraRollback?: () => Promise<void>;
-  },
-): Promise<ApplyOutcome> {
-  const { sudo, restart, reverts = [], extraRollback = async () => {} } = options;
+export async function executeChanges(applier: Applier, changes: Change[], onRollback: () => Promise<void> = async () => {}): Promise<ApplyOutcome> {
   const applied = changes.map(() => false);
-  let commandRan = false;
+  const done: Applied[] = [];
+  let restartStarted = false;
   let error: string | undefined;
   for (const [index, change] of changes.entries()) {
+    if (change.type === 'restart') restartStarted = true;
     try {
-      if (change.type === 'file') {
-        await writeChange(ctx, change, sudo);
-      } else {
-        commandRan = true;
-        error = await runCommand(ctx, change.argv, sudo);
-      }
+      done.push(await perform(applier, change, index));
+      applied[index] = true;
     } catch (caught) {
-      error = (caught as Error).message;
+      error = oneLine((caught as Error).message, 600);
+      break;
     }
-    if (error) break;
-    applied[index] = true;
   }
-  // Put every file back as it was before this run, and let the service re-read it.
   const rollback = async (): Promise<string[]> => {
     const problems: string[] = [];
-    for (const change of changes) {
-      if (change.type !== 'file') continue;
+    for (const step of [...done].reverse()) {
       try {
-        await restoreFile(ctx, change.path, change.before, sudo);
+        await revert(applier, step);
+        if (step.change.type !== 'restart') applied[step.index] = false;
       } catch (caught) {
-        problems.push(`could not restore ${change.path}: ${(caught as Error).message}`);
+        problems.push(`could not put back ${step.change.type === 'file' ? step.change.path : step.change.type === 'setting' ? `${step.change.store} ${step.change.key}` : step.change.strategy}: ${oneLine((caught as Error).message)}`);
       }
     }
     try {
-      await extraRollback();
+      await onRollback();
     } catch (caught) {
-      problems.push((caught as Error).message);
+      problems.push(oneLine((caught as Error).message));
     }
-    if (commandRan) {
-      for (const argv of [...reverts, ...restart]) {
-        const problem = await runCommand(ctx, argv, sudo);
-        if (problem) problems.push(problem);
+    if (restartStarted) {
+      for (const [index, change] of changes.entries()) {
+        if (change.type !== 'restart') continue;
+        try {
+          await restart(applier, change);
+          applied[index] = false;
+        } catch (caught) {
+          problems.push(oneLine((caught as Error).message));
+        }
       }
+    } else {
+      for (const [index, change] of changes.entries()) if (change.type === 'restart') applied[index] = false;
     }
     return problems;
   };
@@ -142,96 +184,196 @@ export async function executeChanges(
   const problems = await rollback();
   const rolledBack = problems.length === 0;
   const suffix = rolledBack ? ' Every change was rolled back.' : ` Rolling back also failed: ${problems.join('; ')}`;
-  return { ok: false, applied: changes.map(() => false), error: `${error}${suffix}`, rolledBack };
+  return { ok: false, applied, error: `${error}${suffix}`, rolledBack };
 }
 
-/** Setup's apply: record backups and the undo manifest, then execute the plan. */
-export async function applyWithBackups(ctx: Context, plan: Plan, options: ApplyOptions): Promise<ApplyOutcome> {
-  const manifestPath = path.join(options.stateDir, MANIFEST_NAME);
-  const previousManifestText = await ctx.fs.readText(manifestPath);
-  const previous = await readManifest(ctx, options.stateDir);
-  const manifest: Manifest = previous ?? {
-    version: 1,
-    strategy: plan.strategy,
-    createdAt: ctx.clock.now().toISOString(),
-    files: [],
-    reverts: [],
-    restart: [],
-  };
+/** Before anything is written: every target still holds what the plan saw. */
+async function preflight(applier: Applier, changes: Change[]): Promise<string | undefined> {
+  for (const change of changes) {
+    try {
+      await checkNotStale(applier, change);
+    } catch (caught) {
+      if (caught instanceof StaleError) return `${caught.message}. Nothing was changed; run stigmer-setup again to plan from what is there now.`;
+      throw caught;
+    }
+  }
+  return undefined;
+}
+
+function notApplied(changes: Change[], error: string): ApplyOutcome {
+  return { ok: false, applied: changes.map(() => false), error, rolledBack: true };
+}
+
+export interface RecordState {
+  record?: UndoRecord;
+  /** The record's text as read when planning, to notice another run's write. */
+  text?: string;
+}
+
+async function recordUnchanged(applier: Applier, state: RecordState): Promise<boolean> {
+  const now = await applier.files.read(applier.support.path.join(applier.stateDir, RECORD_NAME));
+  return (now?.content.toString('utf8') ?? undefined) === state.text;
+}
+
+/** Setup's apply: record backups and the undo record, then execute the plan. */
+export async function applySetup(applier: Applier, plan: Plan, state: RecordState): Promise<ApplyOutcome> {
+  const { ctx, files, stateDir } = applier;
+  const path = applier.support.path;
+  const stale = await preflight(applier, plan.changes);
+  if (stale) return notApplied(plan.changes, stale);
+
+  const recordPath = path.join(stateDir, RECORD_NAME);
+  const record: UndoRecord = state.record ? structuredClone(state.record) : emptyRecord(applier.support.id, ctx.clock.now());
   const newBackups: string[] = [];
+  let recordWritten = false;
   try {
     for (const change of plan.changes) {
-      if (change.type !== 'file') continue;
-      let entry = manifest.files.find((file) => file.path === change.path);
-      if (!entry) {
-        // First time we touch this file: keep the original for undo.
-        entry = { path: change.path, existed: change.before !== undefined };
-        if (change.before !== undefined) {
-          entry.backup = backupPathFor(options.stateDir, change.path);
-          await writeSystemFile(ctx, entry.backup, change.before, options.sudo);
-          newBackups.push(entry.backup);
+      if (change.type === 'file' && change.role !== 'kept') {
+        let entry = record.files.find((file) => file.path === change.path);
+        if (!entry) {
+          // First time we touch this file: keep the original, its mode and owner, for undo.
+          const current = await files.read(change.path);
+          entry = { path: change.path, existed: current !== undefined, createdDirs: current ? [] : await files.missingFolders(change.path) } satisfies RecordedFile;
+          if (current) {
+            entry.backup = backupNameFor(change.path);
+            entry.backupSha256 = sha256(current.content);
+            entry.mode = current.mode;
+            entry.uid = current.uid;
+            entry.gid = current.gid;
+            const backupPath = path.join(stateDir, BACKUPS, entry.backup);
+            // Backups are 0600: a copy must never be readable by more people than the original.
+            await files.write(backupPath, current.content, { mode: 0o600 });
+            newBackups.push(backupPath);
+          }
+          record.files.push(entry);
         }
-        manifest.files.push(entry);
+        entry.writtenSha256 = change.after === undefined ? undefined : sha256(change.after);
+      } else if (change.type === 'setting') {
+        if (!record.settings.some((setting) => setting.store === change.store && setting.key === change.key)) {
+          record.settings.push({ store: change.store, key: change.key, before: change.before ?? null });
+        }
+      } else if (change.type === 'restart' && !record.restart.includes(change.strategy)) {
+        record.restart.push(change.strategy);
       }
-      entry.writtenSha256 = change.after === undefined ? undefined : sha256(change.after);
     }
-    if (plan.target) manifest.port = plan.target.port;
-    for (const revert of plan.reverts) if (!manifest.reverts.some((r) => r.join('\0') === revert.join('\0'))) manifest.reverts.push(revert);
-    for (const restart of plan.restart) if (!manifest.restart.some((r) => r.join('\0') === restart.join('\0'))) manifest.restart.push(restart);
+    if (plan.target) record.port = plan.target.port;
     // A restart alone changes nothing that undo could restore: don't create a record for it.
-    if (previous || plan.changes.some((change) => change.type === 'file') || plan.reverts.length > 0) {
-      await writeSystemFile(ctx, manifestPath, `${JSON.stringify(manifest, null, 2)}\n`, options.sudo);
+    if (state.record || record.files.length > 0 || record.settings.length > 0) {
+      if (!(await recordUnchanged(applier, state))) {
+        for (const backup of newBackups) await files.remove(backup).catch(() => {});
+        return notApplied(plan.changes, `${recordPath} changed since the plan was made (another stigmer-setup?). Nothing was changed; run stigmer-setup again.`);
+      }
+      await files.write(recordPath, renderRecord(record), { mode: 0o644 });
+      recordWritten = true;
     }
   } catch (caught) {
-    for (const backup of newBackups) await removeSystemFile(ctx, backup, options.sudo).catch(() => {});
-    return { ok: false, applied: plan.changes.map(() => false), error: `Could not save backups in ${options.stateDir}: ${(caught as Error).message}. Nothing was changed.`, rolledBack: true };
+    for (const backup of newBackups) await files.remove(backup).catch(() => {});
+    return notApplied(plan.changes, `Could not save backups in ${stateDir}: ${oneLine((caught as Error).message)}. Nothing was changed.`);
   }
 
-  return executeChanges(ctx, plan.changes, {
-    sudo: options.sudo,
-    restart: plan.restart.map((argv) => [...options.sudo, ...argv]),
-    reverts: plan.reverts.map((argv) => [...options.sudo, ...argv]),
-    extraRollback: async () => {
-      // The manifest must describe what is on disk: after a rollback that is the previous one.
-      await restoreFile(ctx, manifestPath, previousManifestText, options.sudo);
-      for (const backup of newBackups) await removeSystemFile(ctx, backup, options.sudo);
-    },
+  return executeChanges(applier, plan.changes, async () => {
+    // The record must describe what is on disk: after a rollback that is the previous one.
+    if (recordWritten) {
+      if (state.text === undefined) await files.remove(recordPath);
+      else await files.write(recordPath, state.text, { mode: 0o644 });
+    }
+    for (const backup of newBackups) await files.remove(backup);
   });
 }
 
-/** The changes that return every recorded file to its state before setup first ran. */
-export async function planUndo(ctx: Context, manifest: Manifest, stateDir: string, sudo: string[]): Promise<{ changes: Change[]; warnings: string[] }> {
-  const changes: Change[] = [];
+/**
+ * Before setup or undo replaces a file it wrote earlier, notice whether someone edited it since
+ * (its hash is not what we recorded writing). Their version is kept in kept/, with a warning.
+ */
+export function keepEdits(applier: Pick<Applier, 'support' | 'stateDir'>, changes: Change[], record: UndoRecord | undefined, now: Date): { changes: Change[]; warnings: string[] } {
+  const path = applier.support.path;
+  const kept: Change[] = [];
   const warnings: string[] = [];
-  for (const file of manifest.files) {
-    const current = await ctx.fs.readText(file.path);
-    const original = file.existed ? await ctx.fs.readText(file.backup ?? '') : undefined;
-    if (file.existed && original === undefined) {
-      throw new Error(`The backup of ${file.path} (${file.backup}) is missing, so undo can't restore it. Nothing was changed.`);
-    }
-    if (current === original) continue;
-    if (current !== undefined && file.writtenSha256 && sha256(current) !== file.writtenSha256) {
-      // Someone edited the file after setup wrote it: keep their version next to the backups.
-      const kept = path.join(stateDir, 'kept', `${path.basename(file.path)}.${ctx.clock.now().getTime()}`);
-      changes.push({ type: 'file', path: kept, action: 'create', after: current, privileged: sudo.length > 0 });
-      warnings.push(`${file.path} was edited after setup; your version is kept as ${kept}.`);
+  for (const change of changes) {
+    if (change.type !== 'file' || change.role === 'kept' || change.before === undefined) continue;
+    const entry = record?.files.find((file) => file.path === change.path);
+    if (!entry?.writtenSha256 || sha256(change.before) === entry.writtenSha256) continue;
+    const copy = path.join(applier.stateDir, KEPT, `${path.basename(change.path)}.${now.getTime()}`);
+    kept.push({ type: 'file', path: copy, action: 'create', after: change.before, mode: 0o600, privileged: change.privileged, role: 'kept' });
+    warnings.push(`${change.path} was edited after stigmer-setup wrote it; your version is kept as ${copy}.`);
+  }
+  return { changes: [...kept, ...changes], warnings };
+}
+
+/** The changes that return every recorded file and setting to its state before setup first ran. */
+export async function planUndo(applier: Applier, record: UndoRecord, now: Date): Promise<{ changes: Change[]; warnings: string[] }> {
+  const { ctx, files, stateDir } = applier;
+  const path = applier.support.path;
+  const elevated = files.elevate.length > 0;
+  const changes: Change[] = [];
+  for (const file of record.files) {
+    const current = await files.read(file.path);
+    let original: Buffer | undefined;
+    let restoreFrom: string | undefined;
+    if (file.existed) {
+      const backupPath = path.join(stateDir, BACKUPS, file.backup as string);
+      const backup = await files.read(backupPath).catch((error: NodeJS.ErrnoException) => {
+        // A backup only root may read: root's `install` copies it back, and the hash was checked when written.
+        if (error.code === 'EACCES' && elevated) return null;
+        throw error;
+      });
+      if (backup === undefined) throw new StepError(`The backup of ${file.path} (${backupPath}) is missing, so undo can't restore it. Nothing was changed.`);
+      if (backup === null) {
+        restoreFrom = backupPath;
+      } else {
+        if (sha256(backup.content) !== file.backupSha256) {
+          throw new StepError(`The backup of ${file.path} (${backupPath}) is not the one setup saved (its sha256 differs), so undo won't restore it. Nothing was changed.`);
+        }
+        original = backup.content;
+      }
+      if (original !== undefined && sameContent(current?.content, original) && current?.mode === file.mode) continue;
+    } else if (current === undefined) {
+      // Setup created it and it is already gone: only the folders it made may be left.
+      if (file.createdDirs.length > 0) changes.push({ type: 'file', path: file.path, action: 'delete', mode: 0o644, privileged: elevated, removeDirs: file.createdDirs });
+      continue;
     }
     changes.push({
       type: 'file',
       path: file.path,
-      action: original === undefined ? 'delete' : current === undefined ? 'create' : 'modify',
-      before: current,
+      action: !file.existed ? 'delete' : current === undefined ? 'create' : 'modify',
+      before: current?.content,
       after: original,
-      privileged: sudo.length > 0,
+      restoreFrom,
+      mode: file.mode ?? current?.mode ?? 0o644,
+      uid: file.uid,
+      gid: file.gid,
+      privileged: elevated,
+      removeDirs: file.existed ? undefined : file.createdDirs,
     });
   }
-  for (const revert of manifest.reverts) changes.push({ type: 'command', argv: [...sudo, ...revert] });
-  for (const restart of manifest.restart) changes.push({ type: 'command', argv: [...sudo, ...restart] });
-  return { changes, warnings };
+  for (const setting of record.settings) {
+    const store = storeFor(applier, setting.store);
+    const current = await store.read(ctx, setting.key);
+    const before = setting.before ?? undefined;
+    if (current === before) continue;
+    const privileged = store.privileged && elevated;
+    changes.push({ type: 'setting', store: setting.store, key: setting.key, before: current, after: before, privileged, argv: [...(privileged ? files.elevate : []), ...store.command(setting.key, before).argv] });
+  }
+  for (const id of record.restart) {
+    const change = strategyFor(applier, id).restartChange?.(files.elevate);
+    if (change) changes.push(change);
+  }
+  return keepEdits(applier, changes, record, now);
 }
 
-/** After a successful undo the record and backups have done their job. */
-export async function clearUndoRecord(ctx: Context, stateDir: string, sudo: string[]): Promise<void> {
-  await removeSystemFile(ctx, path.join(stateDir, MANIFEST_NAME), sudo);
-  await removeSystemTree(ctx, path.join(stateDir, 'backups'), sudo);
+/** Undo's apply: nothing may have changed since it was planned; on success the record has done its job. */
+export async function applyUndo(applier: Applier, changes: Change[], state: RecordState): Promise<ApplyOutcome> {
+  if (!(await recordUnchanged(applier, state))) {
+    return notApplied(changes, `${applier.support.path.join(applier.stateDir, RECORD_NAME)} changed since undo was planned (another stigmer-setup?). Nothing was changed; run undo again.`);
+  }
+  const stale = await preflight(applier, changes);
+  if (stale) return notApplied(changes, stale);
+  const outcome = await executeChanges(applier, changes);
+  if (outcome.ok) {
+    await applier.files.remove(applier.support.path.join(applier.stateDir, RECORD_NAME));
+    await applier.files.removeTree(applier.support.path.join(applier.stateDir, BACKUPS));
+  }
+  return outcome;
 }
+
+export type { FileChange };

@@ -1,4 +1,5 @@
 /** The command line, parsed and validated before anything else runs: bad input changes nothing (exit 2). */
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Platform } from './context.ts';
 import { parseHostOption, type BindAddress } from './ollama-host.ts';
@@ -93,7 +94,7 @@ export function parseCli(argv: string[]): CliOptions {
   if (values.platform !== undefined && !PLATFORMS.includes(values.platform as Platform)) {
     throw new UsageError(`--platform must be one of darwin, win32, linux (got ${JSON.stringify(values.platform)})`);
   }
-  if (values.root !== undefined && !values.root.startsWith('/')) {
+  if (values.root !== undefined && !path.isAbsolute(values.root)) {
     throw new UsageError(`--root must be an absolute path (got ${JSON.stringify(values.root)})`);
   }
   return {

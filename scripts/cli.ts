@@ -2,22 +2,28 @@
  * stigmer-setup: make a local Ollama reachable from Stigmer's agent-runner container.
  *
  * One readable flow per command:
- *   setup   1. validate input  2. detect  3. plan  4. confirm  5. apply  6. verify
+ *   setup   1. validate input  2. detect  3. plan  4. confirm  5. apply (locked)  6. verify
  *   doctor  detect, then the checks, read-only
- *   undo    read the undo record, restore, restart, verify
- * Every side effect goes through the Context handed to run().
+ *   undo    read and validate the undo record, restore (locked), restart, verify
+ * Every side effect goes through the Context handed to run(); everything that differs between
+ * operating systems comes from the platform registry.
  */
 import packageJson from '../package.json' with { type: 'json' };
-import type { Plan, PlanRequest } from '../platforms/types.ts';
-import { clearUndoRecord, executeChanges, planUndo, readManifest, stateDirFor } from './apply.ts';
+import { platformSupport } from '../platforms/index.ts';
+import type { Change, Locations, Plan, PlanRequest, PlatformSupport } from '../platforms/types.ts';
+import { applySetup, applyUndo, keepEdits, planUndo, type Applier, type RecordState } from './apply.ts';
 import { HELP, parseCli, UsageError, type CliOptions } from './args.ts';
 import { anyFailed, runChecks } from './checks/index.ts';
 import type { Finding } from './checks/types.ts';
-import { CancelledError, type Context, type Platform } from './context.ts';
-import { ContainerNotFoundError, gatherFacts, probeHost, type Facts } from './facts.ts';
-import { DEFAULT_PORT } from './ollama-host.ts';
+import { CancelledError, UnsafePathError, type Context, type Platform } from './context.ts';
+import { ContainerNotFoundError, gatherFacts, hostProbeAddress, probeHost, type Facts } from './facts.ts';
+import { acquireLock, LockedError } from './lock.ts';
+import { DEFAULT_PORT, formatBindAddress } from './ollama-host.ts';
 import { decidePlan } from './plan.ts';
 import { jsonChanges, renderChanges, renderFindings, renderPlan, type JsonReport } from './report.ts';
+import { SystemFiles } from './system-files.ts';
+import { oneLine } from './text.ts';
+import { allowedFor, readRecord, UndoRecordError } from './undo-record.ts';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, cancelled: 130 } as const;
 const NEEDS_YES = 'Run with --yes to apply unattended, or --dry-run to preview.';
@@ -25,7 +31,10 @@ const NEEDS_YES = 'Run with --yes to apply unattended, or --dry-run to preview.'
 const RESTART_WAIT_MS = 30_000;
 
 class Output {
-  constructor(private ctx: Context, private json: boolean) {}
+  constructor(
+    private ctx: Context,
+    private json: boolean,
+  ) {}
   print(text: string): void {
     if (!this.json) this.ctx.terminal.print(text);
   }
@@ -41,6 +50,7 @@ function usageError(ctx: Context, message: string): number {
 
 function describeDetection(facts: Facts): string {
   const lines = [`Ollama: ${facts.detection?.description ?? 'unknown'}`];
+  for (const other of facts.installations) if (other.detection !== facts.detection) lines.push(`Also installed: ${other.detection.description}`);
   if (facts.wsl) lines.push('Environment: WSL');
   const docker = facts.docker;
   lines.push(
@@ -54,14 +64,14 @@ function describeDetection(facts: Facts): string {
 }
 
 /**
- * Ollama binds a moment after `systemctl restart` returns: wait (bounded) until it answers before
- * verifying. restart is synchronous about stopping the old process, so any answer now comes from
- * the new one, with the new bind.
+ * Ollama binds a moment after a restart returns: wait (bounded) until it answers where it was
+ * configured to listen before verifying. The restart stops the old process first, so any answer
+ * now comes from the new one.
  */
-async function waitForOllama(ctx: Context, port: number): Promise<boolean> {
+async function waitForOllama(ctx: Context, address: string, port: number): Promise<boolean> {
   const deadline = ctx.clock.now().getTime() + RESTART_WAIT_MS;
   for (let attempt = 0; attempt < 120 && ctx.clock.now().getTime() < deadline; attempt++) {
-    if ((await probeHost(ctx, port)).ok) return true;
+    if ((await probeHost(ctx, address, port)).ok) return true;
     await ctx.clock.sleep(500);
   }
   return false;
@@ -86,40 +96,41 @@ async function confirmOrCancel(ctx: Context, options: CliOptions, question: stri
   return ctx.terminal.confirm(question, true);
 }
 
-async function doctor(ctx: Context, options: CliOptions, platform: Platform, out: Output): Promise<Outcome> {
+async function doctor(ctx: Context, options: CliOptions, support: PlatformSupport, out: Output): Promise<Outcome> {
   const spinner = out.spinner('Checking Ollama and containers…');
-  const facts = await gatherFacts(ctx, { platform, root: options.root, container: options.container, port: options.host?.port });
+  const facts = await gatherFacts(ctx, { support, root: options.root, container: options.container, port: options.host?.port });
   spinner.stop();
   out.print(describeDetection(facts));
-  const findings = checkAndPrint(facts, out);
-  const report = baseReport(options, platform, facts.detection?.strategy ?? 'none');
+  const findings = checkAndPrint(ctx, facts, out);
+  const report = baseReport(options, support.id, facts.detection?.strategy ?? 'none');
   return { exitCode: anyFailed(findings) ? EXIT.failed : EXIT.ok, report: { ...report, ok: !anyFailed(findings), checks: findings } };
 }
 
-async function verify(ctx: Context, options: CliOptions, platform: Platform, out: Output, port: number | undefined): Promise<Finding[]> {
+async function verify(ctx: Context, options: CliOptions, support: PlatformSupport, out: Output, port: number | undefined): Promise<Finding[]> {
   const spinner = out.spinner('Verifying…');
-  const facts = await gatherFacts(ctx, { platform, root: options.root, container: options.container, port });
+  const facts = await gatherFacts(ctx, { support, root: options.root, container: options.container, port });
   spinner.stop();
-  return checkAndPrint(facts, out);
+  return checkAndPrint(ctx, facts, out);
 }
 
 /** The check catalogue on these facts, printed brew-doctor style. */
-function checkAndPrint(facts: Facts, out: Output): Finding[] {
+function checkAndPrint(ctx: Context, facts: Facts, out: Output): Finding[] {
   const findings = runChecks(facts);
   out.print('');
-  out.print(renderFindings(findings));
+  out.print(renderFindings(findings, ctx.terminal.color));
   return findings;
 }
 
 const SUDO_DECLINED = 'sudo did not authenticate; nothing was changed.';
 
 /**
- * Interactive sudo asks for a password on the terminal. Ask once, before any spinner runs (a
- * spinner redrawing over a password prompt garbles both), so the steps that follow reuse the
- * cached credentials and a wrong password stops us before anything changed.
+ * Elevation is per change: sudo is asked for only when a change needs it. Interactive sudo asks
+ * for a password on the terminal; ask once, before any spinner runs (a spinner redrawing over a
+ * password prompt garbles both), so the steps that follow reuse the cached credentials and a wrong
+ * password stops us before anything changed.
  */
-async function authenticateSudo(ctx: Context, sudo: string[], out: Output): Promise<boolean> {
-  if (sudo.length === 0 || sudo.includes('-n')) return true;
+async function authenticate(ctx: Context, changes: Change[], elevate: string[], out: Output): Promise<boolean> {
+  if (elevate[0] !== 'sudo' || elevate.includes('-n') || !changes.some((change) => change.privileged)) return true;
   out.print('Some steps need root: sudo may ask for your password.');
   const result = await ctx.exec('sudo', ['-v'], { inheritTerminal: true });
   if (result.exitCode === 0) return true;
@@ -127,42 +138,55 @@ async function authenticateSudo(ctx: Context, sudo: string[], out: Output): Prom
   return false;
 }
 
-function sudoPrefix(ctx: Context, options: CliOptions): string[] {
-  if (ctx.isRoot) return [];
-  // Under --yes nothing may prompt, sudo included: -n fails fast instead of waiting for a password.
-  return options.yes ? ['sudo', '-n'] : ['sudo'];
+function locationsFor(ctx: Context, options: CliOptions, support: PlatformSupport): Locations {
+  return { root: options.root, home: support.home(ctx.env), env: ctx.env };
 }
 
-async function setup(ctx: Context, options: CliOptions, platform: Platform, out: Output): Promise<Outcome> {
+function applierFor(ctx: Context, options: CliOptions, support: PlatformSupport, elevate: string[]): Applier {
+  return { ctx, support, files: new SystemFiles(ctx, elevate, support.path), stateDir: support.stateDir(locationsFor(ctx, options, support)) };
+}
+
+/** Run `work` holding the lock; a second run waits briefly, then stops. */
+async function locked<T>(applier: Applier, work: () => Promise<T>): Promise<T> {
+  const lock = await acquireLock(applier.ctx, applier.files, applier.support.path, applier.stateDir);
+  try {
+    return await work();
+  } finally {
+    await lock.release();
+  }
+}
+
+async function setup(ctx: Context, options: CliOptions, support: PlatformSupport, out: Output): Promise<Outcome> {
   // 2. Detect
   const spinner = out.spinner('Looking at Ollama and containers…');
-  const facts = await gatherFacts(ctx, { platform, root: options.root, container: options.container, port: options.host?.port });
+  const facts = await gatherFacts(ctx, { support, root: options.root, container: options.container, port: options.host?.port });
   spinner.stop();
-  const report = baseReport(options, platform, facts.detection?.strategy ?? 'none');
+  const report = baseReport(options, support.id, facts.detection?.strategy ?? 'none');
   out.print(describeDetection(facts));
-  if (!facts.strategy) {
-    const message = `stigmer-setup can't configure ${platform} yet; \`stigmer-setup doctor\` checks it read-only.`;
+  if (!support.configurable || !facts.strategy) {
+    const message = `stigmer-setup can't configure ${support.id} yet; \`stigmer-setup doctor\` checks it read-only.`;
     out.print(message);
     return { exitCode: EXIT.failed, report: { ...report, error: message, checks: runChecks(facts) } };
   }
 
   // 3. Plan
-  const sudo = sudoPrefix(ctx, options);
-  const request: PlanRequest = {
-    target: options.host ?? { host: '0.0.0.0', port: facts.port },
-    explicitHost: options.host !== undefined,
-    sudo,
-  };
-  const plan: Plan = decidePlan(facts, request);
+  const elevate = support.elevation(ctx, options.yes);
+  const request: PlanRequest = { target: options.host ?? { host: '0.0.0.0', port: facts.port }, explicitHost: options.host !== undefined, elevate };
+  const decided: Plan = decidePlan(facts, request);
+  const applier = applierFor(ctx, options, support, elevate);
+  const state: RecordState = (await readRecord(ctx, allowedFor(support, locationsFor(ctx, options, support)), applier.stateDir)) ?? {};
+  // Edits made by hand to a file setup wrote before are kept, not overwritten.
+  const kept = keepEdits(applier, decided.changes, state.record, ctx.clock.now());
+  const plan: Plan = { ...decided, changes: kept.changes, warnings: [...decided.warnings, ...kept.warnings] };
   out.print('');
   out.print(renderPlan(plan, options.dryRun));
   const planned = { ...report, strategy: plan.strategy, summary: plan.summary, warnings: plan.warnings, changes: jsonChanges(plan.changes, []) };
   if (plan.blockers.length > 0) {
-    const findings = checkAndPrint(facts, out);
+    const findings = checkAndPrint(ctx, facts, out);
     return { exitCode: EXIT.failed, report: { ...planned, checks: findings, error: plan.blockers.map((b) => `${b.message} Fix: ${b.fix}`).join(' ') } };
   }
   if (plan.changes.length === 0) {
-    const findings = checkAndPrint(facts, out);
+    const findings = checkAndPrint(ctx, facts, out);
     return { exitCode: anyFailed(findings) ? EXIT.failed : EXIT.ok, report: { ...planned, ok: !anyFailed(findings), checks: findings } };
   }
   if (options.dryRun) {
@@ -173,50 +197,54 @@ async function setup(ctx: Context, options: CliOptions, platform: Platform, out:
   // 4. Confirm
   if (!(await confirmOrCancel(ctx, options, 'Apply these changes?'))) throw new CancelledError();
 
-  // 5. Apply
-  if (!(await authenticateSudo(ctx, sudo, out))) {
-    return { exitCode: EXIT.failed, report: { ...planned, error: SUDO_DECLINED } };
-  }
-  const applying = out.spinner('Applying…');
-  const strategy = facts.strategy;
-  const outcome = await ctx.terminal.uninterruptible(() => strategy.apply(ctx, plan, { stateDir: stateDirFor(options.root), sudo }));
-  if (!outcome.ok) {
-    applying.fail(outcome.error);
-    return { exitCode: EXIT.failed, report: { ...planned, changes: jsonChanges(plan.changes, outcome.applied), error: outcome.error } };
-  }
-  applying.succeed(`Applied. Undo with: npx stigmer-setup undo${options.root === '/' ? '' : ` --root ${options.root}`}`);
-
-  // 6. Verify
+  // 5. Apply, one run at a time
+  if (!(await authenticate(ctx, plan.changes, elevate, out))) return { exitCode: EXIT.failed, report: { ...planned, error: SUDO_DECLINED } };
   const target = plan.target ?? request.target;
-  const answers = await waitForOllama(ctx, target.port);
-  if (!answers && facts.hostProbe.ok && outcome.rollback) {
-    // It answered before and not after: the change broke Ollama. Don't leave it that way.
+  const address = hostProbeAddress(target.host);
+  const applied = await locked(applier, async () => {
+    const applying = out.spinner('Applying…');
+    const outcome = await ctx.terminal.uninterruptible(() => applySetup(applier, plan, state));
+    if (!outcome.ok) {
+      applying.fail(outcome.error);
+      return { outcome, rolledBackAfterWait: undefined };
+    }
+    applying.succeed(`Applied. Undo with: npx stigmer-setup undo${options.root === '/' ? '' : ` --root ${options.root}`}`);
+    // 6. Verify: it answered before and not after? Then the change broke Ollama: don't leave it that way.
+    const answers = !plan.changes.some((change) => change.type === 'restart') || (await waitForOllama(ctx, address, target.port));
+    if (answers || !facts.hostProbe.ok || !outcome.rollback) return { outcome, rolledBackAfterWait: undefined };
     const rollback = outcome.rollback;
-    const problems = await ctx.terminal.uninterruptible(() => rollback());
-    const error = `Ollama did not answer on 127.0.0.1:${target.port} within ${RESTART_WAIT_MS / 1000} s after the change, so it was rolled back${problems.length ? `, but rolling back failed: ${problems.join('; ')}` : ''}. See: journalctl -u ollama -n 50`;
+    return { outcome, rolledBackAfterWait: await ctx.terminal.uninterruptible(() => rollback()) };
+  });
+  const { outcome, rolledBackAfterWait } = applied;
+  if (!outcome.ok) return { exitCode: EXIT.failed, report: { ...planned, changes: jsonChanges(plan.changes, outcome.applied), error: outcome.error } };
+  if (rolledBackAfterWait) {
+    const problems = rolledBackAfterWait;
+    const error = `Ollama did not answer on ${formatBindAddress({ host: address, port: target.port })} within ${RESTART_WAIT_MS / 1000} s after the change, so it was rolled back${problems.length ? `, but rolling back failed: ${problems.join('; ')}` : ''}. See: ${facts.strategy.commands(facts.detection as NonNullable<Facts['detection']>, target.port).logs}`;
     out.print(error);
-    const findings = await verify(ctx, options, platform, out, facts.port);
-    return { exitCode: EXIT.failed, report: { ...planned, changes: jsonChanges(plan.changes, plan.changes.map(() => false)), checks: findings, error } };
+    const findings = await verify(ctx, options, support, out, facts.port);
+    return { exitCode: EXIT.failed, report: { ...planned, changes: jsonChanges(plan.changes, outcome.applied), checks: findings, error } };
   }
-  const findings = await verify(ctx, options, platform, out, target.port);
+  const findings = await verify(ctx, options, support, out, target.port);
   return {
     exitCode: anyFailed(findings) ? EXIT.failed : EXIT.ok,
     report: { ...planned, ok: !anyFailed(findings), changes: jsonChanges(plan.changes, outcome.applied), checks: findings },
   };
 }
 
-async function undo(ctx: Context, options: CliOptions, platform: Platform, out: Output): Promise<Outcome> {
-  const stateDir = stateDirFor(options.root);
-  const manifest = await readManifest(ctx, stateDir);
-  const report = baseReport(options, platform, manifest?.strategy ?? 'none');
-  if (!manifest) {
-    out.print(`Nothing to undo: there is no record of changes by stigmer-setup in ${stateDir}.`);
+async function undo(ctx: Context, options: CliOptions, support: PlatformSupport, out: Output): Promise<Outcome> {
+  const elevate = support.elevation(ctx, options.yes);
+  const applier = applierFor(ctx, options, support, elevate);
+  const state = await readRecord(ctx, allowedFor(support, locationsFor(ctx, options, support)), applier.stateDir);
+  const report = baseReport(options, support.id, state?.record.restart[0] ?? 'none');
+  if (!state) {
+    out.print(`Nothing to undo: there is no record of changes by stigmer-setup in ${applier.stateDir}.`);
     return { exitCode: EXIT.ok, report: { ...report, ok: true, summary: 'nothing to undo' } };
   }
-  const sudo = sudoPrefix(ctx, options);
-  const { changes, warnings } = await planUndo(ctx, manifest, stateDir, sudo);
-  const summary = `Restore ${manifest.files.map((file) => file.path).join(', ') || 'the previous settings'} as they were before setup, then restart Ollama.`;
-  out.print(`Plan (undo ${manifest.strategy}): ${summary}`);
+  const { record } = state;
+  const { changes, warnings } = await planUndo(applier, record, ctx.clock.now());
+  const restored = [...record.files.map((file) => file.path), ...record.settings.map((setting) => `${setting.store} ${setting.key}`)];
+  const summary = `Restore ${restored.join(', ') || 'the previous settings'} as they were before setup, then restart Ollama.`;
+  out.print(`Plan (undo): ${summary}`);
   out.print(renderChanges(changes, options.dryRun).replace(/^/gm, '  '));
   for (const warning of warnings) out.print(`! ${warning}`);
   const planned: JsonReport = { ...report, summary, warnings, changes: jsonChanges(changes, []) };
@@ -225,21 +253,18 @@ async function undo(ctx: Context, options: CliOptions, platform: Platform, out: 
     return { exitCode: EXIT.ok, report: { ...planned, ok: true } };
   }
   if (!(await confirmOrCancel(ctx, options, 'Restore these files and restart Ollama?'))) throw new CancelledError();
+  if (!(await authenticate(ctx, changes, elevate, out))) return { exitCode: EXIT.failed, report: { ...planned, error: SUDO_DECLINED } };
 
-  if (!(await authenticateSudo(ctx, sudo, out))) {
-    return { exitCode: EXIT.failed, report: { ...planned, error: SUDO_DECLINED } };
-  }
-  const restoring = out.spinner('Restoring…');
-  const restart = manifest.restart.map((argv) => [...sudo, ...argv]);
-  const outcome = await ctx.terminal.uninterruptible(() => executeChanges(ctx, changes, { sudo, restart }));
-  if (!outcome.ok) {
-    restoring.fail(outcome.error);
-    return { exitCode: EXIT.failed, report: { ...planned, changes: jsonChanges(changes, outcome.applied), error: outcome.error } };
-  }
-  await clearUndoRecord(ctx, stateDir, sudo);
-  restoring.succeed('Restored.');
-  if (manifest.restart.length > 0) await waitForOllama(ctx, manifest.port ?? DEFAULT_PORT);
-  const findings = await verify(ctx, options, platform, out, undefined);
+  const outcome = await locked(applier, async () => {
+    const restoring = out.spinner('Restoring…');
+    const result = await ctx.terminal.uninterruptible(() => applyUndo(applier, changes, state));
+    if (result.ok) restoring.succeed('Restored.');
+    else restoring.fail(result.error);
+    return result;
+  });
+  if (!outcome.ok) return { exitCode: EXIT.failed, report: { ...planned, changes: jsonChanges(changes, outcome.applied), error: outcome.error } };
+  if (changes.some((change) => change.type === 'restart')) await waitForOllama(ctx, '127.0.0.1', record.port ?? DEFAULT_PORT);
+  const findings = await verify(ctx, options, support, out, undefined);
   // Undo succeeded once the files are back; containers failing to reach Ollama is how it was before.
   out.print('Undo restored the configuration from before setup; containers may no longer reach Ollama, as before.');
   return { exitCode: EXIT.ok, report: { ...planned, ok: true, changes: jsonChanges(changes, outcome.applied), checks: findings } };
@@ -262,29 +287,31 @@ export async function run(argv: string[], ctx: Context): Promise<number> {
     ctx.terminal.print(packageJson.version);
     return EXIT.ok;
   }
-  if (options.root !== '/' && !(await ctx.fs.exists(options.root))) {
-    return usageError(ctx, `--root ${options.root} does not exist.`);
+  if (options.root !== '/' && (await ctx.fs.inspect(options.root))?.kind !== 'directory') {
+    return usageError(ctx, `--root ${options.root} does not exist or is not a folder.`);
   }
   const mutates = options.command !== 'doctor' && !options.dryRun;
   // Prompting needs a terminal on both ends, and --json output must not be mixed with a prompt.
   if (mutates && !options.yes && (!ctx.isTTY || options.json)) return usageError(ctx, NEEDS_YES);
 
-  const platform = options.platform ?? ctx.platform;
+  const support = platformSupport(options.platform ?? ctx.platform);
   const out = new Output(ctx, options.json);
   try {
     const command = { setup, doctor, undo }[options.command];
-    return finish(ctx, options, await command(ctx, options, platform, out));
+    return finish(ctx, options, await command(ctx, options, support, out));
   } catch (error) {
     if (error instanceof CancelledError) {
       ctx.terminal.printError('Cancelled; nothing was changed.');
-      if (options.json) ctx.terminal.printJson({ ...baseReport(options, platform, 'none'), error: 'cancelled' });
+      if (options.json) ctx.terminal.printJson({ ...baseReport(options, support.id, 'none'), error: 'cancelled' });
       return EXIT.cancelled;
     }
     if (error instanceof ContainerNotFoundError) return usageError(ctx, error.message);
-    const message = (error as Error).message;
+    // Expected refusals (an untrusted record, an unsafe path, another run) are one line; anything
+    // else too, because a stack trace helps nobody who runs an installer.
+    const known = error instanceof UndoRecordError || error instanceof UnsafePathError || error instanceof LockedError;
+    const message = known ? (error as Error).message : oneLine((error as Error).message ?? String(error), 600);
     ctx.terminal.printError(`stigmer-setup: ${message}`);
-    if (options.json) ctx.terminal.printJson({ ...baseReport(options, platform, 'none'), error: message });
+    if (options.json) ctx.terminal.printJson({ ...baseReport(options, support.id, 'none'), error: message });
     return EXIT.failed;
   }
 }
-

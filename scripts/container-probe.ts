@@ -6,7 +6,7 @@
  */
 import type { Context, ExecResult } from './context.ts';
 
-export type ProbeOutcome = 'ok' | 'dns' | 'refused' | 'timeout' | 'http-error' | 'not-ollama' | 'error';
+export type ProbeOutcome = 'ok' | 'dns' | 'refused' | 'timeout' | 'http-error' | 'not-ollama' | 'error' | 'incomplete';
 
 export interface ContainerProbeResult {
   outcome: ProbeOutcome;
@@ -18,11 +18,22 @@ export interface ContainerProbeResult {
   status?: number;
   models?: number;
   detail?: string;
+  /**
+   * What a second request with a foreign Host header got (NVIDIA NemoClaw's proof): 403 means the
+   * route ends at a loopback-bound Ollama (its Host guard is on only there), 200 that Ollama
+   * listens beyond loopback.
+   */
+  foreignHostStatus?: number;
 }
+
+/** A Host header Ollama's guard rejects on loopback: not localhost, not *.local/.internal/.localhost, not an IP. */
+export const FOREIGN_HOST = 'stigmer-setup-probe.example.com';
 
 /** Seconds Python waits for the connect and the answer; the docker client gets a little more. */
 const PYTHON_TIMEOUT_SECONDS = 2.5;
-export const EXEC_PROBE_TIMEOUT_MS = 3000;
+/** The foreign-Host request only asks "403 or not" of a server that just answered: it gets less. */
+const FOREIGN_TIMEOUT_SECONDS = 1;
+export const EXEC_PROBE_TIMEOUT_MS = 4000;
 /** `docker run` must first create and start a container, which is not part of the network probe. */
 export const RUN_PROBE_TIMEOUT_MS = 8000;
 
@@ -44,9 +55,17 @@ try:
         body = response.read(1048576)
         try:
             models = json.loads(body)["models"]
-            done("ok", status=response.status, models=len(models))
         except (ValueError, KeyError, TypeError):
             done("not-ollama", status=response.status, detail=body[:160].decode("utf-8", "replace"))
+    foreign = urllib.request.Request(base + "/api/tags", headers={"Host": "${FOREIGN_HOST}"})
+    try:
+        with urllib.request.urlopen(foreign, timeout=${FOREIGN_TIMEOUT_SECONDS}) as answer:
+            result["foreignHostStatus"] = answer.status
+    except urllib.error.HTTPError as error:
+        result["foreignHostStatus"] = error.code
+    except Exception:
+        pass
+    done("ok", status=response.status, models=len(models))
 except urllib.error.HTTPError as error:
     done("http-error", status=error.code, detail=str(error))
 except urllib.error.URLError as error:
@@ -67,15 +86,29 @@ except Exception as error:
 `;
 
 const OUTCOMES: readonly ProbeOutcome[] = ['ok', 'dns', 'refused', 'timeout', 'http-error', 'not-ollama', 'error'];
+const PROBE_FIELDS = ['url', 'address', 'status', 'models', 'detail', 'foreignHostStatus'] as const;
 
 /** Turn what `docker exec|run ... python3 -c PROBE_SCRIPT` printed into a result. */
-export function readProbeOutput(result: ExecResult, url: string, via: string): ContainerProbeResult | { unavailable: string } {
-  if (result.failure === 'timeout') return { outcome: 'timeout', url, via, detail: 'the probe did not finish in time' };
+export function readProbeOutput(result: ExecResult, url: string, via: string, timeoutMs: number): ContainerProbeResult | { unavailable: string } {
+  // The docker client was killed at our timeout: Docker itself or a name lookup inside the
+  // container hung (Python's own timeout covers the connection). That is not a network timeout,
+  // so it must not be blamed on a firewall.
+  if (result.failure === 'timeout') return { outcome: 'incomplete', url, via, detail: `the docker client did not finish within ${timeoutMs / 1000} s` };
   const line = result.stdout.trim().split('\n').at(-1) ?? '';
   try {
-    const parsed = JSON.parse(line) as Partial<ContainerProbeResult> & { outcome?: string };
+    const parsed = JSON.parse(line) as Record<string, unknown>;
     if (parsed && OUTCOMES.includes(parsed.outcome as ProbeOutcome)) {
-      return { ...parsed, outcome: parsed.outcome as ProbeOutcome, url: parsed.url ?? url, via };
+      // Only the fields we know, each of its type: the line came from inside a container.
+      const probe: ContainerProbeResult = { outcome: parsed.outcome as ProbeOutcome, url, via };
+      for (const field of PROBE_FIELDS) {
+        const value = parsed[field];
+        if (field === 'status' || field === 'models' || field === 'foreignHostStatus') {
+          if (typeof value === 'number' && Number.isInteger(value)) probe[field] = value;
+        } else if (typeof value === 'string') {
+          probe[field] = value.slice(0, 500);
+        }
+      }
+      return probe;
     }
   } catch {
     // fall through: the probe itself could not run (no python3 in the image, container stopped…)
@@ -87,7 +120,7 @@ export function readProbeOutput(result: ExecResult, url: string, via: string): C
 export async function probeFromContainer(ctx: Context, container: string): Promise<ContainerProbeResult | { unavailable: string }> {
   const url = '(its OLLAMA_BASE_URL)';
   const result = await ctx.exec('docker', ['exec', container, 'python3', '-c', PROBE_SCRIPT], { timeoutMs: EXEC_PROBE_TIMEOUT_MS });
-  return readProbeOutput(result, url, container);
+  return readProbeOutput(result, url, container, EXEC_PROBE_TIMEOUT_MS);
 }
 
 export async function probeFromImage(ctx: Context, image: string, url: string, addHostGateway: boolean): Promise<ContainerProbeResult | { unavailable: string }> {
@@ -97,5 +130,5 @@ export async function probeFromImage(ctx: Context, image: string, url: string, a
   if (addHostGateway) args.push('--add-host=host.docker.internal:host-gateway');
   args.push(image, 'python3', '-c', PROBE_SCRIPT, url);
   const result = await ctx.exec('docker', args, { timeoutMs: RUN_PROBE_TIMEOUT_MS });
-  return readProbeOutput(result, url, `docker run ${image}`);
+  return readProbeOutput(result, url, `docker run ${image}`, RUN_PROBE_TIMEOUT_MS);
 }

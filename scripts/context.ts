@@ -7,15 +7,21 @@
 export type Platform = 'linux' | 'darwin' | 'win32';
 
 export interface ExecOptions {
-  /** Kill the command after this long and report `failure: 'timeout'`. */
+  /** Kill the command (and everything it started) after this long and report `failure: 'timeout'`. */
   timeoutMs?: number;
   /** Text written to the command's stdin. */
   input?: string;
   /**
    * Let the command talk to the user's terminal (stdin and stderr inherited), for `sudo` asking
-   * for a password. stdout is still captured.
+   * for a password. stdout is still captured. Such a command stays in our process group, because
+   * a process outside the terminal's foreground group can't read the terminal.
    */
   inheritTerminal?: boolean;
+  /**
+   * Variables to set (a string) or remove (undefined) in the child's environment, on top of ours.
+   * This is how a value reaches a program as data rather than as part of its command line.
+   */
+  env?: Record<string, string | undefined>;
 }
 
 export interface ExecResult {
@@ -35,14 +41,79 @@ export interface HttpClient {
   get(url: string, options: { timeoutMs: number; headers?: Record<string, string> }): Promise<HttpResult>;
 }
 
+/** What is at a path, seen without following a symlink there. */
+export interface PathInfo {
+  kind: 'file' | 'directory' | 'symlink' | 'fifo' | 'socket' | 'device' | 'other';
+  /** Permission bits (0o7777). */
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+}
+
+/** A regular file's bytes, with the mode and owner it had when read. */
+export interface FileContent {
+  content: Buffer;
+  mode: number;
+  uid: number;
+  gid: number;
+}
+
+/**
+ * A path that is not what stigmer-setup may read or write: a FIFO (reading it would block forever),
+ * a device, a folder, or a symlink where a regular file must be (following it would redirect the
+ * write). The message is one line that names the path and what was found there.
+ */
+export class UnsafePathError extends Error {
+  constructor(
+    readonly path: string,
+    readonly found: PathInfo['kind'],
+    what = 'a regular file',
+  ) {
+    super(`${path} is ${describeKind(found)}, not ${what}; stigmer-setup will not read or write it. Move it away and run again.`);
+    this.name = 'UnsafePathError';
+  }
+}
+
+export function describeKind(kind: PathInfo['kind']): string {
+  return { file: 'a regular file', directory: 'a folder', symlink: 'a symlink', fifo: 'a FIFO (named pipe)', socket: 'a socket', device: 'a device', other: 'a special file' }[kind];
+}
+
+export interface WriteOptions {
+  /** Permission bits of the written file. */
+  mode: number;
+  /** Owner to give the file (only root can give it away); kept as is when undefined. */
+  uid?: number;
+  gid?: number;
+}
+
 export interface FileSystem {
-  /** The file's text, or undefined when it does not exist. Other errors throw. */
-  readText(path: string): Promise<string | undefined>;
-  /** Replace the file in one step (write a sibling, then rename), creating parent folders. */
-  writeText(path: string, content: string, mode?: number): Promise<void>;
-  /** Remove a file; a file that is already gone is not an error. */
+  /** lstat: undefined when nothing is there. Never follows a symlink at `path`. */
+  inspect(path: string): Promise<PathInfo | undefined>;
+  /**
+   * A regular file's bytes, mode and owner; undefined when nothing is there. Opens without
+   * blocking and without following a symlink at `path` (unless `follow`), and throws
+   * UnsafePathError for anything that is not a regular file.
+   */
+  read(path: string, options?: { follow?: boolean }): Promise<FileContent | undefined>;
+  /** `read`, decoded as UTF-8. */
+  readText(path: string, options?: { follow?: boolean }): Promise<string | undefined>;
+  /**
+   * Replace the file in one step: a temporary file with a random name is created exclusively in
+   * the same folder, given its mode and owner, then renamed over the target. Refuses (UnsafePathError)
+   * when the target is anything but a regular file or missing, or when its folder is a symlink.
+   * Missing parent folders are created (0755); the ones created are returned, outermost first.
+   */
+  write(path: string, content: Buffer | string, options: WriteOptions): Promise<{ createdDirs: string[] }>;
+  /** Create `path` and any missing folders above it (0755); returns the ones created, outermost first. */
+  ensureDir(path: string): Promise<string[]>;
+  /** Create a file only if nothing is at `path` (O_EXCL). False when something already is. */
+  createExclusive(path: string, content: string, mode: number): Promise<boolean>;
+  /** Remove a regular file (or a symlink we made: the lock); missing is not an error. Refuses other kinds. */
   remove(path: string): Promise<void>;
-  /** Remove a folder and everything in it; missing is not an error. */
+  /** Remove a folder if it is empty; false when it is not (or is gone). */
+  removeEmptyDir(path: string): Promise<boolean>;
+  /** Remove a folder and everything in it, never following symlinks; missing is not an error. */
   removeTree(path: string): Promise<void>;
   exists(path: string): Promise<boolean>;
   /** Entry names of a folder, or [] when it does not exist or can't be read. */
@@ -74,6 +145,8 @@ export interface Terminal {
   /** stdout only: the one JSON object of --json. */
   printJson(value: unknown): void;
   spinner(text: string, options: { silent: boolean }): Spinner;
+  /** Whether human output may carry colour (a TTY on stderr, NO_COLOR and FORCE_COLOR honoured). */
+  color: boolean;
   /** Ask yes/no. Throws CancelledError when the user aborts (Ctrl-C, Esc). */
   confirm(question: string, initial: boolean): Promise<boolean>;
   /**
@@ -84,13 +157,34 @@ export interface Terminal {
   uninterruptible<T>(work: () => Promise<T>): Promise<T>;
 }
 
+export interface NetworkAddress {
+  /** Interface name, e.g. eth0, docker0, en0. */
+  name: string;
+  address: string;
+  family: 4 | 6;
+  internal: boolean;
+}
+
 export interface Context {
+  /** The machine's own OS; `--platform` may ask for another one's rules. */
   platform: Platform;
   env: Readonly<Record<string, string | undefined>>;
   /** True only when both stdin and stdout are terminals: prompting anywhere else hangs or garbles. */
   isTTY: boolean;
   isRoot: boolean;
+  /** Our numeric user id (launchd's gui/<uid> domain); undefined where the OS has none (Windows). */
+  uid?: number;
+  /** Our process id: the lock records it. */
+  pid: number;
   exec(command: string, args: readonly string[], options?: ExecOptions): Promise<ExecResult>;
+  /**
+   * Start a program that must outlive us (an app we restart), detached, with `env` on top of ours.
+   * Returns its pid, or an error message when it could not start.
+   */
+  launch(command: string, args: readonly string[], options?: { env?: Record<string, string | undefined> }): Promise<{ pid: number } | { error: string }>;
+  /** Whether a process with this pid exists (ours or another user's). */
+  processExists(pid: number): boolean;
+  networkAddresses(): NetworkAddress[];
   fs: FileSystem;
   http: HttpClient;
   clock: Clock;

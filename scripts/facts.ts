@@ -1,15 +1,16 @@
 /**
- * Everything the plan and the checks look at, gathered once per run. Detection runs first (it tells
- * which port Ollama is configured for); then the listener read, the host probe and the container
- * probe run concurrently, each with its own timeout.
+ * Everything the plan and the checks look at, gathered once per run. Docker's answers and the
+ * detection of every Ollama installation run at the same time; then the host probe and the
+ * container probe run concurrently, each with its own timeout.
  */
-import { detectLinux } from '../platforms/linux/index.ts';
-import type { Detection, Strategy } from '../platforms/types.ts';
-import type { Context, Platform } from './context.ts';
+import { detectInstallations } from '../platforms/index.ts';
+import type { Detection, Installation, PlatformSupport, Problem, Strategy } from '../platforms/types.ts';
+import type { Context, NetworkAddress, Platform } from './context.ts';
 import { probeFromContainer, probeFromImage, type ContainerProbeResult } from './container-probe.ts';
-import { findOwners, readListeners, type Listener } from './listeners.ts';
-import { DEFAULT_PORT, parseOllamaHost } from './ollama-host.ts';
+import type { Listener } from './listeners.ts';
+import { bindScope, DEFAULT_PORT, formatBindAddress, parseOllamaHost } from './ollama-host.ts';
 import { classifyRuntime, parseDockerInspect, type ContainerInfo, type ContainerRuntime } from './parsers/docker.ts';
+import { lastLine } from './text.ts';
 
 export const DEFAULT_CONTAINER = 'stigmer-agent-runner';
 /** Stigmer's default local model (stigmer/stigmer config.go GetDefault). */
@@ -17,8 +18,8 @@ export const DEFAULT_STIGMER_MODEL = 'qwen2.5-coder:7b';
 export const HOST_PROBE_TIMEOUT_MS = 3000;
 
 export type HostProbe =
-  | { ok: true; version: string; models: string[] }
-  | { ok: false; error: string; kind: 'refused' | 'timeout' | 'not-ollama' | 'other' };
+  | { ok: true; url: string; version: string; models: string[] }
+  | { ok: false; url: string; error: string; kind: 'refused' | 'timeout' | 'not-ollama' | 'other' };
 
 export type DockerFacts =
   | { state: 'missing' }
@@ -29,23 +30,34 @@ export type ContainerProbeFact = ContainerProbeResult | { skipped: string; fix?:
 
 export interface Facts {
   platform: Platform;
+  support: PlatformSupport;
   wsl: boolean;
   port: number;
+  /** Every Ollama installation found (empty where this platform can't be configured yet). */
+  installations: Installation[];
+  /** The installation to configure and to quote commands for. */
   strategy?: Strategy<any>;
   detection?: Detection;
+  /** Two installations compete for the port. */
+  conflict?: Problem;
   /** undefined when this platform has no listener reader yet. */
   listeners?: Listener[];
+  /** Where Ollama was asked, on the host, and what it answered. */
   hostProbe: HostProbe;
+  /** The same on 127.0.0.1, when Ollama is bound to one other address (local tools use loopback). */
+  loopbackProbe?: HostProbe;
   docker: DockerFacts;
   containerName: string;
   /** The agent-runner container, when it exists. */
   container?: ContainerInfo;
   containerProbe: ContainerProbeFact;
   expectedModel?: string;
+  /** The machine's own addresses, to tell a LAN address from a Docker bridge. */
+  addresses: NetworkAddress[];
 }
 
 export interface GatherOptions {
-  platform: Platform;
+  support: PlatformSupport;
   root: string;
   /** --container: the user named it, so its absence is an error rather than a fallback. */
   container?: string;
@@ -55,35 +67,51 @@ export interface GatherOptions {
 
 export class ContainerNotFoundError extends Error {}
 
-export async function probeHost(ctx: Context, port: number): Promise<HostProbe> {
-  // 127.0.0.1, never localhost: Node tries ::1 first for localhost (ollama/ollama-js#102).
-  const base = `http://127.0.0.1:${port}`;
+/** "127.0.0.1" for loopback and wildcard binds (never localhost: Node tries ::1 first, ollama/ollama-js#102). */
+export function hostProbeAddress(host: string): string {
+  const scope = bindScope(host);
+  if (scope === 'specific') return host;
+  if (scope === 'loopback' && host.replace(/^\[(.*)\]$/, '$1') === '::1') return '::1';
+  return '127.0.0.1';
+}
+
+/** Where to ask Ollama on the host: where it is bound, as far as the listeners or its configuration say. */
+export function probeAddressFor(listeners: Listener[] | undefined, configuredHost: string | undefined): string {
+  if (listeners && listeners.length > 0) {
+    if (listeners.some((listener) => listener.scope === 'wildcard' || (listener.scope === 'loopback' && listener.family === 4))) return '127.0.0.1';
+    return hostProbeAddress((listeners.find((listener) => listener.scope === 'specific') ?? listeners[0] as Listener).address);
+  }
+  return hostProbeAddress(parseOllamaHost(configuredHost).host);
+}
+
+export async function probeHost(ctx: Context, address: string, port: number): Promise<HostProbe> {
+  const base = `http://${formatBindAddress({ host: address, port })}`;
   const [version, tags] = await Promise.all([
     ctx.http.get(`${base}/api/version`, { timeoutMs: HOST_PROBE_TIMEOUT_MS }),
     ctx.http.get(`${base}/api/tags`, { timeoutMs: HOST_PROBE_TIMEOUT_MS }),
   ]);
   for (const result of [version, tags]) {
-    if (result.kind === 'error') return { ok: false, kind: result.code === 'refused' || result.code === 'timeout' ? result.code : 'other', error: result.message };
+    if (result.kind === 'error') return { ok: false, url: base, kind: result.code === 'refused' || result.code === 'timeout' ? result.code : 'other', error: result.message };
   }
   try {
     const versionBody = JSON.parse((version as { body: string }).body) as { version?: unknown };
-    const tagsBody = JSON.parse((tags as { body: string }).body) as { models?: { name?: string }[] };
+    const tagsBody = JSON.parse((tags as { body: string }).body) as { models?: { name?: unknown }[] };
     if (typeof versionBody.version !== 'string' || !Array.isArray(tagsBody.models)) throw new Error('missing fields');
-    return { ok: true, version: versionBody.version, models: tagsBody.models.map((model) => String(model.name ?? '')) };
+    return { ok: true, url: base, version: versionBody.version.slice(0, 64), models: tagsBody.models.slice(0, 10_000).map((model) => String(model?.name ?? '').slice(0, 200)) };
   } catch {
     const status = version.kind === 'response' ? version.status : 0;
-    return { ok: false, kind: 'not-ollama', error: `HTTP ${status} from ${base}/api/version is not Ollama's answer` };
+    return { ok: false, url: base, kind: 'not-ollama', error: `HTTP ${status} from ${base}/api/version is not Ollama's answer` };
   }
 }
 
 async function dockerFacts(ctx: Context): Promise<DockerFacts> {
-  const info = await ctx.exec('docker', ['info', '--format', '{{.OperatingSystem}}|{{.Name}}|{{.ServerVersion}}'], { timeoutMs: 8000 });
+  const info = await ctx.exec('docker', ['info', '--format', '{{.OperatingSystem}}|{{.Name}}|{{.ServerVersion}}|{{.KernelVersion}}'], { timeoutMs: 8000 });
   if (info.failure === 'not-found') return { state: 'missing' };
   if (info.exitCode !== 0) {
-    return { state: 'unreachable', detail: (info.stderr.trim().split('\n').at(-1) ?? '') || (info.failure === 'timeout' ? 'docker info timed out' : `docker info exited ${info.exitCode}`) };
+    return { state: 'unreachable', detail: lastLine(info.stderr) || (info.failure === 'timeout' ? 'docker info timed out' : `docker info exited ${info.exitCode}`) };
   }
-  const [operatingSystem = '', name = '', serverVersion = ''] = info.stdout.trim().split('|');
-  return { state: 'ok', runtime: classifyRuntime(operatingSystem, name), operatingSystem, serverVersion };
+  const [operatingSystem = '', name = '', serverVersion = '', kernelVersion = ''] = info.stdout.trim().split('|');
+  return { state: 'ok', runtime: classifyRuntime(operatingSystem, name, kernelVersion), operatingSystem, serverVersion };
 }
 
 async function inspectContainer(ctx: Context, name: string): Promise<ContainerInfo | undefined> {
@@ -135,51 +163,61 @@ async function probeContainer(ctx: Context, docker: DockerFacts, container: Cont
       fix: 'Start Stigmer so its agent-runner exists, or run `docker pull python:3.11-slim`; then run: npx stigmer-setup doctor',
     };
   }
+  // Native Linux engines need the alias mapped; Docker Desktop and friends provide it, and adding
+  // it on Rancher Desktop points it at the wrong place (rancher-desktop#7611).
   const result = await probeFromImage(ctx, image, `http://host.docker.internal:${port}`, docker.runtime === 'native');
   if ('unavailable' in result) return { skipped: `could not probe from a throwaway ${image} container: ${result.unavailable}` };
   return result;
 }
 
-async function readListenersWithOwners(ctx: Context, port: number): Promise<Listener[]> {
-  const listeners = await readListeners(ctx, port);
-  await findOwners(ctx, listeners);
-  return listeners;
-}
-
 export async function gatherFacts(ctx: Context, options: GatherOptions): Promise<Facts> {
+  const { support } = options;
   const containerName = options.container ?? DEFAULT_CONTAINER;
-  const [docker, wslText] = await Promise.all([dockerFacts(ctx), options.platform === 'linux' ? ctx.fs.readText('/proc/version') : Promise.resolve(undefined)]);
+  const home = support.home(ctx.env);
+  const [docker, wsl] = await Promise.all([dockerFacts(ctx), support.isWsl(ctx)]);
   const container = docker.state === 'ok' ? await inspectContainer(ctx, containerName) : undefined;
   if (options.container && docker.state === 'ok' && !container) {
     throw new ContainerNotFoundError(`--container ${options.container}: no such container (see \`docker ps -a\`).`);
   }
   const portHint = options.port ?? urlPort(containerBaseUrl(container)) ?? DEFAULT_PORT;
 
-  let strategy: Strategy<any> | undefined;
-  let detection: Detection | undefined;
-  if (options.platform === 'linux') {
-    ({ strategy, detection } = await detectLinux(ctx, { root: options.root, port: portHint }));
+  let installations: Installation[] = [];
+  let primary: Installation | undefined;
+  let conflict: Problem | undefined;
+  let listeners: Listener[] | undefined;
+  if (support.configurable) {
+    ({ installations, primary, conflict, listeners } = await detectInstallations(ctx, support, { root: options.root, home, env: ctx.env, port: portHint }));
+  } else {
+    listeners = await support.readListeners(ctx, portHint);
   }
+  const detection = primary?.detection;
   const port = options.port ?? (detection?.configuredHost !== undefined ? parseOllamaHost(detection.configuredHost).port : portHint);
+  if (port !== portHint) listeners = await support.readListeners(ctx, port);
 
-  const [listeners, hostProbe, containerProbe] = await Promise.all([
-    options.platform === 'linux' ? readListenersWithOwners(ctx, port) : Promise.resolve(undefined),
-    probeHost(ctx, port),
+  const address = probeAddressFor(listeners, detection?.configuredHost);
+  const [hostProbe, loopbackProbe, containerProbe] = await Promise.all([
+    probeHost(ctx, address, port),
+    bindScope(address) === 'specific' ? probeHost(ctx, '127.0.0.1', port) : Promise.resolve(undefined),
     probeContainer(ctx, docker, container, containerName, port),
   ]);
   const provider = container?.env.get('STIGMER_LLM_PROVIDER') ?? 'ollama';
   return {
-    platform: options.platform,
-    wsl: /microsoft/i.test(wslText ?? ''),
+    platform: support.id,
+    support,
+    wsl,
     port,
-    strategy,
+    installations,
+    strategy: primary?.strategy,
     detection,
+    conflict,
     listeners,
     hostProbe,
+    loopbackProbe,
     docker,
     containerName,
     container,
     containerProbe,
     expectedModel: provider === 'ollama' ? container?.env.get('STIGMER_LLM_MODEL') ?? DEFAULT_STIGMER_MODEL : undefined,
+    addresses: ctx.networkAddresses(),
   };
 }

@@ -2,51 +2,127 @@
  * The real Context: Node's child_process, fs, http and the terminal. Nothing else in the product
  * imports these modules, so this file is the whole surface that tests replace.
  */
-import { spawn } from 'node:child_process';
-import { constants as fsConstants, promises as fsp } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { constants as fsConstants, promises as fsp, type Stats } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import ora from 'ora';
 import prompts from 'prompts';
-import { CancelledError, type Context, type ExecOptions, type ExecResult, type FileSystem, type HttpResult, type Platform, type Spinner } from './context.ts';
+import {
+  CancelledError,
+  UnsafePathError,
+  type Context,
+  type ExecOptions,
+  type ExecResult,
+  type FileSystem,
+  type HttpResult,
+  type NetworkAddress,
+  type PathInfo,
+  type Platform,
+  type Spinner,
+} from './context.ts';
+import { stripControl } from './text.ts';
+
+/** A command's output beyond this is dropped: we parse small answers, and a runaway tool must not fill memory. */
+const MAX_OUTPUT = 4 * 1024 * 1024;
+/** Files we read are configuration files; anything larger is not one of them. */
+const MAX_FILE = 16 * 1024 * 1024;
+
+/** Children still running, so Ctrl-C outside a change can take their whole process groups down with us. */
+const running = new Set<ChildProcess>();
+
+function killGroup(child: ChildProcess): void {
+  // A negative pid signals the whole process group: a `systemctl` whose helper keeps the pipe open
+  // would otherwise outlive the timeout. Where groups don't exist (Windows) kill the child itself.
+  try {
+    if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+    else child.kill('SIGKILL');
+  } catch {
+    child.kill('SIGKILL');
+  }
+}
+
+function childEnvironment(extra: ExecOptions['env']): NodeJS.ProcessEnv | undefined {
+  if (!extra) return undefined;
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const [name, value] of Object.entries(extra)) {
+    if (value === undefined) delete env[name];
+    else env[name] = value;
+  }
+  return env;
+}
 
 function runCommand(command: string, args: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
   return new Promise((resolve) => {
-    // shell: false — the argv array goes to execvp as is, so no value can be re-read as shell syntax.
-    // Node resolves `command` through PATH itself.
-    const child = spawn(command, args, {
-      shell: false,
-      stdio: [options.inheritTerminal ? 'inherit' : 'pipe', 'pipe', options.inheritTerminal ? 'inherit' : 'pipe'],
-    });
+    let child: ChildProcess;
+    try {
+      // shell: false: the argv array goes to execvp as is, so no value can be re-read as shell
+      // syntax. detached: the child leads its own process group, so a timeout can kill everything
+      // it started and a Ctrl-C on the terminal does not reach a step we are in the middle of.
+      child = spawn(command, args, {
+        shell: false,
+        detached: !options.inheritTerminal,
+        windowsHide: true,
+        env: childEnvironment(options.env),
+        stdio: [options.inheritTerminal ? 'inherit' : 'pipe', 'pipe', options.inheritTerminal ? 'inherit' : 'pipe'],
+      });
+    } catch (error) {
+      resolve({ exitCode: null, stdout: '', stderr: (error as Error).message, failure: 'spawn-error' });
+      return;
+    }
+    running.add(child);
     let stdout = '';
     let stderr = '';
-    let timedOut = false;
     let settled = false;
     const finish = (result: ExecResult) => {
       if (settled) return;
       settled = true;
+      running.delete(child);
       if (timer) clearTimeout(timer);
       resolve(result);
     };
     const timer = options.timeoutMs
       ? setTimeout(() => {
-          timedOut = true;
-          child.kill('SIGKILL');
+          killGroup(child);
+          // Resolve now: a grandchild that inherited the pipe could keep 'close' from ever firing.
+          child.stdout?.destroy();
+          child.stderr?.destroy();
+          finish({ exitCode: null, stdout, stderr, failure: 'timeout' });
         }, options.timeoutMs)
       : undefined;
-    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+      if (stdout.length < MAX_OUTPUT) stdout += chunk;
+    });
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+      if (stderr.length < MAX_OUTPUT) stderr += chunk;
+    });
     child.on('error', (error: NodeJS.ErrnoException) => {
       finish({ exitCode: null, stdout, stderr: stderr || error.message, failure: error.code === 'ENOENT' ? 'not-found' : 'spawn-error' });
     });
-    child.on('close', (code) => {
-      finish(timedOut ? { exitCode: null, stdout, stderr, failure: 'timeout' } : { exitCode: code, stdout, stderr });
-    });
+    child.on('close', (code) => finish({ exitCode: code, stdout, stderr }));
     if (child.stdin && !options.inheritTerminal) {
       child.stdin.on('error', () => {}); // a command that exits before reading its input is not our error
       child.stdin.end(options.input ?? '');
     }
+  });
+}
+
+function launch(command: string, args: readonly string[], options: { env?: Record<string, string | undefined> } = {}): Promise<{ pid: number } | { error: string }> {
+  return new Promise((resolve) => {
+    let child: ChildProcess;
+    try {
+      child = spawn(command, args, { detached: true, stdio: 'ignore', windowsHide: true, env: childEnvironment(options.env) });
+    } catch (error) {
+      resolve({ error: (error as Error).message });
+      return;
+    }
+    child.once('error', (error) => resolve({ error: error.message }));
+    child.once('spawn', () => {
+      child.unref();
+      resolve({ pid: child.pid ?? 0 });
+    });
   });
 }
 
@@ -55,36 +131,155 @@ function isMissing(error: unknown): boolean {
   return code === 'ENOENT' || code === 'ENOTDIR';
 }
 
+function kindOf(stats: Stats): PathInfo['kind'] {
+  if (stats.isFile()) return 'file';
+  if (stats.isDirectory()) return 'directory';
+  if (stats.isSymbolicLink()) return 'symlink';
+  if (stats.isFIFO()) return 'fifo';
+  if (stats.isSocket()) return 'socket';
+  if (stats.isCharacterDevice() || stats.isBlockDevice()) return 'device';
+  return 'other';
+}
+
+function pathInfo(stats: Stats): PathInfo {
+  return { kind: kindOf(stats), mode: stats.mode & 0o7777, uid: stats.uid, gid: stats.gid, size: stats.size };
+}
+
+// Flags that are 0 where the OS lacks them (O_NOFOLLOW and O_NONBLOCK on Windows): the lstat done
+// first still refuses symlinks and special files there.
+const NO_FOLLOW = fsConstants.O_NOFOLLOW ?? 0;
+const NON_BLOCKING = fsConstants.O_NONBLOCK ?? 0;
+
+async function inspect(file: string): Promise<PathInfo | undefined> {
+  try {
+    return pathInfo(await fsp.lstat(file));
+  } catch (error) {
+    if (isMissing(error)) return undefined;
+    throw error;
+  }
+}
+
+async function readFileSafely(file: string, follow: boolean) {
+  if (!follow) {
+    const seen = await inspect(file);
+    if (seen === undefined) return undefined;
+    if (seen.kind !== 'file') throw new UnsafePathError(file, seen.kind);
+  }
+  let handle: fsp.FileHandle;
+  try {
+    // Non-blocking: opening a FIFO for reading would otherwise wait for a writer forever.
+    handle = await fsp.open(file, fsConstants.O_RDONLY | NON_BLOCKING | (follow ? 0 : NO_FOLLOW));
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (isMissing(error)) return undefined;
+    if (code === 'ELOOP' || code === 'EMLINK') throw new UnsafePathError(file, 'symlink');
+    if (code === 'EISDIR') throw new UnsafePathError(file, 'directory');
+    throw error;
+  }
+  try {
+    const stats = await handle.stat();
+    if (!stats.isFile()) throw new UnsafePathError(file, kindOf(stats));
+    if (stats.size > MAX_FILE) throw new Error(`${file} is ${stats.size} bytes, too large to be a configuration file`);
+    const content = await handle.readFile();
+    return { content, mode: stats.mode & 0o7777, uid: stats.uid, gid: stats.gid };
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Create the missing folders above `dir`, outermost first; refuse when `dir` itself is a symlink. */
+async function makeParents(dir: string): Promise<string[]> {
+  const missing: string[] = [];
+  let probe = dir;
+  for (let depth = 0; depth < 64; depth++) {
+    const seen = await inspect(probe);
+    if (seen) {
+      if (probe === dir && seen.kind === 'symlink') throw new UnsafePathError(dir, 'symlink', 'a folder');
+      if (seen.kind !== 'directory' && !(seen.kind === 'symlink' && probe !== dir)) throw new UnsafePathError(probe, seen.kind, 'a folder');
+      break;
+    }
+    missing.unshift(probe);
+    const parent = path.dirname(probe);
+    if (parent === probe) break;
+    probe = parent;
+  }
+  for (const folder of missing) await fsp.mkdir(folder, { mode: 0o755 });
+  return missing;
+}
+
 const nodeFs: FileSystem = {
-  async readText(file) {
+  inspect,
+  async ensureDir(dir) {
+    const seen = await inspect(dir);
+    if (seen?.kind === 'directory') return [];
+    if (seen) throw new UnsafePathError(dir, seen.kind, 'a folder');
+    const created = await makeParents(path.dirname(dir));
+    await fsp.mkdir(dir, { mode: 0o755 });
+    return [...created, dir];
+  },
+  read: (file, options = {}) => readFileSafely(file, options.follow ?? false),
+  async readText(file, options = {}) {
+    return (await readFileSafely(file, options.follow ?? false))?.content.toString('utf8');
+  },
+  async write(file, content, options) {
+    const dir = path.dirname(file);
+    const createdDirs = await makeParents(dir);
+    const target = await inspect(file);
+    if (target && target.kind !== 'file') throw new UnsafePathError(file, target.kind);
+    // A random name, created exclusively and never through a symlink: nobody can have placed a
+    // link there in advance to redirect the write.
+    const temporary = path.join(dir, `.${path.basename(file)}.stigmer-setup-${randomBytes(8).toString('hex')}.tmp`);
+    const handle = await fsp.open(temporary, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | NO_FOLLOW, 0o600);
     try {
-      return await fsp.readFile(file, 'utf8');
+      try {
+        await handle.writeFile(content);
+        await handle.chmod(options.mode);
+        const changeOwner = (options.uid !== undefined && options.uid !== process.getuid?.()) || (options.gid !== undefined && options.gid !== process.getgid?.());
+        if (changeOwner) await handle.chown(options.uid ?? -1, options.gid ?? -1);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await fsp.rename(temporary, file);
     } catch (error) {
-      if (isMissing(error)) return undefined;
+      await fsp.rm(temporary, { force: true });
+      throw error;
+    }
+    return { createdDirs };
+  },
+  async createExclusive(file, content, mode) {
+    try {
+      const handle = await fsp.open(file, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | NO_FOLLOW, mode);
+      try {
+        await handle.writeFile(content);
+      } finally {
+        await handle.close();
+      }
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
       throw error;
     }
   },
-  async writeText(file, content, mode = 0o644) {
-    await fsp.mkdir(path.dirname(file), { recursive: true });
-    // Write a sibling and rename it over the target: a reader (or a crash) never sees half a file.
-    const temporary = `${file}.stigmer-setup-${process.pid}.tmp`;
-    await fsp.writeFile(temporary, content, { mode });
-    await fsp.chmod(temporary, mode);
-    await fsp.rename(temporary, file);
-  },
   async remove(file) {
+    const seen = await inspect(file);
+    if (!seen) return;
+    if (seen.kind !== 'file' && seen.kind !== 'symlink') throw new UnsafePathError(file, seen.kind);
     await fsp.rm(file, { force: true });
+  },
+  async removeEmptyDir(dir) {
+    try {
+      await fsp.rmdir(dir);
+      return true;
+    } catch {
+      return false;
+    }
   },
   async removeTree(dir) {
     await fsp.rm(dir, { recursive: true, force: true });
   },
   async exists(file) {
-    try {
-      await fsp.access(file);
-      return true;
-    } catch {
-      return false;
-    }
+    return (await inspect(file)) !== undefined;
   },
   async listDir(dir) {
     try {
@@ -155,13 +350,93 @@ function httpGet(url: string, options: { timeoutMs: number; headers?: Record<str
   });
 }
 
+/**
+ * Colour decision, once: FORCE_COLOR wins (0/false turn it off), then NO_COLOR (no-color.org: any
+ * non-empty value), then TERM=dumb, then whether stderr, where spinners and prompts go, is a TTY.
+ */
+export function colorEnabled(env: Readonly<Record<string, string | undefined>>, stderrIsTTY: boolean): boolean {
+  const force = env.FORCE_COLOR;
+  if (force !== undefined) return !['0', 'false'].includes(force.toLowerCase());
+  if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return false;
+  if (env.TERM === 'dumb') return false;
+  return stderrIsTTY;
+}
+
+/**
+ * A reader that went away (`| head -c 10`) or a full disk (`> /dev/full`) makes writes fail with
+ * EPIPE or ENOSPC, emitted as an 'error' event: with no listener that is a crash with a stack
+ * trace. Note the stream as closed and stop writing to it instead.
+ */
+const closedStreams = new WeakSet<NodeJS.WriteStream>();
+const guardedStreams = new WeakSet<NodeJS.WriteStream>();
+function guardStream(stream: NodeJS.WriteStream): void {
+  if (guardedStreams.has(stream)) return;
+  guardedStreams.add(stream);
+  stream.on('error', () => closedStreams.add(stream));
+}
+function write(stream: NodeJS.WriteStream, text: string): void {
+  if (closedStreams.has(stream)) return;
+  try {
+    stream.write(text);
+  } catch {
+    closedStreams.add(stream);
+  }
+}
+
+const SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143 } as const;
+let holding = 0;
+
+/**
+ * Ctrl-C and SIGTERM: while a change is being applied (holding > 0) they are noted and the change
+ * finishes or rolls back; otherwise every running child's process group is killed and we exit
+ * with nothing changed. Installed by the bin only, never by tests that import this module.
+ */
+export function installSignalHandlers(): void {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      if (holding > 0) {
+        write(process.stderr, '\nstigmer-setup: finishing the current change first, so nothing is left half-applied…\n');
+        return;
+      }
+      for (const child of running) killGroup(child);
+      write(process.stderr, '\nCancelled; nothing was changed.\n');
+      process.exit(SIGNAL_EXIT[signal]);
+    });
+  }
+}
+
+function symbol(kind: 'succeed' | 'fail', color: boolean): string {
+  if (kind === 'succeed') return color ? '\x1b[32m✔\x1b[39m' : '✔';
+  return color ? '\x1b[31m✖\x1b[39m' : '✖';
+}
+
 export function createNodeContext(): Context {
+  guardStream(process.stdout);
+  guardStream(process.stderr);
+  const color = colorEnabled(process.env, Boolean(process.stderr.isTTY));
   return {
     platform: process.platform as Platform,
     env: process.env,
     isTTY: Boolean(process.stdin.isTTY && process.stdout.isTTY),
     isRoot: typeof process.getuid === 'function' && process.getuid() === 0,
+    uid: typeof process.getuid === 'function' ? process.getuid() : undefined,
+    pid: process.pid,
     exec: runCommand,
+    launch,
+    processExists(pid) {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch (error) {
+        // EPERM: it exists, it just isn't ours to signal.
+        return (error as NodeJS.ErrnoException).code === 'EPERM';
+      }
+    },
+    networkAddresses(): NetworkAddress[] {
+      return Object.entries(os.networkInterfaces()).flatMap(([name, addresses]) =>
+        (addresses ?? []).map((entry) => ({ name, address: entry.address, family: entry.family === 'IPv6' ? 6 : 4, internal: entry.internal }) as const),
+      );
+    },
     fs: nodeFs,
     http: { get: httpGet },
     clock: {
@@ -169,18 +444,22 @@ export function createNodeContext(): Context {
       sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     },
     terminal: {
-      print: (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),
-      printError: (text) => process.stderr.write(text.endsWith('\n') ? text : `${text}\n`),
-      printJson: (value) => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`),
+      color,
+      // Everything printed for a person may quote the system (process names, file contents,
+      // command errors): strip terminal control sequences on the way out.
+      print: (text) => write(process.stdout, `${stripControl(text).replace(/\n$/, '')}\n`),
+      printError: (text) => write(process.stderr, `${stripControl(text).replace(/\n$/, '')}\n`),
+      // JSON.stringify escapes control characters itself, so the object goes out as is.
+      printJson: (value) => write(process.stdout, `${JSON.stringify(value, null, 2)}\n`),
       spinner(text, { silent }): Spinner {
         // ora writes to stderr and falls back to plain lines off a TTY; isSilent keeps --json clean.
         // A terminal that reports 0 columns (a pty nobody sized, e.g. `script` under `docker exec -i`)
         // makes ora erase an unbounded number of lines on every frame: animate only on a real size.
-        const animate = Boolean(process.stderr.isTTY) && (process.stderr.columns ?? 0) > 0;
-        const spinner = ora({ text, isSilent: silent, isEnabled: animate, discardStdin: false }).start();
+        const animate = Boolean(process.stderr.isTTY) && (process.stderr.columns ?? 0) > 0 && !closedStreams.has(process.stderr);
+        const spinner = ora({ text: stripControl(text), isSilent: silent || closedStreams.has(process.stderr), isEnabled: animate, discardStdin: false, color: color ? 'cyan' : false }).start();
         return {
-          succeed: (done) => spinner.succeed(done),
-          fail: (done) => spinner.fail(done),
+          succeed: (done) => spinner.stopAndPersist({ symbol: symbol('succeed', color), text: done === undefined ? undefined : stripControl(done) }),
+          fail: (done) => spinner.stopAndPersist({ symbol: symbol('fail', color), text: done === undefined ? undefined : stripControl(done) }),
           stop: () => spinner.stop(),
         };
       },
@@ -195,14 +474,11 @@ export function createNodeContext(): Context {
         return answer.value;
       },
       async uninterruptible(work) {
-        const hold = () => process.stderr.write('\nstigmer-setup: finishing the current change first, so nothing is left half-applied…\n');
-        process.on('SIGINT', hold);
-        process.on('SIGTERM', hold);
+        holding++;
         try {
           return await work();
         } finally {
-          process.off('SIGINT', hold);
-          process.off('SIGTERM', hold);
+          holding--;
         }
       },
     },

@@ -86,6 +86,12 @@ export function parseHostOption(value: string): BindAddress | { error: string } 
   const example = 'use host:port with an IP address, e.g. 0.0.0.0:11434 or [::]:11434';
   // JSON quoting keeps the error on one line whatever the input holds (newlines, quotes).
   const shown = JSON.stringify(value);
+  // systemd expands % specifiers inside Environment= (%h is a home folder), and an IPv6 zone id
+  // (fe80::1%eth0) is silently dropped there: neither can be written into a unit as meant.
+  if (value.includes('%')) {
+    const zone = /^\[?[0-9a-f:.]+%/i.test(value) ? ': IPv6 zone ids (fe80::1%eth0) are not supported' : ": systemd would expand it as a specifier";
+    return { error: `--host ${shown} contains '%'${zone}; ${example}` };
+  }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) {
     const hint = /^http:\/\/[^/]*$/i.test(value) && !/:\d+$/.test(value) ? ' (Ollama would read it as port 80)' : '';
     return { error: `--host ${shown} has a URL scheme${hint}; ${example}` };

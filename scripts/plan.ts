@@ -1,15 +1,66 @@
 /**
- * The least change that works. Before asking a strategy for a change, look at whether one is needed
- * at all: a container that already reaches Ollama, a runner on the host network, or an Ollama that
- * already listens beyond loopback means there is nothing to widen.
+ * The least change that works. Whether a change is needed at all is decided by a probe from a
+ * container whenever one can run: several runtimes (Colima/Lima, Rancher Desktop, Podman machine,
+ * very likely Docker Desktop) forward host.docker.internal to the host's loopback, and there a
+ * loopback-only Ollama already works; binding 0.0.0.0 would only widen its exposure.
+ *
+ * The same decision tells the checks whether to recommend setup, so `doctor` never sends someone
+ * to a setup that then says "nothing to do".
  */
 import type { Plan, PlanRequest } from '../platforms/types.ts';
+import type { ContainerProbeResult } from './container-probe.ts';
 import type { Facts } from './facts.ts';
 import { describeListeners, widestScope } from './listeners.ts';
 import { bindScope, parseOllamaHost } from './ollama-host.ts';
 
-function nothingToDo(facts: Facts, summary: string): Plan {
-  return { strategy: facts.detection?.strategy ?? 'none', changes: [], summary, blockers: [], warnings: [], restart: [], reverts: [] };
+export interface ReachDecision {
+  /** Setup would change how Ollama listens. */
+  changeNeeded: boolean;
+  /** Why nothing needs to change, when it doesn't. */
+  reason: string;
+}
+
+/** The container probe, when one ran to a conclusion. */
+export function concludedProbe(facts: Facts): ContainerProbeResult | undefined {
+  const probe = facts.containerProbe;
+  return 'skipped' in probe || probe.outcome === 'incomplete' ? undefined : probe;
+}
+
+/** A loopback-bound Ollama answered a foreign Host header with 403: the route ends at host loopback. */
+export function loopbackRouteProven(facts: Facts): boolean {
+  return concludedProbe(facts)?.foreignHostStatus === 403;
+}
+
+export function reachDecision(facts: Facts): ReachDecision {
+  const listeners = facts.listeners;
+  const scope = listeners ? widestScope(listeners) : undefined;
+  const configuredScope = bindScope(parseOllamaHost(facts.detection?.configuredHost).host);
+  // What runs now is what the next start brings back (or nothing could make it last anyway).
+  const lasting = facts.strategy?.persistent === false || scope === undefined || configuredScope === scope;
+  const probe = concludedProbe(facts);
+
+  if (facts.container?.networkMode === 'host') {
+    return { changeNeeded: false, reason: `${facts.containerName} uses --network host (Stigmer's Linux default), so it reaches Ollama on 127.0.0.1 as it is; nothing needs to change.` };
+  }
+  if (probe?.outcome === 'ok') {
+    const route = loopbackRouteProven(facts)
+      ? ` It gets there through the container runtime's forwarding to the host's loopback (a foreign Host header gets 403), so binding 0.0.0.0 would only expose Ollama to your network.`
+      : '';
+    // Reached only because of a bind the service won't bring back: on a native engine the next
+    // restart breaks it, so make it last. Elsewhere loopback is forwarded, and a restart is harmless.
+    const runtime = facts.docker.state === 'ok' ? facts.docker.runtime : undefined;
+    if (lasting || runtime !== 'native') {
+      return { changeNeeded: false, reason: `${probe.via} already reaches Ollama at ${probe.url}; nothing needs to change.${route}` };
+    }
+    return { changeNeeded: true, reason: '' };
+  }
+  // Beyond loopback already, and lasting: widening the bind can't fix a name, firewall or proxy problem.
+  const bindIsFine = scope === 'wildcard' || (scope === 'specific' && probe?.outcome !== 'refused');
+  if (lasting && bindIsFine && listeners && listeners.length > 0) {
+    const problem = probe ? ' The container still fails for another reason: see container.probe below.' : '';
+    return { changeNeeded: false, reason: `Ollama already listens on ${describeListeners(listeners)}, where containers can reach it; nothing needs to change.${problem}` };
+  }
+  return { changeNeeded: true, reason: '' };
 }
 
 export function decidePlan(facts: Facts, request: PlanRequest): Plan {
@@ -18,23 +69,9 @@ export function decidePlan(facts: Facts, request: PlanRequest): Plan {
   const withListening: PlanRequest = { ...request, listening: facts.listeners ? scope ?? 'none' : undefined };
   // An explicit --host is the user's decision: only the strategy's own "already set" test applies.
   if (request.explicitHost) return facts.strategy.plan(facts.detection, withListening);
-
-  const probe = facts.containerProbe;
-  if (!('skipped' in probe) && probe.outcome === 'ok') {
-    return nothingToDo(facts, `${probe.via} already reaches Ollama at ${probe.url}; nothing needs to change.`);
-  }
-  if (facts.container?.networkMode === 'host') {
-    return nothingToDo(facts, `${facts.containerName} uses --network host (Stigmer's Linux default), so it reaches Ollama on 127.0.0.1 as it is; nothing needs to change.`);
-  }
-  // Beyond loopback already, and lasting (the service starts it that way, or nothing could make a
-  // hand-started process last anyway): widening the bind can't fix a name, firewall or proxy problem.
-  const configured = facts.detection.configuredHost;
-  const configuredScope = bindScope(parseOllamaHost(configured).host);
-  const lasting = facts.detection.strategy === 'linux-manual' || configuredScope === scope;
-  const bindIsFine = scope === 'wildcard' || (scope === 'specific' && ('skipped' in probe || probe.outcome !== 'refused'));
-  if (lasting && bindIsFine) {
-    const problem = 'skipped' in probe ? '' : ' The container still fails for another reason: see container.probe below.';
-    return nothingToDo(facts, `Ollama already listens on ${describeListeners(facts.listeners ?? [])}, where containers can reach it; nothing needs to change.${problem}`);
+  const decision = reachDecision(facts);
+  if (!decision.changeNeeded) {
+    return { strategy: facts.detection.strategy, changes: [], summary: decision.reason, blockers: [], warnings: [] };
   }
   return facts.strategy.plan(facts.detection, withListening);
 }

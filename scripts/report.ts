@@ -1,18 +1,21 @@
 /** Human and JSON output. Human text goes to stdout; with --json, stdout carries one object only. */
-import type { Change, Plan } from '../platforms/types.ts';
-import type { Finding } from './checks/types.ts';
+import type { Change, FileChange, Plan } from '../platforms/types.ts';
 import type { Command } from './args.ts';
+import { summarize } from './checks/index.ts';
+import type { Finding } from './checks/types.ts';
 import type { Platform } from './context.ts';
 import { unifiedDiff } from './diff.ts';
-import { summarize } from './checks/index.ts';
+import { describeCommand } from './system-files.ts';
 
 const SYMBOLS = { ok: '✔', warn: '!', fail: '✖', skip: '-' } as const;
+const COLORS = { ok: 32, warn: 33, fail: 31, skip: 2 } as const;
 
-export function renderFindings(findings: Finding[]): string {
+export function renderFindings(findings: Finding[], color = false): string {
   const width = Math.max(...findings.map((finding) => finding.id.length));
   const lines: string[] = [];
+  const symbol = (status: Finding['status']) => (color ? `\x1b[${COLORS[status]}m${SYMBOLS[status]}\x1b[0m` : SYMBOLS[status]);
   for (const finding of findings) {
-    lines.push(`${SYMBOLS[finding.status]} ${finding.id.padEnd(width)}  ${finding.message}`);
+    lines.push(`${symbol(finding.status)} ${finding.id.padEnd(width)}  ${finding.message}`);
     if (finding.status === 'ok' || finding.status === 'skip') {
       if (finding.status === 'skip' && finding.fix) lines.push(`  ${' '.repeat(width)}  To check it: ${finding.fix}`);
       continue;
@@ -24,19 +27,35 @@ export function renderFindings(findings: Finding[]): string {
   return lines.join('\n');
 }
 
-export function describeCommand(argv: string[]): string {
-  // For display only; execution always passes the argv array as is.
-  return argv.map((arg) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`)).join(' ');
+/** A file's bytes as text for a diff; binary content is described rather than dumped. */
+function displayText(content: Buffer | undefined): string | undefined {
+  if (content === undefined) return undefined;
+  const text = content.toString('utf8');
+  if (content.includes(0) || !Buffer.from(text, 'utf8').equals(content)) return `(binary content, ${content.length} bytes)\n`;
+  return text;
+}
+
+export function fileDiff(change: FileChange): string {
+  if (change.restoreFrom) return `(restored from ${change.restoreFrom}, which only root can read)`;
+  return unifiedDiff(displayText(change.before), displayText(change.after), change.path);
+}
+
+function describeValue(value: string | undefined): string {
+  return value === undefined ? '(unset)' : JSON.stringify(value);
 }
 
 export function renderChanges(changes: Change[], dryRun: boolean): string {
   const lines: string[] = [];
   for (const change of changes) {
     if (change.type === 'file') {
-      lines.push(`${dryRun ? 'Would ' : ''}${change.action} ${change.path}${change.privileged ? ' (with sudo)' : ''}`);
-      lines.push(...unifiedDiff(change.before, change.after, change.path).split('\n').map((line) => `    ${line}`));
-    } else {
+      const verb = change.role === 'kept' ? 'keep a copy of your edits as' : change.action;
+      lines.push(`${dryRun ? 'Would ' : ''}${verb} ${change.path}${change.privileged ? ' (with sudo)' : ''}`);
+      if (change.role !== 'kept') lines.push(...fileDiff(change).split('\n').map((line) => `    ${line}`));
+    } else if (change.type === 'setting') {
+      lines.push(`${dryRun ? 'Would set' : 'set'} ${change.store} ${change.key}: ${describeValue(change.before)} → ${describeValue(change.after)}`);
       lines.push(dryRun ? `[dry run] Command not executed: ${describeCommand(change.argv)}` : `run ${describeCommand(change.argv)}`);
+    } else {
+      for (const step of change.steps) lines.push(dryRun ? `[dry run] Command not executed: ${describeCommand(step)}` : `run ${describeCommand(step)}`);
     }
   }
   return lines.join('\n');
@@ -50,6 +69,11 @@ export function renderPlan(plan: Plan, dryRun: boolean): string {
   return lines.join('\n');
 }
 
+export type JsonChange =
+  | { type: 'file'; path: string; action: 'create' | 'modify' | 'delete'; mode: string; kept?: true; applied: boolean; diff: string }
+  | { type: 'setting'; store: string; key: string; before: string | null; after: string | null; argv: string[]; applied: boolean }
+  | { type: 'command'; argv: string[]; applied: boolean };
+
 export interface JsonReport {
   ok: boolean;
   command: Command;
@@ -57,19 +81,22 @@ export interface JsonReport {
   strategy: string;
   summary?: string;
   dryRun: boolean;
-  changes: (
-    | { type: 'file'; path: string; action: 'create' | 'modify' | 'delete'; applied: boolean; diff: string }
-    | { type: 'command'; argv: string[]; applied: boolean }
-  )[];
+  changes: JsonChange[];
   checks: Finding[];
   warnings: string[];
   error?: string;
 }
 
-export function jsonChanges(changes: Change[], applied: boolean[]): JsonReport['changes'] {
-  return changes.map((change, index) =>
-    change.type === 'file'
-      ? { type: 'file', path: change.path, action: change.action, applied: applied[index] ?? false, diff: unifiedDiff(change.before, change.after, change.path) }
-      : { type: 'command', argv: change.argv, applied: applied[index] ?? false },
-  );
+/** One entry per file and setting; a restart is listed as the commands it runs, each with its own entry. */
+export function jsonChanges(changes: Change[], applied: boolean[]): JsonChange[] {
+  return changes.flatMap((change, index): JsonChange[] => {
+    const done = applied[index] ?? false;
+    if (change.type === 'file') {
+      return [{ type: 'file', path: change.path, action: change.action, mode: change.mode.toString(8).padStart(4, '0'), ...(change.role === 'kept' ? { kept: true as const } : {}), applied: done, diff: fileDiff(change) }];
+    }
+    if (change.type === 'setting') {
+      return [{ type: 'setting', store: change.store, key: change.key, before: change.before ?? null, after: change.after ?? null, argv: change.argv, applied: done }];
+    }
+    return change.steps.map((argv) => ({ type: 'command' as const, argv, applied: done }));
+  });
 }

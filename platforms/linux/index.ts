@@ -1,50 +1,43 @@
 /**
- * Linux: which way Ollama is installed decides what to change. The order matters — a systemd unit
- * or a snap may also show up as a listening process, and the managed form is the one to configure.
+ * Linux: which way Ollama is installed decides what to change. The order is the preference when
+ * several are present — a systemd unit or a snap may also show up as a listening process, and the
+ * managed form is the one to configure — unless another one owns the port.
  */
+import path from 'node:path';
 import type { Context } from '../../scripts/context.ts';
-import type { ApplyOutcome, DetectOptions, Detection, Plan, PlanRequest, Strategy } from '../types.ts';
+import { notInstalled } from '../none.ts';
+import type { PlatformSupport } from '../types.ts';
+import { dockerStrategy, systemdUserStrategy } from './elsewhere.ts';
+import { readListenersWithOwners } from './listeners.ts';
 import { manualStrategy } from './manual.ts';
-import { snapStrategy } from './snap.ts';
+import { snapStore, snapStrategy } from './snap.ts';
 import { systemdStrategy } from './systemd.ts';
 
-/** Nothing found: no unit, no snap, nobody listening. */
-export const notInstalledStrategy: Strategy = {
-  id: 'linux-none',
-  async detect(): Promise<Detection> {
-    return { strategy: 'linux-none', description: 'no Ollama service, snap or process found' };
+export const notInstalledStrategy = notInstalled(
+  'linux-none',
+  'no ollama.service, no ollama snap, and nothing listens on the port',
+  'curl -fsSL https://ollama.com/install.sh | sh',
+);
+
+export const linuxPlatform: PlatformSupport = {
+  id: 'linux',
+  path: path.posix,
+  configurable: true,
+  strategies: [systemdStrategy, snapStrategy, systemdUserStrategy, dockerStrategy, manualStrategy],
+  notInstalled: notInstalledStrategy,
+  settingStores: { snap: snapStore },
+  home: (env) => env.HOME ?? '',
+  // System changes need root; the folder is root's, like the drop-ins whose backups it keeps.
+  stateDir: (locations) => path.posix.join(locations.root, 'var', 'lib', 'stigmer-setup'),
+  // Under --yes nothing may prompt, sudo included: -n fails fast instead of waiting for a password.
+  elevation: (ctx: Context, unattended) => (ctx.isRoot ? [] : unattended ? ['sudo', '-n'] : ['sudo']),
+  readListeners: readListenersWithOwners,
+  async isWsl(ctx) {
+    return /microsoft/i.test((await ctx.fs.readText('/proc/version', { follow: true }).catch(() => undefined)) ?? '');
   },
-  plan(_detection: Detection, request: PlanRequest): Plan {
-    return {
-      strategy: 'linux-none',
-      target: request.target,
-      changes: [],
-      summary: 'Ollama does not seem to be installed: there is no ollama.service, no ollama snap, and nothing listens on the port.',
-      blockers: [
-        {
-          message: 'No Ollama installation was found (no systemd unit ollama.service, no snap, no running `ollama serve`).',
-          fix: 'Install Ollama with its official script, which sets up ollama.service: curl -fsSL https://ollama.com/install.sh | sh — then re-run: npx stigmer-setup',
-        },
-      ],
-      warnings: [],
-      restart: [],
-      reverts: [],
-    };
-  },
-  async apply(): Promise<ApplyOutcome> {
-    return { ok: true, applied: [], rolledBack: false };
+  commands: {
+    limitExposure: (port) => `Allow only Docker's bridge, e.g. with ufw: sudo ufw allow in on docker0 to any port ${port} proto tcp && sudo ufw deny ${port}/tcp`,
+    portOwner: (port) => `sudo ss -ltnp 'sport = :${port}'`,
+    firewallAllow: (port) => `sudo ufw allow in on docker0 to any port ${port} proto tcp   # or your firewall's equivalent for the bridge subnet`,
   },
 };
-
-// Each strategy's plan() takes its own Detection type; detectLinux always returns a strategy
-// together with the detection it produced, so the pair is consistent even though the list is not
-// typed per element.
-const ORDER: Strategy<any>[] = [systemdStrategy, snapStrategy, manualStrategy];
-
-export async function detectLinux(ctx: Context, options: DetectOptions): Promise<{ strategy: Strategy<any>; detection: Detection }> {
-  for (const strategy of ORDER) {
-    const detection = await strategy.detect(ctx, options);
-    if (detection) return { strategy, detection };
-  }
-  return { strategy: notInstalledStrategy, detection: await notInstalledStrategy.detect(ctx, options) as Detection };
-}

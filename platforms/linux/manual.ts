@@ -5,9 +5,11 @@
  */
 import path from 'node:path';
 import type { Context } from '../../scripts/context.ts';
-import { findOwners, readListeners, type ProcessInfo } from '../../scripts/listeners.ts';
+import type { ProcessInfo } from '../../scripts/listeners.ts';
 import { formatBindAddress } from '../../scripts/ollama-host.ts';
-import type { ApplyOutcome, DetectOptions, Detection, Plan, PlanRequest, Strategy } from '../types.ts';
+import { stripControl } from '../../scripts/text.ts';
+import type { DetectOptions, Detection, Plan, PlanRequest, Problem, Strategy } from '../types.ts';
+import { isDockerProxy, isUserUnit } from './elsewhere.ts';
 
 export interface ManualDetection extends Detection {
   strategy: 'linux-manual';
@@ -15,25 +17,52 @@ export interface ManualDetection extends Detection {
   startedByStigmer: boolean;
 }
 
+/** The process that owns the port, if it is a plain process (not a service, not a container's proxy). */
+export function plainOwner(options: Pick<DetectOptions, 'listeners'>): ProcessInfo | undefined {
+  const owner = options.listeners?.find((listener) => listener.owner)?.owner;
+  if (!owner || isDockerProxy(owner) || isUserUnit(owner)) return undefined;
+  // A service-managed process belongs to the systemd or snap strategy.
+  if (owner.unit && owner.unit.endsWith('.service')) return undefined;
+  return owner;
+}
+
 async function detect(ctx: Context, options: DetectOptions): Promise<ManualDetection | undefined> {
-  const listeners = await readListeners(ctx, options.port);
-  await findOwners(ctx, listeners);
-  const owner = listeners.find((listener) => listener.owner)?.owner;
-  // A service-managed process belongs to the systemd or snap strategy, which run before this one.
-  if (!owner || (owner.unit && owner.unit.endsWith('.service'))) return undefined;
-  const home = ctx.env.HOME ?? '';
-  const stigmerPid = home ? (await ctx.fs.readText(path.join(home, '.stigmer', 'llm.pid')))?.trim() : undefined;
+  const owner = plainOwner(options);
+  if (!owner) return undefined;
+  const stigmerPid = options.home ? (await ctx.fs.readText(path.join(options.home, '.stigmer', 'llm.pid')).catch(() => undefined))?.trim() : undefined;
   const startedByStigmer = stigmerPid === String(owner.pid);
-  const environ = (await ctx.fs.readText(`/proc/${owner.pid}/environ`).catch(() => undefined)) ?? '';
+  const environ = (await ctx.fs.readText(`/proc/${owner.pid}/environ`, { follow: true }).catch(() => undefined)) ?? '';
   const configuredHost = environ.split('\0').find((entry) => entry.startsWith('OLLAMA_HOST='))?.slice('OLLAMA_HOST='.length);
+  const description = startedByStigmer ? `\`ollama serve\` started by Stigmer (pid ${owner.pid})` : `a hand-started \`${stripControl(owner.argv.join(' ')).slice(0, 200)}\` (pid ${owner.pid})`;
   return {
     strategy: 'linux-manual',
-    description: startedByStigmer ? `\`ollama serve\` started by Stigmer (pid ${owner.pid})` : `a hand-started \`${owner.argv.join(' ')}\` (pid ${owner.pid})`,
+    description,
     process: owner,
     startedByStigmer,
+    serverPid: owner.pid,
     configuredHost,
     configuredIn: configuredHost === undefined ? undefined : `the environment of pid ${owner.pid}`,
+    problems: manualProblems(description, startedByStigmer),
   };
+}
+
+/** What the service-config check says about a server nothing will start again the same way. */
+export function manualProblems(description: string, startedByStigmer: boolean): Problem[] {
+  const fix = 'Install Ollama as a service (curl -fsSL https://ollama.com/install.sh | sh), then run: npx stigmer-setup';
+  if (startedByStigmer) {
+    return [{
+      status: 'warn',
+      message: `Ollama runs as ${description}; it has only the environment of the Stigmer CLI that started it, and no service setting reaches it.`,
+      why: 'Where it listens lasts only until Stigmer starts it again, from whatever shell that happens in.',
+      fix,
+    }];
+  }
+  return [{
+    status: 'warn',
+    message: `Ollama runs as ${description}; where it listens lasts only until that process stops.`,
+    why: 'Nothing restarts it with the same settings after a reboot, so containers may lose Ollama later.',
+    fix,
+  }];
 }
 
 function plan(detection: ManualDetection, request: PlanRequest): Plan {
@@ -48,14 +77,19 @@ function plan(detection: ManualDetection, request: PlanRequest): Plan {
     summary: `Ollama runs as ${detection.description}; no configuration file decides where it listens, so no change stigmer-setup makes would outlast it.`,
     blockers: [{ message: `Ollama runs as ${detection.description}, which can't be reconfigured persistently.`, fix }],
     warnings: [],
-    restart: [],
-    reverts: [],
   };
 }
 
-async function apply(): Promise<ApplyOutcome> {
-  // plan() never produces changes for a hand-started process.
-  return { ok: true, applied: [], rolledBack: false };
-}
-
-export const manualStrategy: Strategy<ManualDetection> = { id: 'linux-manual', detect, plan, apply };
+export const manualStrategy: Strategy<ManualDetection> = {
+  id: 'linux-manual',
+  detect,
+  plan,
+  persistent: false,
+  commands: (detection, port) => ({
+    start: `OLLAMA_HOST=0.0.0.0:${port} ollama serve`,
+    restart: `kill ${detection.process.pid}, then: OLLAMA_HOST=0.0.0.0:${port} ollama serve`,
+    logs: detection.startedByStigmer ? '~/.stigmer/logs/llm.log' : 'the terminal where `ollama serve` runs',
+    widen: `Stop it (kill ${detection.process.pid}), then start it with: OLLAMA_HOST=0.0.0.0:${port} ollama serve`,
+    stop: `kill ${detection.process.pid}`,
+  }),
+};

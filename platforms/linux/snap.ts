@@ -1,12 +1,12 @@
 /**
  * Ollama from the Snap Store. A snap does not take its environment from systemd drop-ins; its
- * configure hook reads `snap set ollama host=...` (MemMachine/MemMachine#918), so that is the
- * change, and undo sets the previous value back (or unsets it).
+ * configure hook reads `snap set ollama host=...` (MemMachine/MemMachine#918). The change is a
+ * typed setting, so undo puts back the value it had before the first setup (or unsets it).
  */
 import type { Context } from '../../scripts/context.ts';
-import { applyWithBackups } from '../../scripts/apply.ts';
 import { formatBindAddress, parseOllamaHost, sameBindAddress } from '../../scripts/ollama-host.ts';
-import { listensAsRequested, type Detection, type Plan, type PlanRequest, type Strategy } from '../types.ts';
+import { SETUP_COMMAND } from '../commands.ts';
+import { listensAsRequested, type Detection, type Plan, type PlanRequest, type RestartChange, type SettingStore, type Strategy } from '../types.ts';
 
 export interface SnapDetection extends Detection {
   strategy: 'linux-snap';
@@ -14,11 +14,23 @@ export interface SnapDetection extends Detection {
   host?: string;
 }
 
+/** `snap get/set/unset ollama <key>`: the snap's configuration options. */
+export const snapStore: SettingStore = {
+  id: 'snap',
+  privileged: true,
+  async read(ctx: Context, key: string) {
+    const get = await ctx.exec('snap', ['get', 'ollama', key], { timeoutMs: 5000 });
+    return get.exitCode === 0 && get.stdout.trim() !== '' ? get.stdout.trim() : undefined;
+  },
+  command(key, value) {
+    return { argv: value === undefined ? ['snap', 'unset', 'ollama', key] : ['snap', 'set', 'ollama', `${key}=${value}`] };
+  },
+};
+
 async function detect(ctx: Context): Promise<SnapDetection | undefined> {
   const list = await ctx.exec('snap', ['list', 'ollama'], { timeoutMs: 5000 });
   if (list.exitCode !== 0) return undefined;
-  const get = await ctx.exec('snap', ['get', 'ollama', 'host'], { timeoutMs: 5000 });
-  return snapDetection(get.exitCode === 0 && get.stdout.trim() !== '' ? get.stdout.trim() : undefined);
+  return snapDetection(await snapStore.read(ctx, 'host'));
 }
 
 /** What detect reports for a snap whose host option is `host` (undefined: unset). */
@@ -32,34 +44,50 @@ export function snapDetection(host: string | undefined): SnapDetection {
   };
 }
 
+function restartChange(elevate: string[]): RestartChange {
+  return { type: 'restart', strategy: 'linux-snap', steps: [[...elevate, 'snap', 'restart', 'ollama']], privileged: elevate.length > 0 };
+}
+
 function plan(detection: SnapDetection, request: PlanRequest): Plan {
   const value = formatBindAddress(request.target);
-  const result: Plan = {
-    strategy: 'linux-snap',
-    target: request.target,
-    changes: [],
-    summary: '',
-    blockers: [],
-    warnings: [],
-    restart: [['snap', 'restart', 'ollama']],
-    reverts: [detection.host === undefined ? ['snap', 'unset', 'ollama', 'host'] : ['snap', 'set', 'ollama', `host=${detection.host}`]],
-  };
+  const result: Plan = { strategy: 'linux-snap', target: request.target, changes: [], summary: '', blockers: [], warnings: [] };
   if (detection.host !== undefined && sameBindAddress(parseOllamaHost(detection.host), request.target)) {
-    result.reverts = [];
     if (listensAsRequested(request)) {
       result.summary = `The ollama snap already has host=${detection.host}.`;
       return result;
     }
-    result.changes = [{ type: 'command', argv: [...request.sudo, 'snap', 'restart', 'ollama'] }];
+    result.changes = [restartChange(request.elevate)];
     result.summary = `The ollama snap has host=${detection.host}, but the running Ollama has not picked it up: restart it.`;
     return result;
   }
   result.changes = [
-    { type: 'command', argv: [...request.sudo, 'snap', 'set', 'ollama', `host=${value}`] },
-    { type: 'command', argv: [...request.sudo, 'snap', 'restart', 'ollama'] },
+    {
+      type: 'setting',
+      store: 'snap',
+      key: 'host',
+      before: detection.host,
+      after: value,
+      privileged: request.elevate.length > 0,
+      argv: [...request.elevate, ...snapStore.command('host', value).argv],
+    },
+    restartChange(request.elevate),
   ];
   result.summary = `Set the ollama snap's host option to ${value} and restart it.`;
   return result;
 }
 
-export const snapStrategy: Strategy<SnapDetection> = { id: 'linux-snap', detect, plan, apply: applyWithBackups };
+export const snapStrategy: Strategy<SnapDetection> = {
+  id: 'linux-snap',
+  detect,
+  plan,
+  persistent: true,
+  commands: () => ({
+    start: 'sudo snap start ollama',
+    restart: 'sudo snap restart ollama',
+    logs: 'sudo snap logs ollama -n 50',
+    widen: SETUP_COMMAND,
+    stop: 'sudo snap stop --disable ollama',
+  }),
+  restartChange,
+  settings: [{ store: 'snap', key: 'host' }],
+};

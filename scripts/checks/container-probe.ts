@@ -2,10 +2,11 @@
  * container.probe — the probe from inside a container, classified so each outcome names its cause
  * (failure catalogue F1, F2, F3, F8, F12, F13) and the fix for it.
  */
-import { bindScope } from '../ollama-host.ts';
 import { describeListeners, widestScope } from '../listeners.ts';
+import { bindScope } from '../ollama-host.ts';
+import { oneLine } from '../text.ts';
+import { installationCommands, widenBindFix } from './fixes.ts';
 import { LOOPBACK_WHY } from './listener.ts';
-import { widenBindFix } from './fixes.ts';
 import type { Check } from './types.ts';
 
 function urlHost(url: string): string {
@@ -31,8 +32,17 @@ export const containerProbeCheck: Check = {
       }
     })();
     switch (probe.outcome) {
-      case 'ok':
-        return { status: 'ok', message: `${from} answers: Ollama with ${probe.models ?? 0} model${probe.models === 1 ? '' : 's'}.` };
+      case 'ok': {
+        const route = probe.foreignHostStatus === 403 ? " It arrives through the runtime's forwarding to the host's loopback (a foreign Host header gets 403)." : '';
+        return { status: 'ok', message: `${from} answers: Ollama with ${probe.models ?? 0} model${probe.models === 1 ? '' : 's'}.${route}` };
+      }
+      case 'incomplete':
+        return {
+          status: 'warn',
+          message: `${from}: the probe did not finish: ${probe.detail ?? 'the docker client timed out'}.`,
+          why: 'Docker itself, or a name lookup inside the container, hung. This is not a network timeout, so a firewall is not the suspect, and whether the container reaches Ollama is unknown.',
+          fix: `docker exec ${facts.containerName} python3 -c "import socket; print(socket.getaddrinfo('host.docker.internal', ${facts.port}))"   # and check that \`docker ps\` answers quickly`,
+        };
       case 'refused': {
         const inBridge = facts.container ? facts.container.networkMode !== 'host' : true;
         if (inBridge && bindScope(urlHost(probe.url)) === 'loopback') {
@@ -70,7 +80,7 @@ export const containerProbeCheck: Check = {
           status: 'fail',
           message: `${from}: timed out${probe.address ? ` connecting to ${probe.address}:${port}` : ''}.`,
           why: 'A refusal would be instant; silence means a firewall drops traffic from the Docker bridge (F3).',
-          fix: `sudo ufw allow in on docker0 to any port ${port} proto tcp   # or your firewall's equivalent for the bridge subnet`,
+          fix: facts.support.commands.firewallAllow(Number(port)),
         };
       case 'http-error':
         if (probe.status === 403) {
@@ -81,16 +91,16 @@ export const containerProbeCheck: Check = {
             fix: `Use OLLAMA_BASE_URL=http://host.docker.internal:${facts.port}, or bind Ollama for containers: ${widenBindFix(facts)}`,
           };
         }
-        return { status: 'fail', message: `${from}: HTTP ${probe.status}: ${probe.detail ?? ''}`.trim(), why: 'Ollama answered with an error, so the agent-runner cannot use it.', fix: `journalctl -u ollama -n 50   # Ollama's log says why` };
+        return { status: 'fail', message: `${from}: HTTP ${probe.status}: ${oneLine(probe.detail ?? '')}`.trim(), why: 'Ollama answered with an error, so the agent-runner cannot use it.', fix: `${installationCommands(facts).logs}   # Ollama's log says why` };
       case 'not-ollama':
         return {
           status: 'fail',
-          message: `${from}: non-Ollama answer (HTTP ${probe.status}${probe.detail ? `: ${probe.detail.slice(0, 80)}` : ''}).`,
+          message: `${from}: non-Ollama answer (HTTP ${probe.status}${probe.detail ? `: ${oneLine(probe.detail, 80)}` : ''}).`,
           why: 'Something else answers at that address, most often an HTTP proxy configured in the container (F12).',
           fix: `Set NO_PROXY=host.docker.internal,172.17.0.1 in ${facts.containerName}'s environment, or check what listens on port ${port}.`,
         };
       default:
-        return { status: 'fail', message: `${from}: probe error: ${probe.detail ?? 'unknown'}.`, why: 'The agent-runner cannot use Ollama.', fix: `docker exec ${facts.containerName} env | grep -i -e ollama -e proxy` };
+        return { status: 'fail', message: `${from}: probe error: ${oneLine(probe.detail ?? 'unknown')}.`, why: 'The agent-runner cannot use Ollama.', fix: `docker exec ${facts.containerName} env | grep -i -e ollama -e proxy` };
     }
   },
 };

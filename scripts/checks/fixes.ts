@@ -1,37 +1,31 @@
-/** Fix commands shared by several checks, so every finding names the same command for the same problem. */
-import type { ManualDetection } from '../../platforms/linux/manual.ts';
+/**
+ * Fix commands shared by several checks, so every finding names the same command for the same
+ * problem. They come from the installation that was detected (its start, restart and log commands)
+ * and from the platform, never from a guess about which OS this is.
+ */
+import { SETUP_COMMAND } from '../../platforms/commands.ts';
+import type { InstallationCommands } from '../../platforms/types.ts';
 import type { Facts } from '../facts.ts';
+import { reachDecision } from '../plan.ts';
 
-export const SETUP_COMMAND = 'npx stigmer-setup --yes';
+export { SETUP_COMMAND };
+
+/** Commands for the installation in use; generic ones where no installation could be detected. */
+export function installationCommands(facts: Facts): InstallationCommands {
+  if (facts.strategy && facts.detection) return facts.strategy.commands(facts.detection, facts.port);
+  const serve = `OLLAMA_HOST=0.0.0.0:${facts.port} ollama serve`;
+  return { start: serve, restart: `restart Ollama, then: ${serve}`, logs: "Ollama's server log", widen: serve, stop: 'quit Ollama' };
+}
 
 /**
- * How to make Ollama listen where containers reach it. setup does it for a service; a hand-started
- * process has no configuration to change, so the fix is to start it again with the variable.
+ * How to make Ollama listen where containers reach it. For a service that is setup itself; for a
+ * hand-started process there is no configuration to change, so it is the command to restart it.
  */
 export function widenBindFix(facts: Facts): string {
-  const detection = facts.detection;
-  if (detection?.strategy === 'linux-manual') {
-    const pid = (detection as ManualDetection).process.pid;
-    return `Stop it (kill ${pid}), then start it with: OLLAMA_HOST=0.0.0.0:${facts.port} ollama serve`;
-  }
-  if (detection?.strategy === 'linux-none') return startOllamaCommand(facts);
-  return SETUP_COMMAND;
+  return installationCommands(facts).widen;
 }
 
-export function startOllamaCommand(facts: Facts): string {
-  switch (facts.detection?.strategy) {
-    case 'linux-systemd':
-      return 'sudo systemctl start ollama (then `journalctl -u ollama -n 50` if it does not stay up)';
-    case 'linux-snap':
-      return 'sudo snap start ollama';
-    case 'linux-none':
-      return 'curl -fsSL https://ollama.com/install.sh | sh';
-    default:
-      return `OLLAMA_HOST=0.0.0.0:${facts.port} ollama serve`;
-  }
-}
-
-export function restartOllamaCommand(facts: Facts): string {
-  if (facts.detection?.strategy === 'linux-snap') return 'sudo snap restart ollama';
-  return 'sudo systemctl daemon-reload && sudo systemctl restart ollama';
+/** Whether the widening fix applies: setup agrees a change is needed (see reachDecision). */
+export function wideningNeeded(facts: Facts): boolean {
+  return reachDecision(facts).changeNeeded;
 }

@@ -1,11 +1,12 @@
-/** ollama.listener — what the Ollama port is bound to (F1: loopback-only is the classic failure). */
-import { describeListeners, widestScope, type Listener } from '../listeners.ts';
-import { startOllamaCommand, widenBindFix } from './fixes.ts';
+/** ollama.listener: what the Ollama port is bound to (F1: loopback-only is the classic failure). */
+import { describeListeners, describeProcess, widestScope, type Listener } from '../listeners.ts';
+import { concludedProbe } from '../plan.ts';
+import { installationCommands, wideningNeeded, widenBindFix } from './fixes.ts';
 import type { Check } from './types.ts';
 
 function owner(listeners: Listener[]): string {
   const process = listeners.find((listener) => listener.owner)?.owner;
-  return process ? ` (pid ${process.pid}: ${process.argv.join(' ')})` : '';
+  return process ? ` (${describeProcess(process)})` : '';
 }
 
 export const LOOPBACK_WHY = "A container's traffic arrives on the Docker bridge, not on the host's loopback, so a 127.0.0.1 listener refuses it.";
@@ -21,7 +22,7 @@ export const listenerCheck: Check = {
         status: 'fail',
         message: `Nothing listens on port ${facts.port}.`,
         why: 'Ollama is not running, or it listens on another port, so nothing can use it.',
-        fix: startOllamaCommand(facts),
+        fix: installationCommands(facts).start,
       };
     }
     const where = `${describeListeners(listeners)}${owner(listeners)}`;
@@ -30,8 +31,11 @@ export const listenerCheck: Check = {
     if (facts.container?.networkMode === 'host') {
       return { status: 'ok', message: `Ollama listens on ${where} only; that is enough because ${facts.containerName} shares the host's network (--network host).` };
     }
+    const probe = concludedProbe(facts);
+    if (!wideningNeeded(facts) && probe?.outcome === 'ok') {
+      return { status: 'ok', message: `Ollama listens on ${where} only; that is enough here: ${probe.via} reaches it through the container runtime's forwarding to the host's loopback.` };
+    }
     // With a container to probe from, the probe decides; without one, loopback-only is the failure.
-    const canProbe = !('skipped' in facts.containerProbe);
-    return { status: canProbe ? 'warn' : 'fail', message: `Ollama listens on ${where} only: loopback.`, why: LOOPBACK_WHY, fix: widenBindFix(facts) };
+    return { status: probe ? 'warn' : 'fail', message: `Ollama listens on ${where} only: loopback.`, why: LOOPBACK_WHY, fix: widenBindFix(facts) };
   },
 };

@@ -45,13 +45,22 @@ export function parseDockerInspect(text: string): ContainerInfo | undefined {
 
 export type ContainerRuntime = 'docker-desktop' | 'orbstack' | 'colima' | 'rancher-desktop' | 'podman' | 'native';
 
-/** Which runtime sits behind the docker CLI, from `docker info`'s OperatingSystem and Name. */
-export function classifyRuntime(operatingSystem: string, name = ''): ContainerRuntime {
+/**
+ * Which runtime sits behind the docker CLI, from `docker info`'s OperatingSystem, Name and
+ * KernelVersion. Older releases don't name themselves in OperatingSystem: Docker for Mac 17.x says
+ * "Alpine Linux v3.5" with a "-moby" kernel and Name "moby"; OrbStack 0.7 says "Alpine Linux edge
+ * (containerized)" with an "-orbstack" kernel. The kernel tells them apart from a real Alpine host.
+ */
+export function classifyRuntime(operatingSystem: string, name = '', kernelVersion = ''): ContainerRuntime {
   const text = `${operatingSystem} ${name}`.toLowerCase();
+  const kernel = kernelVersion.toLowerCase();
   if (text.includes('docker desktop') || text.includes('docker-desktop')) return 'docker-desktop';
-  if (text.includes('orbstack')) return 'orbstack';
+  if (text.includes('orbstack') || kernel.includes('orbstack')) return 'orbstack';
   if (text.includes('rancher desktop')) return 'rancher-desktop';
   if (text.includes('colima')) return 'colima';
   if (text.includes('podman') || text.includes('fedora coreos')) return 'podman';
+  // Docker's own VMs: "-moby" kernels (Docker for Mac/Windows before the Docker Desktop name) and
+  // LinuxKit kernels (every Docker Desktop since).
+  if (name.toLowerCase() === 'moby' || /-moby\b/.test(kernel) || kernel.includes('linuxkit')) return 'docker-desktop';
   return 'native';
 }

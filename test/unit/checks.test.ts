@@ -115,41 +115,58 @@ describe('ollama.listener', () => {
 
 describe('ollama.host-probe', () => {
   it('is ok with the version and the number of models', () => {
-    const finding = hostProbeCheck.diagnose(facts({ hostProbe: { ok: true, version: '0.5.7', models: ['qwen2.5-coder:7b', 'llama3:latest'] } }));
+    const finding = hostProbeCheck.diagnose(facts({ hostProbe: { ok: true, url: 'http://127.0.0.1:11434', version: '0.5.7', models: ['qwen2.5-coder:7b', 'llama3:latest'] } }));
     expect(finding.status).toBe('ok');
     expect(finding.message).toBe('Ollama 0.5.7 answers on http://127.0.0.1:11434 with 2 models.');
-    expect(hostProbeCheck.diagnose(facts({ hostProbe: { ok: true, version: '0.6.0', models: ['a'] } })).message).toContain('with 1 model.');
+    expect(hostProbeCheck.diagnose(facts({ hostProbe: { ok: true, url: 'http://127.0.0.1:11434', version: '0.6.0', models: ['a'] } })).message).toContain('with 1 model.');
   });
 
   it('fails on a refused connection, with the start command', () => {
-    const finding = hostProbeCheck.diagnose(facts({ listeners: [], hostProbe: { ok: false, kind: 'refused', error: 'connect ECONNREFUSED 127.0.0.1:11434' } }));
+    const finding = hostProbeCheck.diagnose(facts({ listeners: [], hostProbe: { ok: false, url: 'http://127.0.0.1:11434', kind: 'refused', error: 'connect ECONNREFUSED 127.0.0.1:11434' } }));
     expect(finding.status).toBe('fail');
     expect(finding.message).toContain('connection refused');
     expect(finding.fix).toContain('systemctl start ollama');
   });
 
   it('fails on a timeout and says so', () => {
-    const finding = hostProbeCheck.diagnose(facts({ hostProbe: { ok: false, kind: 'timeout', error: 'timed out after 3000 ms' } }));
+    const finding = hostProbeCheck.diagnose(facts({ hostProbe: { ok: false, url: 'http://127.0.0.1:11434', kind: 'timeout', error: 'timed out after 3000 ms' } }));
     expect(finding.status).toBe('fail');
     expect(finding.message).toContain('timed out');
   });
 
   it('fails when another program answers on the port, and says how to find it', () => {
-    const finding = hostProbeCheck.diagnose(facts({ hostProbe: { ok: false, kind: 'not-ollama', error: "HTTP 404 from http://127.0.0.1:11434/api/version is not Ollama's answer" } }));
+    const finding = hostProbeCheck.diagnose(facts({ hostProbe: { ok: false, url: 'http://127.0.0.1:11434', kind: 'not-ollama', error: "HTTP 404 from http://127.0.0.1:11434/api/version is not Ollama's answer" } }));
     expect(finding.status).toBe('fail');
     expect(finding.message).toContain('Something other than Ollama');
     expect(finding.message).toContain('HTTP 404');
     expect(finding.fix).toContain("ss -ltnp 'sport = :11434'");
   });
 
-  it('explains a refusal while Ollama is bound to one non-loopback address, with a --host 0.0.0.0 fix on its port', () => {
+  it('probes the address Ollama is bound to, and warns that tools on 127.0.0.1 are refused, with a --host 0.0.0.0 fix on its port', () => {
     const finding = hostProbeCheck.diagnose(
-      facts({ port: 8080, listeners: [listener('192.168.1.10', { port: 8080 })], hostProbe: { ok: false, kind: 'refused', error: 'ECONNREFUSED' } }),
+      facts({
+        port: 8080,
+        listeners: [listener('172.17.0.1', { port: 8080 })],
+        hostProbe: { ok: true, url: 'http://172.17.0.1:8080', version: '0.17.1', models: ['qwen2.5-coder:7b'] },
+        loopbackProbe: { ok: false, url: 'http://127.0.0.1:8080', kind: 'refused', error: 'ECONNREFUSED' },
+      }),
     );
-    expect(finding.status).toBe('fail');
-    expect(finding.message).toContain('http://127.0.0.1:8080 refuses connections');
-    expect(finding.message).toContain('not loopback');
+    expect(finding.status).toBe('warn');
+    expect(finding.message).toContain('answers on http://172.17.0.1:8080');
+    expect(finding.message).toContain('but not on http://127.0.0.1:8080 (connection refused)');
+    expect(finding.why).toContain('second Ollama');
     expect(finding.fix).toBe('npx stigmer-setup --yes --host 0.0.0.0:8080');
+  });
+
+  it('is ok on a specific address when loopback answers too', () => {
+    const finding = hostProbeCheck.diagnose(
+      facts({
+        listeners: [listener('172.17.0.1')],
+        hostProbe: { ok: true, url: 'http://172.17.0.1:11434', version: '0.17.1', models: [] },
+        loopbackProbe: { ok: true, url: 'http://127.0.0.1:11434', version: '0.17.1', models: [] },
+      }),
+    );
+    expect(finding).toMatchObject({ status: 'ok', message: 'Ollama 0.17.1 answers on http://172.17.0.1:11434 with 0 models.' });
   });
 });
 
@@ -401,7 +418,7 @@ describe('ollama.service-config', () => {
 
 describe('ollama.model', () => {
   it('is skipped when the host probe failed', () => {
-    expect(modelCheck.diagnose(facts({ hostProbe: { ok: false, kind: 'refused', error: 'ECONNREFUSED' } })).status).toBe('skip');
+    expect(modelCheck.diagnose(facts({ hostProbe: { ok: false, url: 'http://127.0.0.1:11434', kind: 'refused', error: 'ECONNREFUSED' } })).status).toBe('skip');
   });
 
   it('is skipped when the runner does not use Ollama', () => {
@@ -411,21 +428,21 @@ describe('ollama.model', () => {
   });
 
   it('is ok when the model is pulled', () => {
-    const finding = modelCheck.diagnose(facts({ hostProbe: { ok: true, version: '0.5.7', models: ['llama3:latest', 'qwen2.5-coder:7b'] } }));
+    const finding = modelCheck.diagnose(facts({ hostProbe: { ok: true, url: 'http://127.0.0.1:11434', version: '0.5.7', models: ['llama3:latest', 'qwen2.5-coder:7b'] } }));
     expect(finding.status).toBe('ok');
     expect(finding.message).toContain('qwen2.5-coder:7b is pulled');
   });
 
   it('counts "name:latest" as the model "name"', () => {
-    expect(modelCheck.diagnose(facts({ expectedModel: 'llama3', hostProbe: { ok: true, version: '0.5.7', models: ['llama3:latest'] } })).status).toBe('ok');
+    expect(modelCheck.diagnose(facts({ expectedModel: 'llama3', hostProbe: { ok: true, url: 'http://127.0.0.1:11434', version: '0.5.7', models: ['llama3:latest'] } })).status).toBe('ok');
   });
 
   it('warns about a missing model (another tag does not count), with the pull command', () => {
-    const finding = modelCheck.diagnose(facts({ hostProbe: { ok: true, version: '0.5.7', models: ['qwen2.5-coder:14b'] } }));
+    const finding = modelCheck.diagnose(facts({ hostProbe: { ok: true, url: 'http://127.0.0.1:11434', version: '0.5.7', models: ['qwen2.5-coder:14b'] } }));
     expect(finding.status).toBe('warn');
     expect(finding.message).toContain('qwen2.5-coder:7b is not pulled (Ollama has qwen2.5-coder:14b)');
     expect(finding.fix).toBe('ollama pull qwen2.5-coder:7b');
-    expect(modelCheck.diagnose(facts({ hostProbe: { ok: true, version: '0.5.7', models: [] } })).message).toContain('no models');
+    expect(modelCheck.diagnose(facts({ hostProbe: { ok: true, url: 'http://127.0.0.1:11434', version: '0.5.7', models: [] } })).message).toContain('no models');
   });
 });
 
@@ -438,9 +455,25 @@ describe('ollama.exposure', () => {
     expect(finding.fix).toContain('sudo ufw deny 11434/tcp');
   });
 
-  it('is ok on loopback and on a specific address', () => {
+  it('is ok on loopback and on the Docker bridge address, which only containers reach', () => {
     expect(exposureCheck.diagnose(facts({ listeners: LOOPBACK })).status).toBe('ok');
-    expect(exposureCheck.diagnose(facts({ listeners: [listener('192.168.1.10')] })).status).toBe('ok');
+    const bridge = exposureCheck.diagnose(facts({ listeners: [listener('172.17.0.1')] }));
+    expect(bridge.status).toBe('ok');
+    expect(bridge.message).toContain('Docker bridge');
+  });
+
+  it('warns about a bind to a LAN address, naming the interface, and offers the bridge address instead', () => {
+    const finding = exposureCheck.diagnose(facts({ listeners: [listener('192.168.1.10')] }));
+    expect(finding.status).toBe('warn');
+    expect(finding.message).toBe('Ollama listens on 192.168.1.10:11434 (eth0), an address other machines on your network can reach.');
+    expect(finding.why).toContain('no authentication');
+    expect(finding.fix).toBe('Bind it to the Docker bridge instead, which only containers reach: npx stigmer-setup --yes --host 172.17.0.1:11434');
+  });
+
+  it('warns about an address that is not one of this machine\'s (it may be anything), with the firewall fix when there is no bridge', () => {
+    const finding = exposureCheck.diagnose(facts({ listeners: [listener('10.9.8.7')], addresses: [{ name: 'lo', address: '127.0.0.1', family: 4, internal: true }] }));
+    expect(finding.status).toBe('warn');
+    expect(finding.fix).toContain('sudo ufw allow in on docker0');
   });
 
   it('is skipped when nothing listens, or listeners are unknown', () => {

@@ -6,10 +6,17 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { detectLinux } from '../../platforms/linux/index.ts';
+import { detectInstallations } from '../../platforms/index.ts';
+import { linuxPlatform } from '../../platforms/linux/index.ts';
+import type { Context } from '../../scripts/context.ts';
 import type { ManualDetection } from '../../platforms/linux/manual.ts';
 import { freePort, startStandin, type RunningStandin } from '../support/standin-process.ts';
 import { tempRoot, testContext } from './support/context.ts';
+
+/** The installation stigmer-setup would configure, as the registry picks it. */
+async function detectLinux(ctx: Context, options: { root: string; port: number }) {
+  return (await detectInstallations(ctx, linuxPlatform, { ...options, home: ctx.env.HOME ?? '', env: ctx.env })).primary;
+}
 
 let root: string;
 let cleanup: () => Promise<void>;

@@ -5,7 +5,8 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createNodeContext } from '../../scripts/node-context.ts';
-import { findOwners, readListeners, widestScope } from '../../scripts/listeners.ts';
+import { findOwners, readListeners } from '../../platforms/linux/listeners.ts';
+import { widestScope } from '../../scripts/listeners.ts';
 
 const servers: net.Server[] = [];
 afterEach(async () => {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { classifyRuntime, parseDockerInspect } from '../../scripts/parsers/docker.ts';
-import { decodeAddress, parseProcNetTcp, TCP_LISTEN } from '../../scripts/parsers/proc-net-tcp.ts';
-import { environmentAssignmentsInUnitFile, parseEnvironmentList, parseSystemctlShow } from '../../scripts/parsers/systemctl-show.ts';
-import { sudoFailure } from '../../scripts/system-files.ts';
+import { decodeAddress, parseProcNetTcp, TCP_LISTEN } from '../../platforms/linux/proc-net-tcp.ts';
+import { environmentAssignmentsInUnitFile, parseEnvironmentList, parseSystemctlShow } from '../../platforms/linux/systemctl-show.ts';
+import { describeFailure } from '../../scripts/system-files.ts';
 import { fixture } from './support/fixtures.ts';
 
 const listening = (text: string, family: 4 | 6) =>
@@ -110,7 +110,7 @@ describe('docker info runtime', () => {
   const field = (text: string, name: string) => new RegExp(`^\\s*${name}:\\s*(.+)$`, 'm').exec(text)?.[1]?.trim() ?? '';
   const runtimeOf = (file: string) => {
     const text = fixture(`docker/${file}`);
-    return classifyRuntime(field(text, 'Operating System'), field(text, 'Name'));
+    return classifyRuntime(field(text, 'Operating System'), field(text, 'Name'), field(text, 'Kernel Version'));
   };
 
   it('tells the runtimes apart from real `docker info` output', () => {
@@ -120,11 +120,29 @@ describe('docker info runtime', () => {
     expect(runtimeOf('info-colima-alpine-vm-server-excerpt.txt')).toBe('colima');
     expect(runtimeOf('info-native-linux-ubuntu-22.04.txt')).toBe('native');
   });
+
+  it('recognises the releases that did not name themselves: Docker for Mac 17.x (a -moby kernel) and OrbStack 0.7 (an -orbstack kernel)', () => {
+    expect(runtimeOf('info-docker-for-mac-17.03-moby.txt')).toBe('docker-desktop');
+    expect(runtimeOf('info-orbstack-2023-alpine-containerized-excerpt.txt')).toBe('orbstack');
+    // The same "Alpine Linux" on a plain Alpine host, or inside Colima, is not Docker's own VM.
+    expect(runtimeOf('info-colima-alpine-vm-server-excerpt.txt')).toBe('colima');
+    expect(classifyRuntime('Alpine Linux v3.18', 'buildhost', '6.1.29-0-lts')).toBe('native');
+  });
 });
 
 describe('sudo -n', () => {
   it('turns "a password is required" into the --yes advice', () => {
-    expect(sudoFailure(fixture('sudo/sudo-n-password-required.txt'), ['sudo', '-n'])).toMatch(/sudo needs a password, and --yes never prompts\. Run `sudo -v` first/);
-    expect(sudoFailure(fixture('sudo/sudo-no-tty-terminal-required-and-password-required.txt'), ['sudo', '-n'])).toMatch(/Run `sudo -v` first/);
+    const argv = ['sudo', '-n', 'systemctl', 'daemon-reload'];
+    const failed = (stderr: string) => ({ exitCode: 1, stdout: '', stderr });
+    expect(describeFailure(argv, failed(fixture('sudo/sudo-n-password-required.txt')))).toMatch(/sudo needs a password, and --yes never prompts\. Run `sudo -v` first/);
+    expect(describeFailure(argv, failed(fixture('sudo/sudo-no-tty-terminal-required-and-password-required.txt')))).toMatch(/Run `sudo -v` first/);
+  });
+
+  it('names the command that failed, and never says sudo when no sudo ran', () => {
+    const message = describeFailure(['systemctl', 'restart', 'ollama'], { exitCode: 1, stdout: '', stderr: 'Job for ollama.service failed because the control process exited with error code.\n' });
+    expect(message).toBe('`systemctl restart ollama` failed (exit 1): Job for ollama.service failed because the control process exited with error code.');
+    expect(describeFailure(['systemctl', 'restart', 'ollama'], { exitCode: 1, stdout: '', stderr: '' })).toBe('`systemctl restart ollama` failed (exit 1): no output');
+    expect(describeFailure(['snap', 'set', 'ollama', 'host=x'], { exitCode: null, stdout: '', stderr: '', failure: 'not-found' })).toContain('`snap` was not found on PATH');
+    expect(describeFailure(['systemctl', 'restart', 'ollama'], { exitCode: null, stdout: '', stderr: '', failure: 'timeout' }, 120_000)).toBe('`systemctl restart ollama` did not finish within 120 s, so it was stopped.');
   });
 });

@@ -17,12 +17,13 @@ import { ok, tempRoot, testContext } from './support/context.ts';
 const ROOT = '/tmp/stigmer-root';
 const OUR_FILE = `${ROOT}/etc/systemd/system/ollama.service.d/stigmer-setup.conf`;
 const OVERRIDE = '/etc/systemd/system/ollama.service.d/override.conf';
-const DEFAULT_REQUEST: PlanRequest = { target: { host: '0.0.0.0', port: 11434 }, explicitHost: false, sudo: [] };
+const DEFAULT_REQUEST: PlanRequest = { target: { host: '0.0.0.0', port: 11434 }, explicitHost: false, elevate: [] };
 const request = (overrides: Partial<PlanRequest> = {}): PlanRequest => ({ ...DEFAULT_REQUEST, ...overrides });
 
 /** A systemd host as install.sh leaves it: no OLLAMA_HOST, loopback only, no drop-in of ours. */
 const fresh = (overrides: Partial<SystemdDetection> = {}) => systemdDetection({ effectiveHost: undefined, ...overrides }, ROOT);
-const commands = (changes: Change[]) => changes.filter((change) => change.type === 'command').map((change) => change.argv);
+/** Every command the changes run, in order: a setting's command and each step of a restart. */
+const commands = (changes: Change[]) => changes.flatMap((change) => (change.type === 'restart' ? change.steps : change.type === 'setting' ? [change.argv] : []));
 const files = (changes: Change[]) => changes.filter((change): change is FileChange => change.type === 'file');
 
 const EXPECTED_DROP_IN = [
@@ -74,14 +75,14 @@ describe('decidePlan', () => {
   it('widens a bind to one specific address when the container is refused', () => {
     const plan = decidePlan(broken({ detection: fresh({ effectiveHost: '192.168.1.10:11434' }), listeners: [listener('192.168.1.10')], containerProbe: probe('refused') }), request());
     expect(commands(plan.changes)).toEqual([['systemctl', 'daemon-reload'], ['systemctl', 'restart', 'ollama']]);
-    expect(files(plan.changes)[0]?.after).toContain('OLLAMA_HOST=0.0.0.0:11434');
+    expect(files(plan.changes)[0]?.after?.toString()).toContain('OLLAMA_HOST=0.0.0.0:11434');
   });
 
   it('only restarts when the service is configured right but Ollama was not restarted', () => {
     // e.g. the user's override.conf says 0.0.0.0 and daemon-reload ran, but no restart.
     const detection = fresh({ effectiveHost: '0.0.0.0:11434', configuredIn: '/etc/systemd/system/ollama.service.d/override.conf' });
     const plan = decidePlan(broken({ detection, listeners: [listener('127.0.0.1')] }), request());
-    expect(plan.changes).toEqual([{ type: 'command', argv: ['systemctl', 'restart', 'ollama'] }]);
+    expect(plan.changes).toEqual([{ type: 'restart', strategy: 'linux-systemd', steps: [['systemctl', 'restart', 'ollama']], privileged: false }]);
     expect(plan.summary).toContain('has not picked it up');
   });
 
@@ -100,7 +101,8 @@ describe('decidePlan', () => {
 
   it('asks the strategy when there is no probe and Ollama listens on loopback only (no runtime: still apply)', () => {
     const plan = decidePlan(broken({ docker: { state: 'missing' }, container: undefined, containerProbe: { skipped: 'no docker' } }), request());
-    expect(plan.changes).toHaveLength(3);
+    expect(files(plan.changes).map((change) => change.path)).toEqual([OUR_FILE]);
+    expect(commands(plan.changes)).toHaveLength(2);
   });
 
   it('asks the snap strategy on a snap machine', () => {
@@ -118,11 +120,10 @@ describe('systemd plan', () => {
   it('on a fresh install: creates our drop-in, reloads systemd, restarts Ollama — nothing else', () => {
     const plan = systemdStrategy.plan(fresh(), request());
     expect(plan.changes).toEqual([
-      { type: 'file', path: OUR_FILE, action: 'create', before: undefined, after: expect.any(String), privileged: false },
-      { type: 'command', argv: ['systemctl', 'daemon-reload'] },
-      { type: 'command', argv: ['systemctl', 'restart', 'ollama'] },
+      { type: 'file', path: OUR_FILE, action: 'create', before: undefined, after: expect.any(Buffer), mode: 0o644, uid: undefined, gid: undefined, privileged: false },
+      { type: 'restart', strategy: 'linux-systemd', steps: [['systemctl', 'daemon-reload'], ['systemctl', 'restart', 'ollama']], privileged: false },
     ]);
-    const lines = (files(plan.changes)[0]?.after ?? '').split('\n');
+    const lines = (files(plan.changes)[0]?.after?.toString() ?? '').split('\n');
     expect(lines[0]).toMatch(/^# /);
     expect(lines[0]).toContain('stigmer-setup undo');
     expect(lines[0]).toContain('delete this file');
@@ -130,10 +131,8 @@ describe('systemd plan', () => {
     expect(plan.blockers).toEqual([]);
     expect(plan.warnings).toEqual([]);
     expect(plan.target).toEqual({ host: '0.0.0.0', port: 11434 });
-    expect(plan.restart).toEqual([
-      ['systemctl', 'daemon-reload'],
-      ['systemctl', 'restart', 'ollama'],
-    ]);
+    // Undo rebuilds the same restart from the strategy's id, never from a command it stored.
+    expect(systemdStrategy.restartChange?.([])).toEqual(plan.changes[1]);
   });
 
   describe('with a real detect under --root', () => {
@@ -148,7 +147,7 @@ describe('systemd plan', () => {
       cleanup = temp.cleanup;
       const show = ['LoadState=loaded', 'FragmentPath=/etc/systemd/system/ollama.service', 'DropInPaths=', 'Environment=PATH=/usr/local/bin:/usr/bin', 'ActiveState=active', ''].join('\n');
       const ctx = testContext({ exec: (command) => (command === 'systemctl' ? ok(show) : { exitCode: null, stdout: '', stderr: '', failure: 'not-found' }) });
-      const detection = await systemdStrategy.detect(ctx, { root: temp.root, port: 11434 });
+      const detection = await systemdStrategy.detect(ctx, { root: temp.root, port: 11434, home: temp.root, env: {}, path: path.posix });
       expect(detection).toBeDefined();
       const plan = systemdStrategy.plan(detection as SystemdDetection, request());
       expect(files(plan.changes)).toEqual([
@@ -162,7 +161,7 @@ describe('systemd plan', () => {
   });
 
   it('without root, prefixes each command with sudo and writes the file privileged', () => {
-    const plan = systemdStrategy.plan(fresh(), request({ sudo: ['sudo', '-n'] }));
+    const plan = systemdStrategy.plan(fresh(), request({ elevate: ['sudo', '-n'] }));
     expect(files(plan.changes).map((change) => change.privileged)).toEqual([true]);
     expect(commands(plan.changes)).toEqual([
       ['sudo', '-n', 'systemctl', 'daemon-reload'],
@@ -172,7 +171,7 @@ describe('systemd plan', () => {
 
   it('changes nothing when our drop-in is in place and systemd has loaded it (the second run)', () => {
     const detection = systemdDetection(
-      { effectiveHost: '0.0.0.0:11434', dropIns: [{ path: DROP_IN_PATH, ollamaHost: ['0.0.0.0:11434'] }], ourDropIn: { path: OUR_FILE, content: renderDropIn({ host: '0.0.0.0', port: 11434 }) } },
+      { effectiveHost: '0.0.0.0:11434', dropIns: [{ path: DROP_IN_PATH, ollamaHost: ['0.0.0.0:11434'] }], ourDropIn: { path: OUR_FILE, content: Buffer.from(renderDropIn({ host: '0.0.0.0', port: 11434 })) } },
       ROOT,
     );
     const plan = systemdStrategy.plan(detection, request());
@@ -191,16 +190,13 @@ describe('systemd plan', () => {
   });
 
   it('only reloads and restarts when our drop-in is written but systemd has not loaded it', () => {
-    const detection = fresh({ dropIns: [{ path: DROP_IN_PATH, ollamaHost: ['0.0.0.0:11434'] }], ourDropIn: { path: OUR_FILE, content: renderDropIn({ host: '0.0.0.0', port: 11434 }) } });
+    const detection = fresh({ dropIns: [{ path: DROP_IN_PATH, ollamaHost: ['0.0.0.0:11434'] }], ourDropIn: { path: OUR_FILE, content: Buffer.from(renderDropIn({ host: '0.0.0.0', port: 11434 })) } });
     const plan = systemdStrategy.plan(detection, request());
-    expect(plan.changes).toEqual([
-      { type: 'command', argv: ['systemctl', 'daemon-reload'] },
-      { type: 'command', argv: ['systemctl', 'restart', 'ollama'] },
-    ]);
+    expect(plan.changes).toEqual([{ type: 'restart', strategy: 'linux-systemd', steps: [['systemctl', 'daemon-reload'], ['systemctl', 'restart', 'ollama']], privileged: false }]);
   });
 
   it('modifies our drop-in when it names another address, keeping what it held for the diff and undo', () => {
-    const before = renderDropIn({ host: '127.0.0.1', port: 11434 });
+    const before = Buffer.from(renderDropIn({ host: '127.0.0.1', port: 11434 }));
     const detection = systemdDetection(
       { effectiveHost: '127.0.0.1:11434', dropIns: [{ path: DROP_IN_PATH, ollamaHost: ['127.0.0.1:11434'] }], ourDropIn: { path: OUR_FILE, content: before } },
       ROOT,
@@ -208,8 +204,8 @@ describe('systemd plan', () => {
     const plan = systemdStrategy.plan(detection, request());
     const [file] = files(plan.changes);
     expect(file).toMatchObject({ path: OUR_FILE, action: 'modify', before });
-    expect(file?.after).toContain('Environment="OLLAMA_HOST=0.0.0.0:11434"');
-    expect(file?.after).not.toContain('127.0.0.1');
+    expect(file?.after?.toString()).toContain('Environment="OLLAMA_HOST=0.0.0.0:11434"');
+    expect(file?.after?.toString()).not.toContain('127.0.0.1');
     expect(commands(plan.changes)).toHaveLength(2);
   });
 
@@ -229,7 +225,7 @@ describe('systemd plan', () => {
   });
 
   it('blocks with the real error when systemd runs but systemctl show failed (e.g. no D-Bus for a user)', () => {
-    const plan = systemdStrategy.plan(fresh({ systemctlError: 'Failed to connect to bus: No such file or directory' }), request({ sudo: ['sudo', '-n'] }));
+    const plan = systemdStrategy.plan(fresh({ systemctlError: 'Failed to connect to bus: No such file or directory' }), request({ elevate: ['sudo', '-n'] }));
     expect(plan.changes).toEqual([]);
     expect(plan.blockers).toEqual([{ message: expect.stringContaining('Failed to connect to bus'), fix: 'Run stigmer-setup as root: sudo npx stigmer-setup' }]);
   });
@@ -245,7 +241,7 @@ describe('systemd plan', () => {
 
   it('writes an IPv6 --host in brackets', () => {
     const plan = systemdStrategy.plan(fresh(), request({ explicitHost: true, target: { host: '::', port: 11434 } }));
-    expect(files(plan.changes)[0]?.after).toContain('Environment="OLLAMA_HOST=[::]:11434"');
+    expect(files(plan.changes)[0]?.after?.toString()).toContain('Environment="OLLAMA_HOST=[::]:11434"');
   });
 
   it('never plans a change to ollama.service or a user override.conf', () => {
@@ -254,11 +250,11 @@ describe('systemd plan', () => {
       fresh(),
       fresh({ dropIns: withOverride }),
       fresh({ dropIns: [...withOverride, { path: '/etc/systemd/system/ollama.service.d/zz-local.conf', ollamaHost: ['127.0.0.1:8080'] }] }),
-      fresh({ dropIns: [...withOverride, { path: DROP_IN_PATH, ollamaHost: ['127.0.0.1:11434'] }], ourDropIn: { path: OUR_FILE, content: renderDropIn({ host: '127.0.0.1', port: 11434 }) } }),
+      fresh({ dropIns: [...withOverride, { path: DROP_IN_PATH, ollamaHost: ['127.0.0.1:11434'] }], ourDropIn: { path: OUR_FILE, content: Buffer.from(renderDropIn({ host: '127.0.0.1', port: 11434 })) } }),
     ];
     for (const detection of detections) {
       for (const sudo of [[], ['sudo']]) {
-        const plan = systemdStrategy.plan(detection, request({ sudo }));
+        const plan = systemdStrategy.plan(detection, request({ elevate: sudo }));
         expect(files(plan.changes).map((change) => change.path)).toEqual([OUR_FILE]);
         for (const argv of commands(plan.changes)) {
           expect(argv.join(' ')).not.toMatch(/override\.conf|ollama\.service\b/);
@@ -271,32 +267,28 @@ describe('systemd plan', () => {
 describe('snap plan', () => {
   it('only restarts when host= is already set but the running Ollama still listens on loopback', () => {
     const plan = snapStrategy.plan(snapDetection('0.0.0.0:11434'), request({ listening: 'loopback' }));
-    expect(plan.changes).toEqual([{ type: 'command', argv: ['snap', 'restart', 'ollama'] }]);
-    expect(plan.reverts).toEqual([]);
+    expect(plan.changes).toEqual([{ type: 'restart', strategy: 'linux-snap', steps: [['snap', 'restart', 'ollama']], privileged: false }]);
   });
 
-  it('sets the host option and restarts the snap; undo unsets it', () => {
-    const plan = snapStrategy.plan(snapDetection(undefined), request({ sudo: ['sudo'] }));
+  it('sets the host option as a typed setting (unset before, so undo unsets it) and restarts the snap', () => {
+    const plan = snapStrategy.plan(snapDetection(undefined), request({ elevate: ['sudo'] }));
     expect(plan.changes).toEqual([
-      { type: 'command', argv: ['sudo', 'snap', 'set', 'ollama', 'host=0.0.0.0:11434'] },
-      { type: 'command', argv: ['sudo', 'snap', 'restart', 'ollama'] },
+      { type: 'setting', store: 'snap', key: 'host', before: undefined, after: '0.0.0.0:11434', privileged: true, argv: ['sudo', 'snap', 'set', 'ollama', 'host=0.0.0.0:11434'] },
+      { type: 'restart', strategy: 'linux-snap', steps: [['sudo', 'snap', 'restart', 'ollama']], privileged: true },
     ]);
-    expect(plan.reverts).toEqual([['snap', 'unset', 'ollama', 'host']]);
-    expect(plan.restart).toEqual([['snap', 'restart', 'ollama']]);
     expect(plan.blockers).toEqual([]);
   });
 
-  it('sets a previous value back on undo', () => {
+  it('records the previous value as the setting\'s before, which undo sets back', () => {
     const plan = snapStrategy.plan(snapDetection('127.0.0.1:11434'), request());
     expect(commands(plan.changes)[0]).toEqual(['snap', 'set', 'ollama', 'host=0.0.0.0:11434']);
-    expect(plan.reverts).toEqual([['snap', 'set', 'ollama', 'host=127.0.0.1:11434']]);
+    expect(plan.changes[0]).toMatchObject({ type: 'setting', before: '127.0.0.1:11434', after: '0.0.0.0:11434' });
   });
 
   it('changes nothing when the snap already has that address (":11434" is 0.0.0.0:11434 too)', () => {
     for (const host of ['0.0.0.0:11434', ':11434']) {
       const plan = snapStrategy.plan(snapDetection(host), request());
       expect(plan.changes).toEqual([]);
-      expect(plan.reverts).toEqual([]);
       expect(plan.summary).toContain(`already has host=${host}`);
     }
   });

@@ -38,6 +38,10 @@ export function testContext(options: {
   isRoot?: boolean;
   isTTY?: boolean;
   env?: Record<string, string>;
+  /** Our pid, for the lock; the real one unless a test pretends to be another run. */
+  pid?: number;
+  /** Pids the lock may see as alive; the real process table otherwise. */
+  alive?: (pid: number) => boolean;
   /** Answers for confirm(); 'cancel' simulates Ctrl-C. */
   answers?: (boolean | 'cancel')[];
 } = {}): TestContext {
@@ -50,6 +54,8 @@ export function testContext(options: {
     env: { HOME: '/nonexistent-home', TMPDIR: os.tmpdir(), ...options.env },
     isTTY: options.isTTY ?? false,
     isRoot: options.isRoot ?? true,
+    pid: options.pid ?? real.pid,
+    processExists: options.alive ?? real.processExists,
     calls: [],
     stdout: [],
     stderr: [],
@@ -62,6 +68,7 @@ export function testContext(options: {
     },
     clock: { now: () => new Date(), sleep: async () => {} },
     terminal: {
+      color: false,
       print: (text) => void ctx.stdout.push(text),
       printError: (text) => void ctx.stderr.push(text),
       printJson: (value) => void ctx.json.push(JSON.parse(JSON.stringify(value))),

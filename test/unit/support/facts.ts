@@ -4,13 +4,15 @@
  * that reaches it); each test overrides only what its case is about.
  */
 import path from 'node:path';
+import { linuxPlatform } from '../../../platforms/linux/index.ts';
 import type { ManualDetection } from '../../../platforms/linux/manual.ts';
-import { manualStrategy } from '../../../platforms/linux/manual.ts';
+import { manualProblems, manualStrategy } from '../../../platforms/linux/manual.ts';
 import { snapDetection, snapStrategy } from '../../../platforms/linux/snap.ts';
 import type { SystemdDetection } from '../../../platforms/linux/systemd.ts';
-import { DROP_IN_PATH, systemdStrategy } from '../../../platforms/linux/systemd.ts';
+import { DROP_IN_PATH, systemdProblems, systemdStrategy } from '../../../platforms/linux/systemd.ts';
 import type { ContainerProbeResult } from '../../../scripts/container-probe.ts';
 import type { Facts } from '../../../scripts/facts.ts';
+import type { NetworkAddress } from '../../../scripts/context.ts';
 import type { Listener, ProcessInfo } from '../../../scripts/listeners.ts';
 import { bindScope } from '../../../scripts/ollama-host.ts';
 import type { ContainerInfo } from '../../../scripts/parsers/docker.ts';
@@ -20,6 +22,13 @@ export const RUNNER = 'stigmer-agent-runner';
 export const RUNNER_URL = `http://host.docker.internal:${PORT}`;
 
 let nextInode = 1000;
+
+/** This machine's interfaces: loopback, a LAN card and Docker's bridge. */
+export const ADDRESSES: NetworkAddress[] = [
+  { name: 'lo', address: '127.0.0.1', family: 4, internal: true },
+  { name: 'eth0', address: '192.168.1.10', family: 4, internal: false },
+  { name: 'docker0', address: '172.17.0.1', family: 4, internal: false },
+];
 
 /** One LISTEN socket, as readListeners reports it. */
 export function listener(address: string, options: { port?: number; owner?: ProcessInfo } = {}): Listener {
@@ -35,7 +44,7 @@ export function listener(address: string, options: { port?: number; owner?: Proc
 
 export function systemdDetection(overrides: Partial<SystemdDetection> = {}, root = '/'): SystemdDetection {
   const effectiveHost = 'effectiveHost' in overrides ? overrides.effectiveHost : '0.0.0.0:11434';
-  return {
+  const detection: SystemdDetection = {
     strategy: 'linux-systemd',
     description: 'systemd unit ollama.service (/etc/systemd/system/ollama.service)',
     systemdRunning: true,
@@ -48,16 +57,21 @@ export function systemdDetection(overrides: Partial<SystemdDetection> = {}, root
     ourDropIn: { path: path.join(root, DROP_IN_PATH) },
     ...overrides,
   };
+  // The same problems the real detect computes from what it found.
+  return { ...detection, problems: overrides.problems ?? systemdProblems(detection) };
 }
 
 export function manualDetection(overrides: Partial<ManualDetection> = {}): ManualDetection {
   const process: ProcessInfo = overrides.process ?? { pid: 4242, argv: ['ollama', 'serve'] };
   const startedByStigmer = overrides.startedByStigmer ?? false;
+  const description = startedByStigmer ? `\`ollama serve\` started by Stigmer (pid ${process.pid})` : `a hand-started \`${process.argv.join(' ')}\` (pid ${process.pid})`;
   return {
     strategy: 'linux-manual',
-    description: startedByStigmer ? `\`ollama serve\` started by Stigmer (pid ${process.pid})` : `a hand-started \`${process.argv.join(' ')}\` (pid ${process.pid})`,
+    description,
     process,
     startedByStigmer,
+    serverPid: process.pid,
+    problems: manualProblems(description, startedByStigmer),
     ...overrides,
   };
 }
@@ -82,19 +96,24 @@ export function probe(outcome: ContainerProbeResult['outcome'], overrides: Parti
 }
 
 export function facts(overrides: Partial<Facts> = {}): Facts {
+  const strategy = overrides.strategy ?? systemdStrategy;
+  const detection = 'detection' in overrides ? overrides.detection : systemdDetection({ dropIns: [{ path: DROP_IN_PATH, ollamaHost: ['0.0.0.0:11434'] }] });
   return {
     platform: 'linux',
+    support: linuxPlatform,
     wsl: false,
     port: PORT,
-    strategy: systemdStrategy,
-    detection: systemdDetection({ dropIns: [{ path: DROP_IN_PATH, ollamaHost: ['0.0.0.0:11434'] }] }),
+    installations: detection ? [{ strategy, detection }] : [],
+    strategy,
+    detection,
     listeners: [listener('0.0.0.0')],
-    hostProbe: { ok: true, version: '0.5.7', models: ['qwen2.5-coder:7b'] },
+    hostProbe: { ok: true, url: `http://127.0.0.1:${PORT}`, version: '0.5.7', models: ['qwen2.5-coder:7b'] },
     docker: { state: 'ok', runtime: 'native', operatingSystem: 'Debian GNU/Linux 12 (bookworm)', serverVersion: '20.10.24' },
     containerName: RUNNER,
     container: runnerContainer(),
     containerProbe: probe('ok'),
     expectedModel: 'qwen2.5-coder:7b',
+    addresses: ADDRESSES,
     ...overrides,
   };
 }

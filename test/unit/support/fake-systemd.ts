@@ -1,8 +1,10 @@
 /**
  * Just enough of systemctl for CLI-level unit tests, which can't run systemd (the e2e suite runs the
- * real one). It keeps systemd's one subtle rule: drop-ins on disk take effect only at
- * daemon-reload, and a restart starts a real stand-in Ollama with the loaded OLLAMA_HOST.
- * Drop-ins are read from the test's --root folder, where stigmer-setup writes them.
+ * real one). It keeps systemd's rules that matter here, as checked against systemd 252: drop-ins on
+ * disk take effect only at daemon-reload (until then `show` reports the loaded DropInPaths and
+ * NeedDaemonReload=yes), MainPID is the running server's pid (0 when inactive), and a restart
+ * starts a real stand-in Ollama with the loaded OLLAMA_HOST. Drop-ins are read from the test's
+ * --root folder, where stigmer-setup writes them.
  */
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -22,11 +24,20 @@ export class FakeSystemd {
   crashesWith = new Set<string>();
 
   /** `unitHost` is what ollama.service itself sets (Environment= in the unit); drop-ins override it. */
+  /** The drop-ins (path and content) systemd read at the last daemon-reload. */
+  private loaded: string[] = [];
+
   constructor(
     private root: string,
     private unitHost: string | undefined,
   ) {
     this.loadedHost = unitHost;
+  }
+
+  private async snapshot(): Promise<string[]> {
+    const files: string[] = [];
+    for (const dropIn of await this.dropIns()) files.push(`${dropIn}\0${await readFile(path.join(this.root, dropIn), 'utf8')}`);
+    return files;
   }
 
   async start(): Promise<void> {
@@ -66,13 +77,16 @@ export class FakeSystemd {
         [
           'LoadState=loaded',
           'FragmentPath=/etc/systemd/system/ollama.service',
-          `DropInPaths=${(await this.dropIns()).join(' ')}`,
+          `DropInPaths=${this.loaded.map((entry) => entry.split('\0')[0]).join(' ')}`,
           `Environment=${environment.join(' ')}`,
           `ActiveState=${this.standin ? 'active' : 'inactive'}`,
+          `NeedDaemonReload=${(await this.snapshot()).join('\n') === this.loaded.join('\n') ? 'no' : 'yes'}`,
+          `MainPID=${this.standin?.child.pid ?? 0}`,
         ].join('\n'),
       );
     }
     if (verb === 'daemon-reload') {
+      this.loaded = await this.snapshot();
       this.loadedHost = (await this.hostOnDisk()) ?? this.unitHost;
       return ok();
     }

@@ -1,0 +1,149 @@
+/**
+ * `systemctl show UNIT --property=...` prints one `Name=value` per line; a property with several
+ * values (EnvironmentFiles=) is printed once per value. Environment= holds a space-separated list
+ * in which systemd quotes any assignment that has spaces or quotes in it, C-style:
+ * Environment="FOO=a b" BAR=c.
+ */
+export function parseSystemctlShow(text: string): Map<string, string> {
+  const properties = new Map<string, string>();
+  for (const [name, values] of parseSystemctlShowAll(text)) properties.set(name, values.at(-1) ?? '');
+  return properties;
+}
+
+/** Every value of every property, in order (EnvironmentFiles= repeats, one line per file). */
+export function parseSystemctlShowAll(text: string): Map<string, string[]> {
+  const properties = new Map<string, string[]>();
+  for (const line of text.split('\n')) {
+    const equals = line.indexOf('=');
+    if (equals <= 0) continue;
+    const name = line.slice(0, equals);
+    const values = properties.get(name) ?? [];
+    values.push(line.slice(equals + 1).replace(/\r$/, ''));
+    properties.set(name, values);
+  }
+  return properties;
+}
+
+/** `EnvironmentFiles=/etc/default/ollama (ignore_errors=no)`: the path, and whether a leading '-' made it optional. */
+export function parseEnvironmentFiles(values: string[]): { path: string; optional: boolean }[] {
+  const files: { path: string; optional: boolean }[] = [];
+  for (const value of values) {
+    const match = /^(.*?)\s+\(ignore_errors=(yes|no)\)\s*$/.exec(value);
+    const file = (match ? match[1] : value)?.trim() ?? '';
+    if (file.startsWith('/')) files.push({ path: file, optional: match?.[2] === 'yes' });
+  }
+  return files;
+}
+
+/** Split an Environment= value into its assignments, undoing systemd's quoting. */
+export function parseEnvironmentList(value: string): Map<string, string> {
+  const words: string[] = [];
+  let current = '';
+  let inWord = false;
+  let quote: '"' | "'" | undefined;
+  for (let i = 0; i < value.length; i++) {
+    const char = value[i] as string;
+    if (quote) {
+      if (char === '\\' && quote === '"' && i + 1 < value.length) {
+        current += value[++i];
+      } else if (char === quote) {
+        quote = undefined;
+      } else {
+        current += char;
+      }
+    } else if (char === '"' || char === "'") {
+      quote = char;
+      inWord = true;
+    } else if (char === ' ' || char === '\t') {
+      if (inWord) words.push(current);
+      current = '';
+      inWord = false;
+    } else if (char === '\\' && i + 1 < value.length) {
+      current += value[++i];
+      inWord = true;
+    } else {
+      current += char;
+      inWord = true;
+    }
+  }
+  if (inWord) words.push(current);
+  const assignments = new Map<string, string>();
+  for (const word of words) {
+    const equals = word.indexOf('=');
+    if (equals > 0) assignments.set(word.slice(0, equals), word.slice(equals + 1));
+  }
+  return assignments;
+}
+
+/**
+ * A unit file's logical lines: systemd joins a line that ends in a backslash with the next one
+ * (the backslash becomes a space) and skips comment lines inside such a continuation
+ * (systemd.syntax(7)). Reading physical lines would miss `Environment="A=1" \` + `"OLLAMA_HOST=…"`.
+ */
+export function unitFileLines(text: string): string[] {
+  const lines: string[] = [];
+  let pending: string | undefined;
+  for (const rawLine of text.split('\n')) {
+    const line = rawLine.replace(/\r$/, '');
+    const trimmed = line.trim();
+    if (pending !== undefined && (trimmed.startsWith('#') || trimmed.startsWith(';'))) continue;
+    const joined = pending === undefined ? line : `${pending} ${line}`;
+    if (/\\$/.test(line)) {
+      pending = joined.replace(/\\$/, '');
+      continue;
+    }
+    lines.push(joined);
+    pending = undefined;
+  }
+  if (pending !== undefined) lines.push(pending);
+  return lines;
+}
+
+/**
+ * The values a unit file or drop-in assigns to `name`, in order. Only lines inside [Service]
+ * count: an Environment= line above any section header is ignored by systemd ("Assignment outside
+ * of section"), and that mistake is a classic (ollama/ollama#4771).
+ */
+export function environmentAssignmentsInUnitFile(text: string, name: string): string[] {
+  const values: string[] = [];
+  let section = '';
+  for (const logical of unitFileLines(text)) {
+    const line = logical.trim();
+    if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
+    const header = /^\[(.+)\]$/.exec(line);
+    if (header) {
+      section = header[1] ?? '';
+      continue;
+    }
+    if (section !== 'Service') continue;
+    const assignment = /^Environment\s*=\s*(.*)$/.exec(line);
+    if (!assignment) continue;
+    // An empty Environment= resets the list gathered so far.
+    if ((assignment[1] ?? '').trim() === '') {
+      values.length = 0;
+      continue;
+    }
+    const value = parseEnvironmentList(assignment[1] ?? '').get(name);
+    if (value !== undefined) values.push(value);
+  }
+  return values;
+}
+
+/**
+ * The value an EnvironmentFile= file gives `name` (the last assignment wins), or undefined.
+ * Its syntax is systemd's: KEY=VALUE lines, `#`/`;` comments, optional single or double quotes,
+ * backslash continuation.
+ */
+export function environmentFileAssignment(text: string, name: string): string | undefined {
+  let value: string | undefined;
+  for (const logical of unitFileLines(text)) {
+    const line = logical.trim();
+    if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
+    const match = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
+    if (!match || match[1] !== name) continue;
+    const raw = (match[2] ?? '').trim();
+    const quoted = /^"((?:[^"\\]|\\.)*)"$/.exec(raw) ?? /^'([^']*)'$/.exec(raw);
+    value = quoted ? (quoted[1] ?? '').replace(/\\(.)/g, '$1') : raw;
+  }
+  return value;
+}
