@@ -38,6 +38,10 @@ class Output {
   print(text: string): void {
     if (!this.json) this.ctx.terminal.print(text);
   }
+  /** Text rendered with our own colour, its system-supplied parts already stripped. */
+  printStyled(text: string): void {
+    if (!this.json) this.ctx.terminal.printStyled(text);
+  }
   spinner(text: string) {
     return this.ctx.terminal.spinner(text, { silent: this.json });
   }
@@ -117,7 +121,7 @@ async function verify(ctx: Context, options: CliOptions, support: PlatformSuppor
 function checkAndPrint(ctx: Context, facts: Facts, out: Output): Finding[] {
   const findings = runChecks(facts);
   out.print('');
-  out.print(renderFindings(findings, ctx.terminal.color));
+  out.printStyled(renderFindings(findings, ctx.terminal.color));
   return findings;
 }
 

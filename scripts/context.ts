@@ -138,8 +138,13 @@ export interface Spinner {
 }
 
 export interface Terminal {
-  /** Human output. Silent in --json mode is decided by the caller, not here. */
+  /** Human output, stripped of terminal control sequences. Silent in --json mode is decided by the caller. */
   print(text: string): void;
+  /**
+   * Human output that carries our own colour codes. The caller has already stripped whatever came
+   * from the system (report.ts renders findings that way), so nothing is stripped here.
+   */
+  printStyled(text: string): void;
   /** Diagnostics that must never mix with --json on stdout. */
   printError(text: string): void;
   /** stdout only: the one JSON object of --json. */

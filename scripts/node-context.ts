@@ -351,12 +351,13 @@ function httpGet(url: string, options: { timeoutMs: number; headers?: Record<str
 }
 
 /**
- * Colour decision, once: FORCE_COLOR wins (0/false turn it off), then NO_COLOR (no-color.org: any
- * non-empty value), then TERM=dumb, then whether stderr, where spinners and prompts go, is a TTY.
+ * Colour decision, once: a non-empty FORCE_COLOR wins (force-color.org; 0 and false turn colour
+ * off, as chalk reads them), then a non-empty NO_COLOR (no-color.org), then TERM=dumb, then whether
+ * stderr, where spinners and prompts go, is a TTY.
  */
 export function colorEnabled(env: Readonly<Record<string, string | undefined>>, stderrIsTTY: boolean): boolean {
   const force = env.FORCE_COLOR;
-  if (force !== undefined) return !['0', 'false'].includes(force.toLowerCase());
+  if (force !== undefined && force !== '') return !['0', 'false'].includes(force.toLowerCase());
   if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return false;
   if (env.TERM === 'dumb') return false;
   return stderrIsTTY;
@@ -448,6 +449,7 @@ export function createNodeContext(): Context {
       // Everything printed for a person may quote the system (process names, file contents,
       // command errors): strip terminal control sequences on the way out.
       print: (text) => write(process.stdout, `${stripControl(text).replace(/\n$/, '')}\n`),
+      printStyled: (text) => write(process.stdout, `${text.replace(/\n$/, '')}\n`),
       printError: (text) => write(process.stderr, `${stripControl(text).replace(/\n$/, '')}\n`),
       // JSON.stringify escapes control characters itself, so the object goes out as is.
       printJson: (value) => write(process.stdout, `${JSON.stringify(value, null, 2)}\n`),

@@ -6,15 +6,21 @@ import type { Finding } from './checks/types.ts';
 import type { Platform } from './context.ts';
 import { unifiedDiff } from './diff.ts';
 import { describeCommand } from './system-files.ts';
+import { stripControl } from './text.ts';
 
 const SYMBOLS = { ok: '✔', warn: '!', fail: '✖', skip: '-' } as const;
 const COLORS = { ok: 32, warn: 33, fail: 31, skip: 2 } as const;
 
+/**
+ * Findings, brew-doctor style. Their text quotes the system (process names, file contents), so it
+ * is stripped of control sequences here, before our own colour is added: the result is printed as is.
+ */
 export function renderFindings(findings: Finding[], color = false): string {
   const width = Math.max(...findings.map((finding) => finding.id.length));
   const lines: string[] = [];
   const symbol = (status: Finding['status']) => (color ? `\x1b[${COLORS[status]}m${SYMBOLS[status]}\x1b[0m` : SYMBOLS[status]);
-  for (const finding of findings) {
+  for (const raw of findings) {
+    const finding = { ...raw, message: stripControl(raw.message), why: raw.why && stripControl(raw.why), fix: raw.fix && stripControl(raw.fix) };
     lines.push(`${symbol(finding.status)} ${finding.id.padEnd(width)}  ${finding.message}`);
     if (finding.status === 'ok' || finding.status === 'skip') {
       if (finding.status === 'skip' && finding.fix) lines.push(`  ${' '.repeat(width)}  To check it: ${finding.fix}`);
@@ -26,6 +32,7 @@ export function renderFindings(findings: Finding[], color = false): string {
   lines.push(summarize(findings));
   return lines.join('\n');
 }
+
 
 /** A file's bytes as text for a diff; binary content is described rather than dumped. */
 function displayText(content: Buffer | undefined): string | undefined {

@@ -70,6 +70,7 @@ export function testContext(options: {
     terminal: {
       color: false,
       print: (text) => void ctx.stdout.push(text),
+      printStyled: (text) => void ctx.stdout.push(text),
       printError: (text) => void ctx.stderr.push(text),
       printJson: (value) => void ctx.json.push(JSON.parse(JSON.stringify(value))),
       spinner: () => ({ succeed: () => {}, fail: (text) => void (text && ctx.stderr.push(text)), stop: () => {} }),

@@ -1,0 +1,79 @@
+/**
+ * The built CLI as a process, the way shells use it: its output piped into `head`, redirected to a
+ * full disk, printed on a terminal that a hostile process name would like to drive, with and
+ * without colour. No Docker needed; a real stand-in Ollama with a crafted argv supplies the name.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BUNDLE } from './cli.ts';
+import { freePort, STANDIN_PATH } from './support/index.ts';
+
+/** Run the bundle in bash; `tail` is the rest of the pipeline. Returns the bundle's own exit code and stderr. */
+function shell(args: string[], tail: string, env: Record<string, string> = {}): { code: number; stderr: string; stdout: string } {
+  const script = `"$0" "$@" 2>/tmp/stigmer-process-test.err ${tail}; code=\${PIPESTATUS[0]}; cat /tmp/stigmer-process-test.err >&2; exit $code`;
+  const result = spawnSync('bash', ['-c', script, process.execPath, BUNDLE, ...args], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, ...env } });
+  return { code: result.status ?? -1, stderr: result.stderr, stdout: result.stdout };
+}
+
+const STACK_TRACE = /\n\s+at |Error: write|EPIPE|ENOSPC|node:internal/;
+
+describe('output that can not be written', () => {
+  it('`--help | head -c 10` and `doctor | true`: a reader that went away is not a crash', () => {
+    const help = shell(['--help'], '| head -c 10 >/dev/null');
+    expect(help.code).toBe(0);
+    expect(help.stderr).not.toMatch(STACK_TRACE);
+    for (const args of [['doctor'], ['doctor', '--json']]) {
+      const gone = shell(args, '| true');
+      expect([0, 1]).toContain(gone.code);
+      expect(gone.stderr).not.toMatch(STACK_TRACE);
+      const cut = shell(args, '| head -c 10 >/dev/null');
+      expect([0, 1]).toContain(cut.code);
+      expect(cut.stderr).not.toMatch(STACK_TRACE);
+    }
+  });
+
+  it('`doctor > /dev/full`: a full disk is not a crash', () => {
+    const full = shell(['doctor'], '>/dev/full');
+    expect([0, 1]).toContain(full.code);
+    expect(full.stderr).not.toMatch(STACK_TRACE);
+  });
+});
+
+describe('what a process calls itself never reaches the terminal as control codes', () => {
+  let port: number;
+  let standin: ReturnType<typeof spawn>;
+
+  beforeAll(async () => {
+    port = await freePort();
+    // A stand-in Ollama whose command line carries escape sequences (it ignores extra arguments).
+    standin = spawn(process.execPath, [STANDIN_PATH, 'serve', '\x1b[2J\x1b[31mevil\x1b[0m', '\x1b]0;title\x07', '\u202eesrever'], {
+      env: { ...process.env, OLLAMA_HOST: `127.0.0.1:${port}` },
+      stdio: 'ignore',
+    });
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const probe = spawnSync('bash', ['-c', `exec 3<>/dev/tcp/127.0.0.1/${port}`], { timeout: 2000 });
+      if (probe.status === 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  });
+  afterAll(() => void standin.kill());
+
+  it('doctor names the owning process with its escape sequences removed', () => {
+    const result = shell(['doctor', '--host', `127.0.0.1:${port}`], '');
+    expect(result.stdout).toContain(`(pid ${standin.pid}:`);
+    expect(result.stdout).toContain('evil');
+    expect(result.stdout).not.toMatch(/[\x00-\x08\x0b-\x1f\x7f\u202e]/);
+  });
+
+  it('colours only when asked: a non-empty FORCE_COLOR wins; off a terminal there is none', () => {
+    const doctor = (env: Record<string, string>) => {
+      const clean: NodeJS.ProcessEnv = { ...process.env, ...env };
+      for (const name of ['FORCE_COLOR', 'NO_COLOR']) if (!(name in env)) delete clean[name];
+      return spawnSync(process.execPath, [BUNDLE, 'doctor', '--host', `127.0.0.1:${port}`], { encoding: 'utf8', timeout: 60_000, env: clean }).stdout;
+    };
+    expect(doctor({ FORCE_COLOR: '1' })).toMatch(/\x1b\[32m✔\x1b\[0m ollama\.host-probe/);
+    expect(doctor({ FORCE_COLOR: '0' })).not.toMatch(/\x1b/);
+    expect(doctor({ FORCE_COLOR: '', NO_COLOR: '1' })).not.toMatch(/\x1b/);
+    expect(doctor({})).not.toMatch(/\x1b/);
+  });
+});
