@@ -134,8 +134,10 @@ class Checker {
 /** Check a parsed record against the schema and against what stigmer-setup may touch here. */
 export function validateRecord(value: unknown, allowed: Allowed, where: string): UndoRecord {
   const check = new Checker(where);
+  // The version first: an older or newer record is named as such, not as a pile of odd fields.
+  const version = (value as { version?: unknown } | null)?.version;
+  if (version !== 2) check.fail('version', `${JSON.stringify(version)} is not a version this stigmer-setup reads (2)`);
   const top = check.object(value, 'the record', ['version', 'platform', 'createdAt', 'files', 'settings', 'restart'], ['port']);
-  if (top.version !== 2) check.fail('version', `${JSON.stringify(top.version)} is not a version this stigmer-setup reads (2)`);
   if (top.platform !== allowed.platform) check.fail('platform', `${JSON.stringify(top.platform)} is not the platform being restored (${allowed.platform})`);
   const record: UndoRecord = {
     version: 2,

@@ -6,7 +6,7 @@
  * starts a real stand-in Ollama with the loaded OLLAMA_HOST. Drop-ins are read from the test's
  * --root folder, where stigmer-setup writes them.
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { lstat, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ExecResult } from '../../../scripts/context.ts';
 import { startStandin, type RunningStandin } from '../../support/standin-process.ts';
@@ -51,7 +51,13 @@ export class FakeSystemd {
 
   private async dropIns(): Promise<string[]> {
     const names = await readdir(path.join(this.root, DROP_IN_DIR)).catch(() => [] as string[]);
-    return names.filter((name) => name.endsWith('.conf')).sort().map((name) => `${DROP_IN_DIR}/${name}`);
+    const files: string[] = [];
+    // Only regular files: this fake must not block on a FIFO the tests plant there.
+    for (const name of names.filter((entry) => entry.endsWith('.conf')).sort()) {
+      const seen = await lstat(path.join(this.root, DROP_IN_DIR, name)).catch(() => undefined);
+      if (seen?.isFile()) files.push(`${DROP_IN_DIR}/${name}`);
+    }
+    return files;
   }
 
   private async hostOnDisk(): Promise<string | undefined> {
