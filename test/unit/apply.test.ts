@@ -105,6 +105,22 @@ describe('applySetup', () => {
     await expect(readFile(conf(), 'utf8')).rejects.toThrow(/ENOENT/);
   });
 
+  it('reports a change a failed rollback could not undo as still applied, never all false', async () => {
+    // The restart fails, and meanwhile something replaced the drop-in with a folder: the rollback
+    // refuses to write there, so the file change is still in effect and must be reported as such.
+    const ctx = testContext({
+      exec: async (_command, args) => {
+        if (args[0] !== 'restart') return ok();
+        await rm(conf());
+        await mkdir(conf());
+        return failed('Job for ollama.service failed.');
+      },
+    });
+    const outcome = await setup(ctx, planWriting(undefined, 'new\n'));
+    expect(outcome).toMatchObject({ ok: false, rolledBack: false, applied: [true, false] });
+    expect(outcome.error).toMatch(/Rolling back also failed: could not put back .*stigmer-setup\.conf: .* is a folder, not a regular file/);
+  });
+
   it('keeps no undo record for a plan that only restarts', async () => {
     const ctx = testContext({ exec: succeedAll });
     const plan: Plan = { ...planWriting(undefined, ''), changes: [RESTART] };
