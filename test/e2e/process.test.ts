@@ -4,6 +4,9 @@
  * without colour. No Docker needed; a real stand-in Ollama with a crafted argv supplies the name.
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUNDLE } from './cli.ts';
 import { freePort, STANDIN_PATH } from './support/index.ts';
@@ -75,5 +78,48 @@ describe('what a process calls itself never reaches the terminal as control code
     expect(doctor({ FORCE_COLOR: '0' })).not.toMatch(/\x1b/);
     expect(doctor({ FORCE_COLOR: '', NO_COLOR: '1' })).not.toMatch(/\x1b/);
     expect(doctor({})).not.toMatch(/\x1b/);
+  });
+});
+
+describe('Ctrl-C while a change is applied', () => {
+  it('is held off: the step finishes and rolls back, instead of leaving a half-applied change', async () => {
+    const scratch = mkdtempSync(path.join(os.tmpdir(), 'stigmer-sigint-'));
+    try {
+      const bin = path.join(scratch, 'bin');
+      const root = path.join(scratch, 'root');
+      // A systemctl whose first restart takes a second and fails: the run is interrupted in the
+      // middle of it, and must still roll back and restart on the old configuration.
+      mkdirSync(bin);
+      mkdirSync(root);
+      writeFileSync(
+        path.join(bin, 'systemctl'),
+        [
+          '#!/bin/sh',
+          'case "$1" in',
+          "  show) printf 'LoadState=loaded\\nFragmentPath=/etc/systemd/system/ollama.service\\nDropInPaths=\\nEnvironment=\\nActiveState=active\\nNeedDaemonReload=no\\nMainPID=0\\n' ;;",
+          `  restart) if [ ! -e ${scratch}/restarted ]; then touch ${scratch}/restarted; sleep 1; echo 'Job for ollama.service failed.' >&2; exit 1; fi ;;`,
+          'esac',
+          'exit 0',
+          '',
+        ].join('\n'),
+        { mode: 0o755 },
+      );
+      const child = spawn(process.execPath, [BUNDLE, '--yes', '--root', root, '--host', '0.0.0.0:11434'], {
+        env: { ...process.env, PATH: `${bin}:/usr/bin:/bin` },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+      // Interrupt once the first restart is under way.
+      for (let waited = 0; waited < 100 && !existsSync(path.join(scratch, 'restarted')); waited++) await new Promise((resolve) => setTimeout(resolve, 50));
+      child.kill('SIGINT');
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      expect(stderr).toContain('finishing the current change first, so nothing is left half-applied');
+      expect(stderr).toContain('Every change was rolled back.');
+      expect(code).toBe(1);
+      expect(existsSync(path.join(root, 'etc/systemd/system/ollama.service.d/stigmer-setup.conf'))).toBe(false);
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
   });
 });
