@@ -65,6 +65,22 @@ export interface RestartChange {
   /** The commands it runs, in order, elevation prefix included where needed. */
   steps: string[][];
   privileged: boolean;
+  /**
+   * The job file the restart reloads, for a strategy that restarts by file (launchd's bootout and
+   * bootstrap of one plist). The undo record keeps it as data, checked against writablePaths.
+   */
+  job?: string;
+  /** The port the server is expected on, for a restart that waits until it is free. */
+  port?: number;
+}
+
+/** What a strategy needs to build its restart, the same way for setup and for undo. */
+export interface RestartContext {
+  elevate: string[];
+  /** Our user id (launchd's gui/<uid> domain). */
+  uid?: number;
+  job?: string;
+  port?: number;
 }
 
 export type Change = FileChange | SettingChange | RestartChange;
@@ -166,7 +182,7 @@ export interface Strategy<D extends Detection = Detection> {
   /** Whether a configuration change outlasts a restart of the server and a reboot. */
   persistent: boolean;
   /** The restart action, built the same way for setup and for undo (pure). */
-  restartChange?(elevate: string[]): RestartChange;
+  restartChange?(context: RestartContext): RestartChange;
   /** Carry the restart out; the default runs its steps in order. May wait and retry. */
   restart?(ctx: Context, change: RestartChange, run: StepRunner): Promise<void>;
   /** Every file this strategy may write. An undo record that names another file is refused. */

@@ -252,8 +252,8 @@ export async function applySetup(applier: Applier, plan: Plan, state: RecordStat
         if (!record.settings.some((setting) => setting.store === change.store && setting.key === change.key)) {
           record.settings.push({ store: change.store, key: change.key, before: change.before ?? null });
         }
-      } else if (change.type === 'restart' && !record.restart.includes(change.strategy)) {
-        record.restart.push(change.strategy);
+      } else if (change.type === 'restart' && !record.restart.some((restart) => restart.strategy === change.strategy && restart.job === change.job)) {
+        record.restart.push(change.job === undefined ? { strategy: change.strategy } : { strategy: change.strategy, job: change.job });
       }
     }
     if (plan.target) record.port = plan.target.port;
@@ -354,8 +354,8 @@ export async function planUndo(applier: Applier, record: UndoRecord, now: Date):
     const privileged = store.privileged && elevated;
     changes.push({ type: 'setting', store: setting.store, key: setting.key, before: current, after: before, privileged, argv: [...(privileged ? files.elevate : []), ...store.command(setting.key, before).argv] });
   }
-  for (const id of record.restart) {
-    const change = strategyFor(applier, id).restartChange?.(files.elevate);
+  for (const restart of record.restart) {
+    const change = strategyFor(applier, restart.strategy).restartChange?.({ elevate: files.elevate, uid: ctx.uid, job: restart.job, port: record.port });
     if (change) changes.push(change);
   }
   return keepEdits(applier, changes, record, now);

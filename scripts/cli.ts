@@ -239,7 +239,7 @@ async function undo(ctx: Context, options: CliOptions, support: PlatformSupport,
   const elevate = support.elevation(ctx, options.yes);
   const applier = applierFor(ctx, options, support, elevate);
   const state = await readRecord(ctx, allowedFor(support, locationsFor(ctx, options, support)), applier.stateDir);
-  const report = baseReport(options, support.id, state?.record.restart[0] ?? 'none');
+  const report = baseReport(options, support.id, state?.record.restart[0]?.strategy ?? 'none');
   if (!state) {
     out.print(`Nothing to undo: there is no record of changes by stigmer-setup in ${applier.stateDir}.`);
     return { exitCode: EXIT.ok, report: { ...report, ok: true, summary: 'nothing to undo' } };

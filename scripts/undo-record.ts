@@ -52,8 +52,13 @@ export interface UndoRecord {
   port?: number;
   files: RecordedFile[];
   settings: RecordedSetting[];
-  /** Strategies whose restart undo runs after restoring. */
-  restart: string[];
+  /** The restarts undo runs after restoring: a strategy id, and for a restart by file, its job file. */
+  restart: RecordedRestart[];
+}
+
+export interface RecordedRestart {
+  strategy: string;
+  job?: string;
 }
 
 /** The record, refused: the message names the file and the entry. */
@@ -198,9 +203,18 @@ export function validateRecord(value: unknown, allowed: Allowed, where: string):
     record.settings.push({ store, key, before });
   }
   for (const [index, item] of check.array(top.restart, 'restart', 8).entries()) {
-    const id = check.string(item, `restart[${index}]`, 64);
-    if (!allowed.strategies.has(id)) check.fail(`restart[${index}]`, `${JSON.stringify(id)} is not a strategy of this platform`);
-    if (!record.restart.includes(id)) record.restart.push(id);
+    const entry = `restart[${index}]`;
+    const raw = check.object(item, entry, ['strategy'], ['job']);
+    const id = check.string(raw.strategy, `${entry}.strategy`, 64);
+    if (!allowed.strategies.has(id)) check.fail(`${entry}.strategy`, `${JSON.stringify(id)} is not a strategy of this platform`);
+    const restart: RecordedRestart = { strategy: id };
+    if (raw.job !== undefined) {
+      // The file a restart reloads: only one this platform's strategies write.
+      const job = check.string(raw.job, `${entry}.job`);
+      if (!allowed.files.has(job)) check.fail(`${entry}.job`, `${JSON.stringify(job)} is not a file stigmer-setup writes here`);
+      restart.job = job;
+    }
+    if (!record.restart.some((other) => other.strategy === restart.strategy && other.job === restart.job)) record.restart.push(restart);
   }
   return record;
 }

@@ -6,7 +6,7 @@
 import type { Context } from '../../scripts/context.ts';
 import { formatBindAddress, parseOllamaHost, sameBindAddress } from '../../scripts/ollama-host.ts';
 import { SETUP_COMMAND } from '../commands.ts';
-import { listensAsRequested, type Detection, type Plan, type PlanRequest, type RestartChange, type SettingStore, type Strategy } from '../types.ts';
+import { listensAsRequested, type Detection, type Plan, type PlanRequest, type RestartChange, type RestartContext, type SettingStore, type Strategy } from '../types.ts';
 
 export interface SnapDetection extends Detection {
   strategy: 'linux-snap';
@@ -44,7 +44,7 @@ export function snapDetection(host: string | undefined): SnapDetection {
   };
 }
 
-function restartChange(elevate: string[]): RestartChange {
+function restartChange({ elevate }: RestartContext): RestartChange {
   return { type: 'restart', strategy: 'linux-snap', steps: [[...elevate, 'snap', 'restart', 'ollama']], privileged: elevate.length > 0 };
 }
 
@@ -56,7 +56,7 @@ function plan(detection: SnapDetection, request: PlanRequest): Plan {
       result.summary = `The ollama snap already has host=${detection.host}.`;
       return result;
     }
-    result.changes = [restartChange(request.elevate)];
+    result.changes = [restartChange(request)];
     result.summary = `The ollama snap has host=${detection.host}, but the running Ollama has not picked it up: restart it.`;
     return result;
   }
@@ -70,7 +70,7 @@ function plan(detection: SnapDetection, request: PlanRequest): Plan {
       privileged: request.elevate.length > 0,
       argv: [...request.elevate, ...snapStore.command('host', value).argv],
     },
-    restartChange(request.elevate),
+    restartChange(request),
   ];
   result.summary = `Set the ollama snap's host option to ${value} and restart it.`;
   return result;

@@ -10,7 +10,7 @@ import type { Context } from '../../scripts/context.ts';
 import { formatBindAddress, parseOllamaHost, sameBindAddress, type BindAddress } from '../../scripts/ollama-host.ts';
 import { lastLine } from '../../scripts/text.ts';
 import { SETUP_COMMAND } from '../commands.ts';
-import { listensAsRequested, type Change, type DetectOptions, type Detection, type Plan, type PlanRequest, type Problem, type RestartChange, type Strategy } from '../types.ts';
+import { listensAsRequested, type Change, type DetectOptions, type Detection, type Plan, type PlanRequest, type Problem, type RestartChange, type RestartContext, type Strategy } from '../types.ts';
 import { environmentAssignmentsInUnitFile, environmentFileAssignment, parseEnvironmentFiles, parseEnvironmentList, parseSystemctlShowAll } from './systemctl-show.ts';
 
 export const UNIT = 'ollama.service';
@@ -211,7 +211,7 @@ async function detect(ctx: Context, options: DetectOptions): Promise<SystemdDete
   return detection;
 }
 
-function restartChange(elevate: string[]): RestartChange {
+function restartChange({ elevate }: RestartContext): RestartChange {
   return {
     type: 'restart',
     strategy: 'linux-systemd',
@@ -268,7 +268,7 @@ function plan(detection: SystemdDetection, request: PlanRequest): Plan {
       return base;
     }
     // systemd has loaded it, but Ollama was not restarted since: it still listens the old way.
-    const restart = restartChange(request.elevate);
+    const restart = restartChange(request);
     base.changes = [{ ...restart, steps: restart.steps.slice(1) }];
     base.summary = `${UNIT} is configured with ${configured}, but the running Ollama has not picked it up: restart it.`;
     return base;
@@ -288,7 +288,7 @@ function plan(detection: SystemdDetection, request: PlanRequest): Plan {
       privileged: request.elevate.length > 0,
     });
   }
-  changes.push(restartChange(request.elevate));
+  changes.push(restartChange(request));
   base.changes = changes;
   base.summary = `Set OLLAMA_HOST=${value} for ${UNIT} with a drop-in, then reload systemd and restart Ollama.`;
   return base;

@@ -75,7 +75,7 @@ describe('applySetup', () => {
     expect(record?.files).toEqual([expect.objectContaining({ path: conf(), existed: false })]);
     // The folders the write had to create, so undo can remove them again.
     expect(record?.files[0]?.createdDirs).toEqual(['etc', 'etc/systemd', 'etc/systemd/system', 'etc/systemd/system/ollama.service.d'].map((dir) => path.join(root, dir)));
-    expect(record?.restart).toEqual(['linux-systemd']);
+    expect(record?.restart).toEqual([{ strategy: 'linux-systemd' }]);
     expect(await readFile(path.join(stateDir(), RECORD_NAME), 'utf8')).not.toMatch(/systemctl|argv/);
   });
 

@@ -97,8 +97,13 @@ describe('a crafted undo.json', () => {
 
   it('can not make undo run a command: a restart is a strategy id, and anything else is refused', async () => {
     const marker = path.join(outside, 'pwned');
-    await craft((record) => (record.restart = [`sh -c 'touch ${marker}'`]));
-    await expectRefused(/undo\.json can't be trusted: restart\[0\] "sh -c .* is not a strategy of this platform/);
+    await craft((record) => (record.restart = [{ strategy: `sh -c 'touch ${marker}'` }]));
+    await expectRefused(/undo\.json can't be trusted: restart\[0\]\.strategy "sh -c .* is not a strategy of this platform/);
+    await writeFile(recordPath(), JSON.stringify({ ...JSON.parse(await readFile(recordPath(), 'utf8')), restart: [`sh -c 'touch ${marker}'`] }));
+    await expectRefused(/restart\[0\] is not an object/);
+    // A job file is data about which file to reload, and only one stigmer-setup writes.
+    await writeFile(recordPath(), JSON.stringify({ ...JSON.parse(await readFile(recordPath(), 'utf8')), restart: [{ strategy: 'linux-systemd', job: marker }] }));
+    await expectRefused(/restart\[0\]\.job ".*pwned" is not a file stigmer-setup writes here/);
     await expect(stat(marker)).rejects.toThrow(/ENOENT/);
   });
 

@@ -132,7 +132,7 @@ describe('systemd plan', () => {
     expect(plan.warnings).toEqual([]);
     expect(plan.target).toEqual({ host: '0.0.0.0', port: 11434 });
     // Undo rebuilds the same restart from the strategy's id, never from a command it stored.
-    expect(systemdStrategy.restartChange?.([])).toEqual(plan.changes[1]);
+    expect(systemdStrategy.restartChange?.({ elevate: [] })).toEqual(plan.changes[1]);
   });
 
   describe('with a real detect under --root', () => {
