@@ -230,6 +230,13 @@ export interface PlatformSupport {
   readListeners(ctx: Context, port: number): Promise<Listener[] | undefined>;
   /** Whether this runs inside WSL (a Linux VM on Windows, with its own networking rules). */
   isWsl(ctx: Context): Promise<boolean>;
+  /** The OS and version, for the report ("macOS 14.5"), when the platform can tell. */
+  describeHost?(ctx: Context): Promise<string | undefined>;
+  /**
+   * A reason to refuse before anything is looked at (exit 2), e.g. macOS run through sudo: its
+   * changes are per-user, and root would read and write the wrong home.
+   */
+  preflight?(ctx: Context): string | undefined;
   /** Commands that findings quote. */
   commands: {
     /** Find the program that holds the port. */

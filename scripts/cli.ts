@@ -55,6 +55,7 @@ function usageError(ctx: Context, message: string): number {
 function describeDetection(facts: Facts): string {
   const lines = [`Ollama: ${facts.detection?.description ?? 'unknown'}`];
   for (const other of facts.installations) if (other.detection !== facts.detection) lines.push(`Also installed: ${other.detection.description}`);
+  if (facts.host) lines.push(`Host: ${facts.host}`);
   if (facts.wsl) lines.push('Environment: WSL');
   const docker = facts.docker;
   lines.push(
@@ -299,6 +300,8 @@ export async function run(argv: string[], ctx: Context): Promise<number> {
   if (mutates && !options.yes && (!ctx.isTTY || options.json)) return usageError(ctx, NEEDS_YES);
 
   const support = platformSupport(options.platform ?? ctx.platform);
+  const refusal = support.preflight?.(ctx);
+  if (refusal) return usageError(ctx, refusal);
   const out = new Output(ctx, options.json);
   try {
     const command = { setup, doctor, undo }[options.command];

@@ -32,6 +32,8 @@ export interface Facts {
   platform: Platform;
   support: PlatformSupport;
   wsl: boolean;
+  /** The OS and version, when the platform can tell. */
+  host?: string;
   port: number;
   /** Every Ollama installation found (empty where this platform can't be configured yet). */
   installations: Installation[];
@@ -174,7 +176,7 @@ export async function gatherFacts(ctx: Context, options: GatherOptions): Promise
   const { support } = options;
   const containerName = options.container ?? DEFAULT_CONTAINER;
   const home = support.home(ctx.env);
-  const [docker, wsl] = await Promise.all([dockerFacts(ctx), support.isWsl(ctx)]);
+  const [docker, wsl, host] = await Promise.all([dockerFacts(ctx), support.isWsl(ctx), support.describeHost?.(ctx)]);
   const container = docker.state === 'ok' ? await inspectContainer(ctx, containerName) : undefined;
   if (options.container && docker.state === 'ok' && !container) {
     throw new ContainerNotFoundError(`--container ${options.container}: no such container (see \`docker ps -a\`).`);
@@ -205,6 +207,7 @@ export async function gatherFacts(ctx: Context, options: GatherOptions): Promise
     platform: support.id,
     support,
     wsl,
+    host,
     port,
     installations,
     strategy: primary?.strategy,

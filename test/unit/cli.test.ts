@@ -257,7 +257,23 @@ describe('doctor', () => {
 
   it('on a platform without a strategy yet, setup says so and exits 1', async () => {
     const ctx = machine();
-    expect(await run(['--yes', '--platform', 'darwin', '--root', root], ctx)).toBe(1);
-    expect(ctx.stdout.join('\n')).toContain("stigmer-setup can't configure darwin yet");
+    expect(await run(['--yes', '--platform', 'win32', '--root', root], ctx)).toBe(1);
+    expect(ctx.stdout.join('\n')).toContain("stigmer-setup can't configure win32 yet");
+  });
+
+  it('on a Mac with no Ollama, setup names what it looked for and how to install it, and changes nothing', async () => {
+    const ctx = machine({ env: { HOME: root } });
+    expect(await run(['--yes', '--json', '--platform', 'darwin', '--root', root], ctx)).toBe(1);
+    const report = json(ctx);
+    expect(report).toMatchObject({ platform: 'darwin', strategy: 'darwin-none', changes: [] });
+    expect(report.error).toContain('No Ollama installation was found (no Homebrew service, no Ollama.app, and nothing listens on the port)');
+    expect(report.error).toContain('brew install ollama && brew services start ollama');
+  });
+
+  it('on a Mac, run through sudo, exits 2 before looking at anything: its changes are per-user', async () => {
+    const ctx = machine({ env: { HOME: '/var/root', SUDO_USER: 'ada' } });
+    expect(await run(['--yes', '--platform', 'darwin', '--root', root], ctx)).toBe(2);
+    expect(ctx.stderr).toEqual([expect.stringMatching(/^stigmer-setup: run without sudo: on macOS stigmer-setup changes only your own launchd settings/)]);
+    expect(ctx.calls).toEqual([]);
   });
 });

@@ -1,0 +1,23 @@
+/**
+ * Which Ollama processes run on the Mac, from one `ps aux` (real captures in test/fixtures/darwin):
+ * the desktop app (…/Ollama.app/Contents/MacOS/Ollama), the server it starts
+ * (…/Ollama.app/Contents/Resources/ollama serve), and any other `ollama serve` (Homebrew's, or one
+ * started by hand).
+ */
+import type { Context } from '../../scripts/context.ts';
+import { classifyOllamaCommand, parsePsAux, type OllamaProcessKind } from './parsers/ps.ts';
+
+export interface OllamaProcess {
+  pid: number;
+  command: string;
+  kind: OllamaProcessKind;
+}
+
+export async function ollamaProcesses(ctx: Context): Promise<OllamaProcess[]> {
+  const ps = await ctx.exec('ps', ['aux'], { timeoutMs: 10_000 });
+  if (ps.exitCode !== 0) return [];
+  return parsePsAux(ps.stdout).flatMap((process) => {
+    const kind = classifyOllamaCommand(process.command);
+    return kind ? [{ pid: process.pid, command: process.command, kind }] : [];
+  });
+}
