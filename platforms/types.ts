@@ -42,7 +42,7 @@ export interface FileChange {
   removeDirs?: string[];
 }
 
-export type SettingStoreId = 'snap' | 'launchd-env' | 'windows-user-env' | 'brew-env-file';
+export type SettingStoreId = 'snap' | 'launchd-env' | 'windows-user-env' | 'windows-service-env';
 
 /** A named value in a store other than a file we own: `snap set`, `launchctl setenv`, … */
 export interface SettingChange {
@@ -77,6 +77,8 @@ export interface RestartChange {
 /** What a strategy needs to build its restart, the same way for setup and for undo. */
 export interface RestartContext {
   elevate: string[];
+  /** The environment (Windows: LOCALAPPDATA, where the app is). */
+  env?: Readonly<Record<string, string | undefined>>;
   /** Our user id (launchd's gui/<uid> domain). */
   uid?: number;
   job?: string;
@@ -212,8 +214,6 @@ export interface PlatformSupport {
   id: Platform;
   /** Path rules of the target OS (path.win32 for Windows), whatever OS this runs on. */
   path: path.PlatformPath;
-  /** false: setup says it can't configure this OS yet; doctor still runs the checks it can. */
-  configurable: boolean;
   /** Every way Ollama can be installed here, in the order preferred when several are present. */
   strategies: Strategy<any>[];
   /** Reported when no installation is found. */

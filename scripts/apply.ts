@@ -355,7 +355,7 @@ export async function planUndo(applier: Applier, record: UndoRecord, now: Date):
     changes.push({ type: 'setting', store: setting.store, key: setting.key, before: current, after: before, privileged, argv: [...(privileged ? files.elevate : []), ...store.command(setting.key, before).argv] });
   }
   for (const restart of record.restart) {
-    const change = strategyFor(applier, restart.strategy).restartChange?.({ elevate: files.elevate, uid: ctx.uid, job: restart.job, port: record.port });
+    const change = strategyFor(applier, restart.strategy).restartChange?.({ elevate: files.elevate, env: ctx.env, uid: ctx.uid, job: restart.job, port: record.port });
     if (change) changes.push(change);
   }
   return keepEdits(applier, changes, record, now);

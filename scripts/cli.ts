@@ -168,11 +168,8 @@ async function setup(ctx: Context, options: CliOptions, support: PlatformSupport
   spinner.stop();
   const report = baseReport(options, support.id, facts.detection?.strategy ?? 'none');
   out.print(describeDetection(facts));
-  if (!support.configurable || !facts.strategy) {
-    const message = `stigmer-setup can't configure ${support.id} yet; \`stigmer-setup doctor\` checks it read-only.`;
-    out.print(message);
-    return { exitCode: EXIT.failed, report: { ...report, error: message, checks: runChecks(facts) } };
-  }
+  // Detection always names an installation, "none found" included.
+  if (!facts.strategy) throw new Error(`no installation was detected on ${support.id}`);
 
   // 3. Plan
   const elevate = support.elevation(ctx, options.yes);

@@ -35,7 +35,7 @@ export interface Facts {
   /** The OS and version, when the platform can tell. */
   host?: string;
   port: number;
-  /** Every Ollama installation found (empty where this platform can't be configured yet). */
+  /** Every Ollama installation found ("none found" is one, so this is never empty after detection). */
   installations: Installation[];
   /** The installation to configure and to quote commands for. */
   strategy?: Strategy<any>;
@@ -183,16 +183,10 @@ export async function gatherFacts(ctx: Context, options: GatherOptions): Promise
   }
   const portHint = options.port ?? urlPort(containerBaseUrl(container)) ?? DEFAULT_PORT;
 
-  let installations: Installation[] = [];
-  let primary: Installation | undefined;
-  let conflict: Problem | undefined;
-  let listeners: Listener[] | undefined;
-  if (support.configurable) {
-    ({ installations, primary, conflict, listeners } = await detectInstallations(ctx, support, { root: options.root, home, env: ctx.env, port: portHint }));
-  } else {
-    listeners = await support.readListeners(ctx, portHint);
-  }
-  const detection = primary?.detection;
+  const found = await detectInstallations(ctx, support, { root: options.root, home, env: ctx.env, port: portHint });
+  const { installations, primary, conflict } = found;
+  let listeners: Listener[] | undefined = found.listeners;
+  const detection = primary.detection;
   const port = options.port ?? (detection?.configuredHost !== undefined ? parseOllamaHost(detection.configuredHost).port : portHint);
   if (port !== portHint) listeners = await support.readListeners(ctx, port);
 
@@ -210,7 +204,7 @@ export async function gatherFacts(ctx: Context, options: GatherOptions): Promise
     host,
     port,
     installations,
-    strategy: primary?.strategy,
+    strategy: primary.strategy,
     detection,
     conflict,
     listeners,

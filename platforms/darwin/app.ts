@@ -12,6 +12,7 @@ import type { Context, FileContent } from '../../scripts/context.ts';
 import { formatBindAddress, parseOllamaHost, sameBindAddress } from '../../scripts/ollama-host.ts';
 import { describeFailure, StepError } from '../../scripts/system-files.ts';
 import { SETUP_COMMAND } from '../commands.ts';
+import { readExposeSetting } from '../expose.ts';
 import { listensAsRequested, type Change, type DetectOptions, type Detection, type Locations, type Plan, type PlanRequest, type Problem, type RestartChange, type RestartContext, type Strategy } from '../types.ts';
 import { launchdEnvStore } from './launchd.ts';
 import { readListeners } from './listeners.ts';
@@ -62,15 +63,6 @@ function agentValue(agent: FileContent | undefined, file: string): string | unde
   return undefined;
 }
 
-/** The app's Expose setting (app/store/database.go: table settings, column expose, row id = 1), read only. */
-async function readExpose(ctx: Context, database: string): Promise<boolean | undefined> {
-  if (!(await ctx.fs.exists(database))) return false;
-  const query = await ctx.exec('sqlite3', ['-readonly', database, 'SELECT expose FROM settings WHERE id = 1;'], { timeoutMs: 5000 });
-  if (query.exitCode !== 0) return undefined;
-  const value = query.stdout.trim();
-  return value === '1' ? true : value === '0' || value === '' ? false : undefined;
-}
-
 async function findBundle(ctx: Context, options: DetectOptions): Promise<string | undefined> {
   for (const bundle of [options.path.join(options.root, 'Applications', 'Ollama.app'), options.path.join(options.home, 'Applications', 'Ollama.app')]) {
     const infoPlist = options.path.join(bundle, 'Contents', 'Info.plist');
@@ -96,7 +88,7 @@ async function detect(ctx: Context, options: DetectOptions): Promise<AppDetectio
   const file = agentPath(options, options.path);
   const agent = await ctx.fs.read(file);
   const agentHost = agentValue(agent, file);
-  const expose = await readExpose(ctx, options.path.join(options.home, 'Library', 'Application Support', 'Ollama', 'db.sqlite'));
+  const expose = await readExposeSetting(ctx, options.path.join(options.home, 'Library', 'Application Support', 'Ollama', 'db.sqlite'));
   const problems: Problem[] = [];
   if (launchdHost !== undefined && agentHost !== launchdHost) {
     problems.push({

@@ -27,7 +27,6 @@ const darwinManual = manualStrategy({
 export const darwinPlatform: PlatformSupport = {
   id: 'darwin',
   path: path.posix,
-  configurable: true,
   strategies: [brewStrategy, appStrategy, darwinManual],
   notInstalled: notInstalled('darwin-none', 'no Homebrew service, no Ollama.app, and nothing listens on the port', 'brew install ollama && brew services start ollama, or the app from https://ollama.com/download/mac'),
   settingStores: { 'launchd-env': launchdEnvStore },

@@ -22,7 +22,6 @@ export const notInstalledStrategy = notInstalled(
 export const linuxPlatform: PlatformSupport = {
   id: 'linux',
   path: path.posix,
-  configurable: true,
   strategies: [systemdStrategy, snapStrategy, systemdUserStrategy, dockerStrategy, manualStrategy],
   notInstalled: notInstalledStrategy,
   settingStores: { snap: snapStore },

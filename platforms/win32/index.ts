@@ -1,25 +1,44 @@
-/** Windows: not configurable yet (see the Windows issue); doctor runs the checks that need no Windows tooling. */
+/**
+ * Windows: Ollama runs as the per-user tray app (the default install), as a service some tool such
+ * as NSSM wraps, or as a plain `ollama serve`. There is no sudo: the one change that needs
+ * elevation (a service's environment) says so instead. Paths follow path.win32 whatever OS this
+ * runs on, and every command is an argument array (no shell: zx would look for bash).
+ */
 import path from 'node:path';
+import { manualStrategy } from '../manual.ts';
 import { notInstalled } from '../none.ts';
 import type { PlatformSupport } from '../types.ts';
+import { localAppData, winAppStrategy } from './app.ts';
+import { readListeners } from './listeners.ts';
+import { userEnvStore } from './powershell.ts';
+import { serviceEnvStore, winServiceStrategy } from './service.ts';
+
+/** An ollama.exe that is neither the app's server nor the service: the registry keeps those when they claim the same pid. */
+const winManual = manualStrategy({
+  id: 'win32-manual',
+  owner: (options) => {
+    const owner = options.listeners?.find((listener) => listener.owner)?.owner;
+    return owner && owner.argv[0]?.toLowerCase() === 'ollama.exe' ? owner : undefined;
+  },
+  install: 'the installer from https://ollama.com/download/windows',
+});
 
 export const win32Platform: PlatformSupport = {
   id: 'win32',
   path: path.win32,
-  configurable: false,
-  strategies: [],
-  notInstalled: notInstalled('win32-none', 'no Ollama app and no Ollama service', 'https://ollama.com/download/windows'),
-  settingStores: {},
+  strategies: [winServiceStrategy, winAppStrategy, winManual],
+  notInstalled: notInstalled('win32-none', 'no Ollama app, no ollama service, and nothing listens on the port', 'https://ollama.com/download/windows'),
+  settingStores: { 'windows-user-env': userEnvStore, 'windows-service-env': serviceEnvStore },
   home: (env) => env.USERPROFILE ?? '',
   // Per-user, like the default Ollama install: %LOCALAPPDATA%\stigmer-setup.
-  stateDir: (locations) => path.win32.join(locations.env.LOCALAPPDATA ?? path.win32.join(locations.home, 'AppData', 'Local'), 'stigmer-setup'),
+  stateDir: (locations) => path.win32.join(localAppData({ ...locations.env, USERPROFILE: locations.env.USERPROFILE ?? locations.home }, path.win32), 'stigmer-setup'),
   // No sudo on Windows: a step that needs elevation says so instead.
   elevation: () => [],
-  readListeners: async () => undefined,
+  readListeners,
   isWsl: async () => false,
   commands: {
-    limitExposure: (port) => `New-NetFirewallRule -DisplayName "Block Ollama from the network" -Direction Inbound -Protocol TCP -LocalPort ${port} -RemoteAddress Internet -Action Block`,
     portOwner: (port) => `Get-NetTCPConnection -LocalPort ${port} -State Listen`,
-    firewallAllow: (port) => `New-NetFirewallRule -DisplayName "Ollama for containers" -Direction Inbound -Protocol TCP -LocalPort ${port} -Action Allow`,
+    firewallAllow: (port) => `New-NetFirewallRule -DisplayName "Ollama for WSL containers" -Direction Inbound -Protocol TCP -LocalPort ${port} -InterfaceAlias "vEthernet (WSL)" -Action Allow   # elevated`,
+    limitExposure: (port) => `New-NetFirewallRule -DisplayName "Ollama: block the network" -Direction Inbound -Protocol TCP -LocalPort ${port} -RemoteAddress Internet -Action Block   # elevated`,
   },
 };

@@ -255,10 +255,13 @@ describe('doctor', () => {
     expect(ctx.stdout.join('\n')).toMatch(/✔ ollama\.listener .*all interfaces/);
   });
 
-  it('on a platform without a strategy yet, setup says so and exits 1', async () => {
-    const ctx = machine();
-    expect(await run(['--yes', '--platform', 'win32', '--root', root], ctx)).toBe(1);
-    expect(ctx.stdout.join('\n')).toContain("stigmer-setup can't configure win32 yet");
+  it('on Windows with no Ollama, setup names what it looked for and how to install it, and changes nothing', async () => {
+    const ctx = machine({ env: { LOCALAPPDATA: 'C:\\Users\\ada\\AppData\\Local', USERPROFILE: 'C:\\Users\\ada' } });
+    expect(await run(['--yes', '--json', '--platform', 'win32', '--root', root], ctx)).toBe(1);
+    const report = json(ctx);
+    expect(report).toMatchObject({ platform: 'win32', strategy: 'win32-none', changes: [] });
+    expect(report.error).toContain('No Ollama installation was found (no Ollama app, no ollama service, and nothing listens on the port)');
+    expect(report.error).toContain('https://ollama.com/download/windows');
   });
 
   it('on a Mac with no Ollama, setup names what it looked for and how to install it, and changes nothing', async () => {
