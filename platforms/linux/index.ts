@@ -8,10 +8,12 @@ import type { Context } from '../../scripts/context.ts';
 import { notInstalled } from '../none.ts';
 import type { PlatformSupport } from '../types.ts';
 import { dockerStrategy, systemdUserStrategy } from './elsewhere.ts';
+import { isWsl } from '../win32/parsers/wsl.ts';
 import { readListenersWithOwners } from './listeners.ts';
 import { manualStrategy } from './manual.ts';
 import { snapStore, snapStrategy } from './snap.ts';
 import { systemdStrategy } from './systemd.ts';
+import { wslWindowsStrategy } from './wsl.ts';
 
 export const notInstalledStrategy = notInstalled(
   'linux-none',
@@ -22,7 +24,7 @@ export const notInstalledStrategy = notInstalled(
 export const linuxPlatform: PlatformSupport = {
   id: 'linux',
   path: path.posix,
-  strategies: [systemdStrategy, snapStrategy, systemdUserStrategy, dockerStrategy, manualStrategy],
+  strategies: [systemdStrategy, snapStrategy, systemdUserStrategy, dockerStrategy, manualStrategy, wslWindowsStrategy],
   notInstalled: notInstalledStrategy,
   settingStores: { snap: snapStore },
   home: (env) => env.HOME ?? '',
@@ -32,7 +34,7 @@ export const linuxPlatform: PlatformSupport = {
   elevation: (ctx: Context, unattended) => (ctx.isRoot ? [] : unattended ? ['sudo', '-n'] : ['sudo']),
   readListeners: readListenersWithOwners,
   async isWsl(ctx) {
-    return /microsoft/i.test((await ctx.fs.readText('/proc/version', { follow: true }).catch(() => undefined)) ?? '');
+    return isWsl((await ctx.fs.readText('/proc/version', { follow: true }).catch(() => undefined)) ?? '');
   },
   commands: {
     limitExposure: (port) => `Allow only Docker's bridge, e.g. with ufw: sudo ufw allow in on docker0 to any port ${port} proto tcp && sudo ufw deny ${port}/tcp`,

@@ -175,6 +175,9 @@ function plan(detection: WinAppDetection, request: PlanRequest): Plan {
   ];
   if (bindScope(request.target.host) === 'wildcard') {
     base.warnings.push(`A User-scope OLLAMA_HOST=${value} is seen by every program you start; clients not written in Go read it, connect to 0.0.0.0 and fail with WinError 10049. Give them OLLAMA_HOST=127.0.0.1:${request.target.port} in their own environment.`);
+    // Docker Engine inside WSL (not Docker Desktop) connects from the WSL adapter, which Windows'
+    // firewall treats as a public network (microsoft/WSL#4585).
+    base.warnings.push(`If your containers run in a Docker Engine inside WSL, allow them through the firewall (elevated PowerShell): New-NetFirewallRule -DisplayName "Ollama for WSL containers" -Direction Inbound -Protocol TCP -LocalPort ${request.target.port} -InterfaceAlias "vEthernet (WSL)" -Action Allow`);
   }
   base.changes = changes;
   base.summary = `Set OLLAMA_HOST=${value} at User scope (PowerShell, not setx), then restart the Ollama app with it.`;
