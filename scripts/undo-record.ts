@@ -81,7 +81,9 @@ export function emptyRecord(platform: Platform, now: Date): UndoRecord {
 export interface Allowed {
   platform: Platform;
   path: PlatformPath;
+  /** --root and the user's home: per-machine files live below the one, per-user files below the other. */
   root: string;
+  home: string;
   files: Set<string>;
   settings: Set<string>;
   strategies: Set<string>;
@@ -98,7 +100,7 @@ export function allowedFor(support: PlatformSupport, locations: Locations): Allo
       if (support.settingStores[setting.store]) settings.add(`${setting.store}\0${setting.key}`);
     }
   }
-  return { platform: support.id, path: support.path, root: support.path.resolve(locations.root), files, settings, strategies };
+  return { platform: support.id, path: support.path, root: support.path.resolve(locations.root), home: locations.home, files, settings, strategies };
 }
 
 const PRINTABLE = /^[^\x00-\x1f\x7f-\x9f]*$/;
@@ -182,11 +184,11 @@ export function validateRecord(value: unknown, allowed: Allowed, where: string):
     }
     for (const [dirIndex, dirValue] of check.array(raw.createdDirs, `${entry}.createdDirs`, 16).entries()) {
       const dir = check.string(dirValue, `${entry}.createdDirs[${dirIndex}]`);
-      // Only folders above this file and below --root: undo removes them when empty, nothing else.
+      // Only folders above this file and below --root or the home: undo removes them when empty, nothing else.
       const above = file.startsWith(`${dir}${path.sep}`);
-      const belowRoot = dir.startsWith(`${allowed.root}${path.sep}`) || (allowed.root === path.parse(allowed.root).root && dir.startsWith(allowed.root) && dir !== allowed.root);
-      if (!path.isAbsolute(dir) || path.normalize(dir) !== dir || !above || !belowRoot) {
-        check.fail(`${entry}.createdDirs[${dirIndex}]`, `${JSON.stringify(dir)} is not a folder above ${file} and below ${allowed.root}`);
+      const below = (base: string) => base !== '' && dir !== base && (dir.startsWith(`${base}${path.sep}`) || (base === path.parse(base).root && dir.startsWith(base)));
+      if (!path.isAbsolute(dir) || path.normalize(dir) !== dir || !above || !(below(allowed.root) || below(allowed.home))) {
+        check.fail(`${entry}.createdDirs[${dirIndex}]`, `${JSON.stringify(dir)} is not a folder above ${file} and below ${allowed.root} or ${allowed.home}`);
       }
       recorded.createdDirs.push(dir);
     }

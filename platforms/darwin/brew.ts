@@ -41,10 +41,14 @@ export interface BrewDetection extends Detection {
   uid?: number;
 }
 
-/** Where Homebrew looks for the service's env file, as bin/brew decides it. */
+/**
+ * Where Homebrew looks for the service's env file: $HOMEBREW_USER_CONFIG_HOME/services/, which
+ * bin/brew itself sets to $XDG_CONFIG_HOME/homebrew when XDG_CONFIG_HOME is set, else ~/.homebrew,
+ * overwriting any value the user exported (so that value is never what brew uses).
+ */
 export function brewEnvFilePath(locations: Pick<Locations, 'env' | 'home'>, path: DetectOptions['path']): string {
   const { env, home } = locations;
-  const config = env.HOMEBREW_USER_CONFIG_HOME || (env.XDG_CONFIG_HOME ? path.join(env.XDG_CONFIG_HOME, 'homebrew') : path.join(home, '.homebrew'));
+  const config = env.XDG_CONFIG_HOME ? path.join(env.XDG_CONFIG_HOME, 'homebrew') : path.join(home, '.homebrew');
   return path.join(config, 'services', 'ollama.env');
 }
 

@@ -58,10 +58,10 @@ async function writeBrewPlist(name = 'homebrew.mxcl.ollama-camjn-dotfiles.plist'
 }
 
 describe('the Homebrew env file', () => {
-  it('is found where bin/brew looks: HOMEBREW_USER_CONFIG_HOME, else $XDG_CONFIG_HOME/homebrew, else ~/.homebrew', () => {
+  it('is found where bin/brew looks: $XDG_CONFIG_HOME/homebrew, else ~/.homebrew (a HOMEBREW_USER_CONFIG_HOME you export is overwritten by bin/brew)', () => {
     expect(brewEnvFilePath({ home: '/Users/ada', env: {} }, path.posix)).toBe('/Users/ada/.homebrew/services/ollama.env');
     expect(brewEnvFilePath({ home: '/Users/ada', env: { XDG_CONFIG_HOME: '/Users/ada/.config' } }, path.posix)).toBe('/Users/ada/.config/homebrew/services/ollama.env');
-    expect(brewEnvFilePath({ home: '/Users/ada', env: { XDG_CONFIG_HOME: '/x', HOMEBREW_USER_CONFIG_HOME: '/cfg' } }, path.posix)).toBe('/cfg/services/ollama.env');
+    expect(brewEnvFilePath({ home: '/Users/ada', env: { HOMEBREW_USER_CONFIG_HOME: '/cfg' } }, path.posix)).toBe('/Users/ada/.homebrew/services/ollama.env');
   });
 
   it('keeps every other line, replaces OLLAMA_HOST once, and drops later lines that would override it', () => {
