@@ -160,7 +160,7 @@ describe('a crafted undo.json', () => {
 
   it('can not make undo remove a folder outside the root', async () => {
     await craft((record) => (record.files[0].createdDirs = [outside]));
-    await expectRefused(/files\[0\]\.createdDirs\[0\] ".*" is not a folder above .* and below);
+    await expectRefused(/files\[0\]\.createdDirs\[0\] ".*" is not a folder above .* and below/);
   });
 
   it('refuses settings this platform does not change, unknown fields, and control characters', async () => {
