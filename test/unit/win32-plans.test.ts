@@ -190,3 +190,19 @@ describe('an ollama Windows service', () => {
     expect(plan.blockers[0]?.fix).toBe('From an elevated PowerShell: nssm set ollama AppEnvironmentExtra OLLAMA_HOST=0.0.0.0:11434; nssm restart ollama');
   });
 });
+
+describe('listeners', () => {
+  it('fall back to Get-NetTCPConnection when netstat can\'t run', async () => {
+    const ctx = testContext({
+      exec: (command, args) => {
+        if (command === 'netstat') return NOT_FOUND;
+        if (command === 'powershell.exe' && (args.at(-1) ?? '').startsWith('Get-NetTCPConnection -LocalPort 11434 -State Listen')) return ok(fixture('win32/get-nettcpconnection-localport-11434-ollama-askai.txt'));
+        if (command === 'tasklist') return ok('"ollama.exe","10276","Console","1","98,000 K"\r\n');
+        return NOT_FOUND;
+      },
+    });
+    const listeners = await win32Platform.readListeners(ctx, 11434);
+    expect(listeners?.map((listener) => `${listener.address}:${listener.port} ${listener.owner?.pid} ${listener.owner?.argv[0]}`)).toEqual(['127.0.0.1:11434 10276 ollama.exe']);
+  });
+});
+
