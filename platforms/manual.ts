@@ -22,6 +22,7 @@ export function manualProblems(description: string, startedByStigmer: boolean): 
   if (startedByStigmer) {
     return [{
       status: 'warn',
+      kind: 'persistence',
       message: `Ollama runs as ${description}; it has only the environment of the Stigmer CLI that started it, and no service setting reaches it.`,
       why: 'Where it listens lasts only until Stigmer starts it again, from whatever shell that happens in.',
       fix,
@@ -29,6 +30,7 @@ export function manualProblems(description: string, startedByStigmer: boolean): 
   }
   return [{
     status: 'warn',
+    kind: 'persistence',
     message: `Ollama runs as ${description}; where it listens lasts only until that process stops.`,
     why: 'Nothing restarts it with the same settings after a reboot, so containers may lose Ollama later.',
     fix,

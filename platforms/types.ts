@@ -129,6 +129,11 @@ export interface Problem {
   message: string;
   why: string;
   fix: string;
+  /**
+   * 'persistence': the setting works now but will not survive a restart, an upgrade or a reboot.
+   * Those are ollama.persistence's findings; the rest are ollama.service-config's.
+   */
+  kind?: 'persistence';
 }
 
 export interface Detection {
@@ -154,6 +159,23 @@ export interface InstallationCommands {
   widen: string;
   /** How to stop it for good, when another installation should own the port. */
   stop: string;
+  /** How to update Ollama, where this installation has its own way (brew, snap); else the platform's. */
+  upgrade?: string;
+}
+
+/** What the host's firewall does to a TCP packet from a Docker bridge to Ollama's port. */
+export interface FirewallFacts {
+  verdict: 'blocked' | 'allowed' | 'unknown';
+  /** The firewall that decided. */
+  by?: string;
+  /** The deciding rule as the tool prints it, or "default policy DROP". */
+  rule?: string;
+  /** The exact command that lets the bridge subnet in. */
+  fix?: string;
+  /** Firewalls present whose rules could not be read, with why ("iptables: needs root"). */
+  unreadable: string[];
+  /** The subnets the verdict is for. */
+  subnets: string[];
 }
 
 /** Where per-machine and per-user paths are, for the platform being configured. */
@@ -237,8 +259,30 @@ export interface PlatformSupport {
    * changes are per-user, and root would read and write the wrong home.
    */
   preflight?(ctx: Context): string | undefined;
+  /**
+   * How Stigmer's supervisor networks the agent-runner here (stigmer.md §1): on Linux it shares the
+   * host's network (--network host); elsewhere it is bridged, and only "localhost" in the base URL
+   * is rewritten to host.docker.internal.
+   */
+  stigmerRunnerNetwork: 'host' | 'bridge';
+  /**
+   * Containers run inside a VM the runtime manages (Docker Desktop, Podman machine, Colima): a
+   * rootless engine in that VM says nothing about reaching this machine's loopback.
+   */
+  containersInVm: boolean;
+  /** Read-only host audits for doctor; each is absent where the OS has no such thing or it isn't read. */
+  audits?: {
+    /** The firewall's verdict on bridge traffic to the port (Linux: ufw, firewalld, iptables). */
+    firewall?(ctx: Context, request: { port: number; subnets: string[]; interfaces: string[] }): Promise<FirewallFacts>;
+    /** net.ipv6.bindv6only: whether a [::] listener refuses IPv4. */
+    bindV6Only?(ctx: Context): Promise<boolean | undefined>;
+    /** A rootless dockerd's DOCKERD_ROOTLESS_ROOTLESSKIT_DISABLE_HOST_LOOPBACK, when it can be read. */
+    rootlessHostLoopback?(ctx: Context): Promise<string | undefined>;
+  };
   /** Commands that findings quote. */
   commands: {
+    /** How to update Ollama when the installation has no way of its own. */
+    upgrade: string;
     /** Find the program that holds the port. */
     portOwner(port: number): string;
     /** Let containers reach the port through the host's firewall. */

@@ -93,6 +93,7 @@ async function detect(ctx: Context, options: DetectOptions): Promise<AppDetectio
   if (launchdHost !== undefined && agentHost !== launchdHost) {
     problems.push({
       status: 'warn',
+      kind: 'persistence',
       message: `launchctl setenv OLLAMA_HOST=${launchdHost} is set for this session only: no login agent sets it again, so it is lost at the next reboot.`,
       why: 'After a reboot the app starts Ollama on 127.0.0.1 again.',
       fix: `npx stigmer-setup --yes --host ${formatBindAddress(parseOllamaHost(launchdHost))}`,

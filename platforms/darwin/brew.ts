@@ -104,6 +104,7 @@ function brewProblems(detection: BrewDetection): Problem[] {
   if (plistHost !== undefined && detection.envFileHost === undefined) {
     problems.push({
       status: 'warn',
+      kind: 'persistence',
       message: `OLLAMA_HOST=${plistHost} is set in ${detection.plistPath}, which Homebrew generates: the next \`brew services restart ollama\` or \`brew upgrade\` rewrites it and drops the setting.`,
       why: 'Ollama then comes back on 127.0.0.1, where containers may not reach it.',
       fix: detection.envFileSupported
@@ -269,6 +270,7 @@ export const brewStrategy: Strategy<BrewDetection> = {
     logs: 'tail -n 50 "$(brew --prefix)/var/log/ollama.log"',
     widen: SETUP_COMMAND,
     stop: 'brew services stop ollama',
+    upgrade: 'brew upgrade ollama && brew services restart ollama',
   }),
   restartChange,
   async restart(ctx, change, run) {

@@ -47,7 +47,11 @@ export const darwinPlatform: PlatformSupport = {
     }
     return undefined;
   },
+  stigmerRunnerNetwork: 'bridge',
+  containersInVm: true,
   commands: {
+    // The app updates itself (the cask is auto_updates true); a new build waits for a restart.
+    upgrade: 'Ollama menu bar icon → "Restart to update", or install the current app from https://ollama.com/download',
     portOwner: (port) => `lsof -nP -iTCP:${port} -sTCP:LISTEN`,
     firewallAllow: () => 'Check the macOS firewall: /usr/libexec/ApplicationFirewall/socketfilterfw --getglobalstate --getblockall',
     limitExposure: (port) => `Turn on the macOS firewall (System Settings → Network → Firewall) and keep incoming connections to ollama blocked; Docker Desktop still reaches 127.0.0.1:${port}`,

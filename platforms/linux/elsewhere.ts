@@ -79,6 +79,7 @@ export const dockerStrategy: Strategy<DockerDetection> = {
       logs: `docker logs --tail 50 ${publisher(port)}`,
       widen,
       stop: `docker stop ${publisher(port)}`,
+      upgrade: `docker pull ollama/ollama, then recreate the container (docker ps --filter publish=${port}) from the new image`,
     };
   },
 };

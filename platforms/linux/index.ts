@@ -9,6 +9,7 @@ import { notInstalled } from '../none.ts';
 import type { PlatformSupport } from '../types.ts';
 import { dockerStrategy, systemdUserStrategy } from './elsewhere.ts';
 import { isWsl } from '../win32/parsers/wsl.ts';
+import { readBindV6Only, readFirewall, readRootlessHostLoopback } from './audits.ts';
 import { readListenersWithOwners } from './listeners.ts';
 import { manualStrategy } from './manual.ts';
 import { snapStore, snapStrategy } from './snap.ts';
@@ -36,7 +37,12 @@ export const linuxPlatform: PlatformSupport = {
   async isWsl(ctx) {
     return isWsl((await ctx.fs.readText('/proc/version', { follow: true }).catch(() => undefined)) ?? '');
   },
+  audits: { firewall: readFirewall, bindV6Only: readBindV6Only, rootlessHostLoopback: readRootlessHostLoopback },
+  stigmerRunnerNetwork: 'host',
+  containersInVm: false,
   commands: {
+    // install.sh replaces the binary in place and leaves drop-ins alone (ollama-facts §3).
+    upgrade: 'curl -fsSL https://ollama.com/install.sh | sh',
     limitExposure: (port) => `Allow only Docker's bridge, e.g. with ufw: sudo ufw allow in on docker0 to any port ${port} proto tcp && sudo ufw deny ${port}/tcp`,
     portOwner: (port) => `sudo ss -ltnp 'sport = :${port}'`,
     firewallAllow: (port) => `sudo ufw allow in on docker0 to any port ${port} proto tcp   # or your firewall's equivalent for the bridge subnet`,

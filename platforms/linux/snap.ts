@@ -87,6 +87,7 @@ export const snapStrategy: Strategy<SnapDetection> = {
     logs: 'sudo snap logs ollama -n 50',
     widen: SETUP_COMMAND,
     stop: 'sudo snap stop --disable ollama',
+    upgrade: 'sudo snap refresh ollama',
   }),
   restartChange,
   settings: [{ store: 'snap', key: 'host' }],

@@ -81,6 +81,11 @@ export function overridingEnvironmentFile(detection: Pick<SystemdDetection, 'env
   return [...(detection.environmentFiles ?? [])].reverse().find((file) => file.ollamaHost !== undefined);
 }
 
+/** OLLAMA_HOST comes from the unit file itself: no EnvironmentFile= and no drop-in sets it. */
+export function unitFileSetsHost(detection: Pick<SystemdDetection, 'effectiveHost' | 'environmentFiles' | 'dropIns'>): boolean {
+  return detection.effectiveHost !== undefined && overridingEnvironmentFile(detection) === undefined && !detection.dropIns.some((dropIn) => dropIn.ollamaHost.length > 0);
+}
+
 /** What the service-config check reports about this unit, most serious first. */
 export function systemdProblems(detection: SystemdDetection): Problem[] {
   const problems: Problem[] = [];
@@ -119,6 +124,15 @@ export function systemdProblems(detection: SystemdDetection): Problem[] {
       message: `${winner.path} sets OLLAMA_HOST=${winner.ollamaHost.at(-1)}, which overrides ${DROP_IN_NAME} (systemd reads drop-ins in name order; the last one wins).`,
       why: `The address stigmer-setup configured is not the one Ollama uses (effective: ${detection.effectiveHost ?? 'unset'}).`,
       fix: `Remove the OLLAMA_HOST line from ${winner.path}, then: ${RESTART_COMMAND}`,
+    });
+  }
+  if (unitFileSetsHost(detection)) {
+    problems.push({
+      status: 'warn',
+      kind: 'persistence',
+      message: `OLLAMA_HOST=${detection.effectiveHost} is set in ${detection.unitPath} itself, not in a drop-in.`,
+      why: "Ollama's install.sh rewrites that file on every upgrade (F7), and the setting is lost with it.",
+      fix: `${SETUP_COMMAND} --host ${formatBindAddress(parseOllamaHost(detection.effectiveHost))}   # writes the same value to a drop-in, which upgrades leave alone`,
     });
   }
   if (detection.needsReload) {
@@ -251,7 +265,8 @@ function plan(detection: SystemdDetection, request: PlanRequest): Plan {
   }
   const desired = Buffer.from(renderDropIn(request.target));
   const effective = detection.effectiveHost === undefined ? undefined : parseOllamaHost(detection.effectiveHost);
-  const effectiveMatches = effective !== undefined && sameBindAddress(effective, request.target) && !detection.needsReload;
+  // A value in the unit file itself is lost at the next upgrade: then write the drop-in anyway.
+  const effectiveMatches = effective !== undefined && sameBindAddress(effective, request.target) && !detection.needsReload && !unitFileSetsHost(detection);
   const dropIns = detection.dropIns.some((d) => d.path === DROP_IN_PATH)
     ? detection.dropIns.map((d) => (d.path === DROP_IN_PATH ? { ...d, ollamaHost: [value] } : d))
     : [...detection.dropIns, { path: DROP_IN_PATH, ollamaHost: [value] }];

@@ -36,7 +36,10 @@ export const win32Platform: PlatformSupport = {
   elevation: () => [],
   readListeners,
   isWsl: async () => false,
+  stigmerRunnerNetwork: 'bridge',
+  containersInVm: true,
   commands: {
+    upgrade: 'Ollama tray icon → "Restart to update", or run the current OllamaSetup.exe from https://ollama.com/download',
     portOwner: (port) => `Get-NetTCPConnection -LocalPort ${port} -State Listen`,
     firewallAllow: (port) => `New-NetFirewallRule -DisplayName "Ollama for WSL containers" -Direction Inbound -Protocol TCP -LocalPort ${port} -InterfaceAlias "vEthernet (WSL)" -Action Allow   # elevated`,
     limitExposure: (port) => `New-NetFirewallRule -DisplayName "Ollama: block the network" -Direction Inbound -Protocol TCP -LocalPort ${port} -RemoteAddress Internet -Action Block   # elevated`,

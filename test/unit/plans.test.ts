@@ -80,10 +80,20 @@ describe('decidePlan', () => {
 
   it('only restarts when the service is configured right but Ollama was not restarted', () => {
     // e.g. the user's override.conf says 0.0.0.0 and daemon-reload ran, but no restart.
-    const detection = fresh({ effectiveHost: '0.0.0.0:11434', configuredIn: '/etc/systemd/system/ollama.service.d/override.conf' });
+    const detection = fresh({ effectiveHost: '0.0.0.0:11434', configuredIn: '/etc/systemd/system/ollama.service.d/override.conf', dropIns: [{ path: '/etc/systemd/system/ollama.service.d/override.conf', ollamaHost: ['0.0.0.0:11434'] }] });
     const plan = decidePlan(broken({ detection, listeners: [listener('127.0.0.1')] }), request());
     expect(plan.changes).toEqual([{ type: 'restart', strategy: 'linux-systemd', steps: [['systemctl', 'restart', 'ollama']], privileged: false }]);
     expect(plan.summary).toContain('has not picked it up');
+  });
+
+  it('writes the drop-in even when the value is right, if it sits in the unit file that install.sh rewrites', () => {
+    // Someone edited ollama.service itself: it works today and is gone after the next upgrade (F7).
+    const detection = fresh({ effectiveHost: '0.0.0.0:11434', configuredIn: '/etc/systemd/system/ollama.service', dropIns: [] });
+    expect(detection.problems?.find((problem) => problem.kind === 'persistence')?.message).toBe('OLLAMA_HOST=0.0.0.0:11434 is set in /etc/systemd/system/ollama.service itself, not in a drop-in.');
+    // The finding's fix names the value with --host, which goes to the strategy as the user's decision.
+    expect(detection.problems?.find((problem) => problem.kind === 'persistence')?.fix).toContain('npx stigmer-setup --yes --host 0.0.0.0:11434');
+    const plan = decidePlan(broken({ detection, listeners: [listener('0.0.0.0')], containerProbe: probe('ok') }), request({ explicitHost: true, target: { host: '0.0.0.0', port: 11434 } }));
+    expect(files(plan.changes).map((change) => change.path)).toEqual([OUR_FILE]);
   });
 
   it('hands an explicit --host to the strategy even when nothing would need to change', () => {
