@@ -105,8 +105,9 @@ async function doctor(ctx: Context, options: CliOptions, support: PlatformSuppor
   const spinner = out.spinner('Checking Ollama and containers…');
   const facts = await gatherFacts(ctx, { support, root: options.root, container: options.container, port: options.host?.port });
   spinner.stop();
-  out.print(describeDetection(facts));
-  const findings = checkAndPrint(ctx, facts, out);
+  // Only the findings: every one of them names what it looked at, so a healthy machine shows
+  // nothing but ✓ lines (setup, which is about to change things, prints what it detected first).
+  const findings = checkAndPrint(ctx, facts, out, { leadingBlank: false });
   const report = baseReport(options, support.id, facts.detection?.strategy ?? 'none');
   return { exitCode: anyFailed(findings) ? EXIT.failed : EXIT.ok, report: { ...report, ok: !anyFailed(findings), checks: findings } };
 }
@@ -119,9 +120,9 @@ async function verify(ctx: Context, options: CliOptions, support: PlatformSuppor
 }
 
 /** The check catalogue on these facts, printed brew-doctor style. */
-function checkAndPrint(ctx: Context, facts: Facts, out: Output): Finding[] {
+function checkAndPrint(ctx: Context, facts: Facts, out: Output, options = { leadingBlank: true }): Finding[] {
   const findings = runChecks(facts);
-  out.print('');
+  if (options.leadingBlank) out.print('');
   out.printStyled(renderFindings(findings, ctx.terminal.color));
   return findings;
 }

@@ -11,6 +11,11 @@ import type { Listener } from './listeners.ts';
 import { bindScope, DEFAULT_PORT, formatBindAddress, parseOllamaHost } from './ollama-host.ts';
 import { classifyRuntime, parseDockerInspect, type ContainerInfo, type ContainerRuntime } from './parsers/docker.ts';
 import { lastLine } from './text.ts';
+import { parseDockerInfoJson, type DockerNetwork } from './parsers/docker-json.ts';
+import { probeExposure, readDockerNetworks, readPodman, readProxySources, type ExposureProbe } from './audit-facts.ts';
+import { proxyFromEnvironment, type ProxySettings } from './proxy.ts';
+import { readStigmerConfig, type StigmerConfig } from './stigmer-config.ts';
+import type { FirewallFacts } from '../platforms/types.ts';
 
 export const DEFAULT_CONTAINER = 'stigmer-agent-runner';
 /** Stigmer's default local model (stigmer/stigmer config.go GetDefault). */
@@ -24,7 +29,16 @@ export type HostProbe =
 export type DockerFacts =
   | { state: 'missing' }
   | { state: 'unreachable'; detail: string }
-  | { state: 'ok'; runtime: ContainerRuntime; operatingSystem: string; serverVersion: string };
+  | {
+      state: 'ok';
+      runtime: ContainerRuntime;
+      operatingSystem: string;
+      serverVersion: string;
+      /** A rootless engine (SecurityOptions name=rootless): the host's loopback is off limits by default. */
+      rootless?: boolean;
+      /** The daemon's own proxy settings (for its pulls), from `docker info`. */
+      daemonProxy?: ProxySettings;
+    };
 
 export type ContainerProbeFact = ContainerProbeResult | { skipped: string; fix?: string };
 
@@ -56,6 +70,21 @@ export interface Facts {
   expectedModel?: string;
   /** The machine's own addresses, to tell a LAN address from a Docker bridge. */
   addresses: NetworkAddress[];
+  /** Docker's bridge networks (subnets, interfaces): where container traffic comes from. */
+  networks: DockerNetwork[];
+  /** Rootless Podman, when Podman is the engine. */
+  podman?: { rootless: boolean; networkCmd?: string };
+  /** DOCKERD_ROOTLESS_ROOTLESSKIT_DISABLE_HOST_LOOPBACK of a rootless dockerd, when it could be read. */
+  rootlessHostLoopback?: string;
+  /** What the host's firewall does to bridge traffic to the port; undefined where it isn't read. */
+  firewall?: FirewallFacts;
+  /** Proxy settings from the shell and the docker CLI's config (the runner's own are in container.env). */
+  proxies: ProxySettings[];
+  /** net.ipv6.bindv6only, where the OS has it: 1 makes a [::] listener IPv6-only. */
+  bindV6Only?: boolean;
+  /** Where on the network (LAN, public) Ollama answers without authentication. */
+  exposure: ExposureProbe[];
+  stigmer: StigmerConfig;
 }
 
 export interface GatherOptions {
@@ -107,13 +136,22 @@ export async function probeHost(ctx: Context, address: string, port: number): Pr
 }
 
 async function dockerFacts(ctx: Context): Promise<DockerFacts> {
-  const info = await ctx.exec('docker', ['info', '--format', '{{.OperatingSystem}}|{{.Name}}|{{.ServerVersion}}|{{.KernelVersion}}'], { timeoutMs: 8000 });
+  const info = await ctx.exec('docker', ['info', '--format', '{{json .}}'], { timeoutMs: 8000 });
   if (info.failure === 'not-found') return { state: 'missing' };
-  if (info.exitCode !== 0) {
-    return { state: 'unreachable', detail: lastLine(info.stderr) || (info.failure === 'timeout' ? 'docker info timed out' : `docker info exited ${info.exitCode}`) };
+  const parsed = info.exitCode === 0 ? parseDockerInfoJson(info.stdout) : undefined;
+  if (!parsed || 'serverErrors' in parsed) {
+    const detail = lastLine(info.stderr) || (parsed && 'serverErrors' in parsed ? parsed.serverErrors : '') || (info.failure === 'timeout' ? 'docker info timed out' : `docker info exited ${info.exitCode}`);
+    return { state: 'unreachable', detail };
   }
-  const [operatingSystem = '', name = '', serverVersion = '', kernelVersion = ''] = info.stdout.trim().split('|');
-  return { state: 'ok', runtime: classifyRuntime(operatingSystem, name, kernelVersion), operatingSystem, serverVersion };
+  const daemonProxy = proxyFromEnvironment('the Docker daemon (docker info)', (name) => ({ HTTP_PROXY: parsed.httpProxy, HTTPS_PROXY: parsed.httpsProxy, NO_PROXY: parsed.noProxy })[name]);
+  return {
+    state: 'ok',
+    runtime: classifyRuntime(parsed.operatingSystem, parsed.name, parsed.kernelVersion),
+    operatingSystem: parsed.operatingSystem,
+    serverVersion: parsed.serverVersion,
+    rootless: parsed.rootless,
+    daemonProxy,
+  };
 }
 
 async function inspectContainer(ctx: Context, name: string): Promise<ContainerInfo | undefined> {
@@ -176,12 +214,13 @@ export async function gatherFacts(ctx: Context, options: GatherOptions): Promise
   const { support } = options;
   const containerName = options.container ?? DEFAULT_CONTAINER;
   const home = support.home(ctx.env);
-  const [docker, wsl, host] = await Promise.all([dockerFacts(ctx), support.isWsl(ctx), support.describeHost?.(ctx)]);
+  const [docker, wsl, host, stigmer] = await Promise.all([dockerFacts(ctx), support.isWsl(ctx), support.describeHost?.(ctx), readStigmerConfig(ctx, support)]);
   const container = docker.state === 'ok' ? await inspectContainer(ctx, containerName) : undefined;
   if (options.container && docker.state === 'ok' && !container) {
     throw new ContainerNotFoundError(`--container ${options.container}: no such container (see \`docker ps -a\`).`);
   }
-  const portHint = options.port ?? urlPort(containerBaseUrl(container)) ?? DEFAULT_PORT;
+  // Which port is Ollama's: the runner's URL says; without a runner, the URL Stigmer is configured with.
+  const portHint = options.port ?? (container ? urlPort(containerBaseUrl(container)) : urlPort(stigmer.baseUrl.value)) ?? DEFAULT_PORT;
 
   const found = await detectInstallations(ctx, support, { root: options.root, home, env: ctx.env, port: portHint });
   const { installations, primary, conflict } = found;
@@ -191,12 +230,34 @@ export async function gatherFacts(ctx: Context, options: GatherOptions): Promise
   if (port !== portHint) listeners = await support.readListeners(ctx, port);
 
   const address = probeAddressFor(listeners, detection?.configuredHost);
-  const [hostProbe, loopbackProbe, containerProbe] = await Promise.all([
+  const addresses = ctx.networkAddresses();
+  const engine = docker.state === 'ok' ? docker : undefined;
+  // Every probe and every read-only audit at once: doctor takes as long as the slowest one. The
+  // firewall is judged for the subnets that exist, so it follows Docker's networks in that chain.
+  const networksAndFirewall = (engine ? readDockerNetworks(ctx) : Promise.resolve([])).then(async (networks) => ({
+    networks,
+    firewall: engine
+      ? await support.audits?.firewall?.(ctx, {
+          port,
+          subnets: networks.flatMap((network) => network.subnets).filter((subnet) => !subnet.includes(':')),
+          interfaces: networks.flatMap((network) => (network.bridgeInterface ? [network.bridgeInterface] : [])),
+        })
+      : undefined,
+  }));
+  const [hostProbe, loopbackProbe, containerProbe, exposure, { networks, firewall }, podman, rootlessHostLoopback, proxies, bindV6Only] = await Promise.all([
     probeHost(ctx, address, port),
     bindScope(address) === 'specific' ? probeHost(ctx, '127.0.0.1', port) : Promise.resolve(undefined),
     probeContainer(ctx, docker, container, containerName, port),
+    probeExposure(ctx, listeners, addresses, port),
+    networksAndFirewall,
+    engine?.runtime === 'podman' ? readPodman(ctx) : Promise.resolve(undefined),
+    engine?.rootless ? support.audits?.rootlessHostLoopback?.(ctx) : Promise.resolve(undefined),
+    readProxySources(ctx, support),
+    support.audits?.bindV6Only?.(ctx),
   ]);
-  const provider = container?.env.get('STIGMER_LLM_PROVIDER') ?? 'ollama';
+  // The runner's own environment is what it uses; without a runner, what Stigmer's CLI would give it.
+  const provider = container ? container.env.get('STIGMER_LLM_PROVIDER') ?? 'ollama' : stigmer.provider.value;
+  const model = container ? container.env.get('STIGMER_LLM_MODEL') ?? DEFAULT_STIGMER_MODEL : stigmer.model.value;
   return {
     platform: support.id,
     support,
@@ -214,7 +275,15 @@ export async function gatherFacts(ctx: Context, options: GatherOptions): Promise
     containerName,
     container,
     containerProbe,
-    expectedModel: provider === 'ollama' ? container?.env.get('STIGMER_LLM_MODEL') ?? DEFAULT_STIGMER_MODEL : undefined,
-    addresses: ctx.networkAddresses(),
+    expectedModel: provider === 'ollama' ? model : undefined,
+    addresses,
+    networks,
+    podman,
+    rootlessHostLoopback,
+    firewall,
+    proxies,
+    bindV6Only,
+    exposure,
+    stigmer,
   };
 }

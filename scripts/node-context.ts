@@ -407,7 +407,7 @@ export function installSignalHandlers(): void {
 }
 
 function symbol(kind: 'succeed' | 'fail', color: boolean): string {
-  if (kind === 'succeed') return color ? '\x1b[32m✔\x1b[39m' : '✔';
+  if (kind === 'succeed') return color ? '\x1b[32m✓\x1b[39m' : '✓';
   return color ? '\x1b[31m✖\x1b[39m' : '✖';
 }
 

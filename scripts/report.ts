@@ -8,7 +8,7 @@ import { unifiedDiff } from './diff.ts';
 import { describeCommand } from './system-files.ts';
 import { stripControl } from './text.ts';
 
-const SYMBOLS = { ok: '✔', warn: '!', fail: '✖', skip: '-' } as const;
+const SYMBOLS = { ok: '✓', warn: '!', fail: '✖', skip: '-' } as const;
 const COLORS = { ok: 32, warn: 33, fail: 31, skip: 2 } as const;
 
 /**

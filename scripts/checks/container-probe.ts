@@ -5,6 +5,7 @@
 import { describeListeners, widestScope } from '../listeners.ts';
 import { bindScope } from '../ollama-host.ts';
 import { oneLine } from '../text.ts';
+import { ADD_HOST_FIX, aliasCheck } from './alias.ts';
 import { installationCommands, widenBindFix } from './fixes.ts';
 import { LOOPBACK_WHY } from './listener.ts';
 import type { Check } from './types.ts';
@@ -69,18 +70,19 @@ export const containerProbeCheck: Check = {
         };
       }
       case 'dns':
+        // container.alias explains the name and gives the fix that fits this runtime.
         return {
           status: 'fail',
           message: `${from}: name did not resolve: ${urlHost(probe.url)}.`,
-          why: 'On a native Linux Docker Engine, host.docker.internal exists only when the container is started with --add-host (F2).',
-          fix: `Recreate ${facts.containerName} with --add-host=host.docker.internal:host-gateway (compose: extra_hosts: ["host.docker.internal:host-gateway"])`,
+          why: 'The agent-runner cannot find the host by that name (F2); see container.alias.',
+          fix: aliasCheck.diagnose(facts).fix ?? `Recreate ${facts.containerName} with ${ADD_HOST_FIX}`,
         };
       case 'timeout':
         return {
           status: 'fail',
           message: `${from}: timed out${probe.address ? ` connecting to ${probe.address}:${port}` : ''}.`,
-          why: 'A refusal would be instant; silence means a firewall drops traffic from the Docker bridge (F3).',
-          fix: facts.support.commands.firewallAllow(Number(port)),
+          why: `A refusal would be instant; silence means a firewall drops traffic from the Docker bridge (F3)${facts.firewall?.verdict === 'blocked' ? `: ${facts.firewall.by} ${facts.firewall.rule ?? ''}`.trimEnd() : ''}; see host.firewall.`,
+          fix: (facts.firewall?.verdict === 'blocked' && facts.firewall.fix) || facts.support.commands.firewallAllow(Number(port)),
         };
       case 'http-error':
         if (probe.status === 403) {
@@ -96,8 +98,8 @@ export const containerProbeCheck: Check = {
         return {
           status: 'fail',
           message: `${from}: non-Ollama answer (HTTP ${probe.status}${probe.detail ? `: ${oneLine(probe.detail, 80)}` : ''}).`,
-          why: 'Something else answers at that address, most often an HTTP proxy configured in the container (F12).',
-          fix: `Set NO_PROXY=host.docker.internal,172.17.0.1 in ${facts.containerName}'s environment, or check what listens on port ${port}.`,
+          why: 'Something else answers at that address, most often an HTTP proxy configured in the container (F12; see container.proxy) or another server on the port (see ollama.conflict).',
+          fix: `Set NO_PROXY=${urlHost(probe.url) || 'host.docker.internal'},172.17.0.1 in ${facts.containerName}'s environment, or check what listens on port ${port}: ${facts.support.commands.portOwner(Number(port))}`,
         };
       default:
         return { status: 'fail', message: `${from}: probe error: ${oneLine(probe.detail ?? 'unknown')}.`, why: 'The agent-runner cannot use Ollama.', fix: `docker exec ${facts.containerName} env | grep -i -e ollama -e proxy` };

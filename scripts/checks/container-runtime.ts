@@ -35,6 +35,7 @@ export const containerRuntimeCheck: Check = {
       ? `${facts.containerName} uses network "${facts.container.networkMode}"${facts.container.running ? '' : ' (stopped)'}`
       : `no ${facts.containerName} container`;
     const wsl = facts.wsl ? ', inside WSL' : '';
-    return { status: 'ok', message: `${RUNTIME_NAMES[docker.runtime]} ${docker.serverVersion} (${docker.operatingSystem}${wsl}); ${container}.` };
+    const host = facts.host ? ` on ${facts.host}` : '';
+    return { status: 'ok', message: `${RUNTIME_NAMES[docker.runtime]} ${docker.serverVersion} (${docker.operatingSystem}${wsl})${host}; ${container}.` };
   },
 };

@@ -1,24 +1,45 @@
 /**
  * The one catalogue of checks. `doctor` runs it read-only; setup and undo run it as their final
- * verification. Order is the order a person would debug in: the listener, the host, the container.
+ * verification. Order is the order a person would debug in: the server and its port, its
+ * configuration, the container engine and the route from the container, then what Stigmer asks for
+ * and who else can reach Ollama. The failure catalogue's ranked list (failure-modes.md §4) maps
+ * onto these ids; the README's check table lists them all.
  */
 import type { Facts } from '../facts.ts';
+import { aliasCheck } from './alias.ts';
+import { conflictCheck } from './conflict.ts';
 import { containerProbeCheck } from './container-probe.ts';
 import { containerRuntimeCheck } from './container-runtime.ts';
 import { exposureCheck } from './exposure.ts';
+import { firewallCheck } from './firewall.ts';
 import { hostProbeCheck } from './host-probe.ts';
+import { ipv6Check } from './ipv6.ts';
 import { listenerCheck } from './listener.ts';
 import { modelCheck } from './model.ts';
+import { persistenceCheck } from './persistence.ts';
+import { proxyCheck } from './proxy.ts';
+import { rootlessCheck } from './rootless.ts';
 import { serviceConfigCheck } from './service-config.ts';
+import { stigmerConfigCheck } from './stigmer-config.ts';
 import type { Check, Finding } from './types.ts';
+import { versionCheck } from './version.ts';
 
 export const CHECKS: readonly Check[] = [
   listenerCheck,
+  conflictCheck,
+  ipv6Check,
   hostProbeCheck,
+  versionCheck,
   serviceConfigCheck,
+  persistenceCheck,
   containerRuntimeCheck,
+  rootlessCheck,
+  aliasCheck,
+  proxyCheck,
+  firewallCheck,
   containerProbeCheck,
   modelCheck,
+  stigmerConfigCheck,
   exposureCheck,
 ];
 
@@ -38,6 +59,8 @@ export function summarize(findings: Finding[]): string {
   const ran = findings.length - count('skip');
   const details = [count('warn') && `${count('warn')} warning${count('warn') === 1 ? '' : 's'}`, count('fail') && `${count('fail')} failed`].filter(Boolean);
   const skipped = count('skip') ? `; ${count('skip')} skipped` : '';
+  // A healthy run prints nothing but ✓ lines, this one included.
+  if (count('ok') === findings.length) return `✓ All ${findings.length} checks passed`;
   return `${count('ok')}/${ran} checks passed${details.length ? ` (${details.join(', ')})` : ''}${skipped}`;
 }
 

@@ -1,12 +1,12 @@
 /**
- * ollama.service-config: does the configuration Ollama starts with match what it listens on now,
- * and will it still after a restart or reboot? (F4–F7: settings that don't last or don't apply.)
- * What is wrong with one installation's configuration comes from its detection (problems); two
- * installations competing for the port come from the registry (conflict).
+ * ollama.service-config: is the configuration Ollama starts with readable, valid, and the one the
+ * running server uses? (F4–F7: settings that don't apply, a URL that means port 80.) What is wrong
+ * with one installation's configuration comes from its detection (problems). Whether it lasts is
+ * ollama.persistence's question; two servers on the port are ollama.conflict's.
  */
 import { widestScope } from '../listeners.ts';
 import { bindScope, DEFAULT_PORT, formatBindAddress, parseOllamaHost } from '../ollama-host.ts';
-import { installationCommands, SETUP_COMMAND, wideningNeeded } from './fixes.ts';
+import { installationCommands } from './fixes.ts';
 import type { Check, Finding } from './types.ts';
 
 function describeConfigured(host: string | undefined, source: string | undefined): string {
@@ -20,7 +20,8 @@ export const serviceConfigCheck: Check = {
     const detection = facts.detection;
     if (!detection) return { status: 'skip', message: `Service configuration checks are not implemented on ${facts.platform} yet.` };
     if (detection.strategy === facts.support.notInstalled.id) return { status: 'skip', message: `No Ollama installation was found: ${detection.description}.` };
-    const problems = [...(detection.problems ?? []), ...(facts.conflict ? [facts.conflict] : [])];
+    // Settings that won't last are ollama.persistence's; two installations are ollama.conflict's.
+    const problems = (detection.problems ?? []).filter((problem) => problem.kind !== 'persistence');
     const worst = problems.find((problem) => problem.status === 'fail') ?? problems[0];
     if (worst) return { status: worst.status, message: worst.message, why: worst.why, fix: worst.fix };
 
@@ -31,18 +32,8 @@ export const serviceConfigCheck: Check = {
     const described = describeConfigured(configured, detection.configuredIn);
     if (listening && listening !== configuredScope) {
       if (configuredScope === 'loopback') {
-        if (!wideningNeeded(facts)) {
-          return {
-            status: 'ok',
-            message: `${detection.description} is configured with ${described}; Ollama listens beyond loopback now, and after a restart it will be back on loopback, which this container runtime forwards to containers.`,
-          };
-        }
-        return {
-          status: 'warn',
-          message: `Ollama listens beyond loopback now, but ${detection.description} is configured with ${described}.`,
-          why: 'The next restart or reboot brings back a loopback-only Ollama that containers cannot reach.',
-          fix: SETUP_COMMAND,
-        };
+        // Whether that lasts is ollama.persistence's finding; the configuration itself is readable and valid.
+        return { status: 'ok', message: `${detection.description} is configured with ${described}; Ollama listens beyond loopback now (ollama.persistence says whether that lasts).` };
       }
       return {
         status: 'warn',

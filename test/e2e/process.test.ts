@@ -74,7 +74,7 @@ describe('what a process calls itself never reaches the terminal as control code
       for (const name of ['FORCE_COLOR', 'NO_COLOR']) if (!(name in env)) delete clean[name];
       return spawnSync(process.execPath, [BUNDLE, 'doctor', '--host', `127.0.0.1:${port}`], { encoding: 'utf8', timeout: 60_000, env: clean }).stdout;
     };
-    expect(doctor({ FORCE_COLOR: '1' })).toMatch(/\x1b\[32m✔\x1b\[0m ollama\.host-probe/);
+    expect(doctor({ FORCE_COLOR: '1' })).toMatch(/\x1b\[32m✓\x1b\[0m ollama\.host-probe/);
     expect(doctor({ FORCE_COLOR: '0' })).not.toMatch(/\x1b/);
     expect(doctor({ FORCE_COLOR: '', NO_COLOR: '1' })).not.toMatch(/\x1b/);
     expect(doctor({})).not.toMatch(/\x1b/);

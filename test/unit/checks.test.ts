@@ -14,6 +14,7 @@ import { hostProbeCheck } from '../../scripts/checks/host-probe.ts';
 import { anyFailed, CHECKS, runChecks, summarize } from '../../scripts/checks/index.ts';
 import { listenerCheck } from '../../scripts/checks/listener.ts';
 import { modelCheck } from '../../scripts/checks/model.ts';
+import { persistenceCheck } from '../../scripts/checks/persistence.ts';
 import { serviceConfigCheck } from '../../scripts/checks/service-config.ts';
 import type { Finding } from '../../scripts/checks/types.ts';
 import type { ContainerRuntime } from '../../scripts/parsers/docker.ts';
@@ -23,14 +24,23 @@ const SKIPPED = { skipped: 'there is no stigmer-agent-runner container and no lo
 const LOOPBACK = [listener('127.0.0.1')];
 
 describe('the catalogue', () => {
-  it('runs the checks in the order a person debugs: listener, host, service, container, model, exposure', () => {
+  it('runs the checks in the order a person debugs: the server, its configuration, the route from the container, then Stigmer and exposure', () => {
     expect(CHECKS.map((check) => check.id)).toEqual([
       'ollama.listener',
+      'ollama.conflict',
+      'ollama.ipv6',
       'ollama.host-probe',
+      'ollama.version',
       'ollama.service-config',
+      'ollama.persistence',
       'container.runtime',
+      'container.rootless',
+      'container.alias',
+      'container.proxy',
+      'host.firewall',
       'container.probe',
       'ollama.model',
+      'stigmer.config',
       'ollama.exposure',
     ]);
   });
@@ -319,8 +329,10 @@ describe('ollama.service-config', () => {
     expect(none.status).toBe('skip');
   });
 
-  it('warns that a hand-started Ollama does not last, and suggests the service', () => {
-    const finding = serviceConfigCheck.diagnose(manualFacts({ listeners: [listener('0.0.0.0')] }));
+  it('leaves a hand-started Ollama\'s "does not last" to ollama.persistence', () => {
+    const facts = manualFacts({ listeners: [listener('0.0.0.0')] });
+    expect(serviceConfigCheck.diagnose(facts).status).toBe('ok');
+    const finding = persistenceCheck.diagnose(facts);
     expect(finding.status).toBe('warn');
     expect(finding.message).toContain('a hand-started `ollama serve` (pid 4242)');
     expect(finding.message).toContain('lasts only until that process stops');
@@ -369,11 +381,16 @@ describe('ollama.service-config', () => {
     expect(serviceConfigCheck.diagnose(facts({ detection })).status).toBe('ok');
   });
 
-  it('warns that a wide listener will not survive a restart when the service is configured for loopback', () => {
-    const finding = serviceConfigCheck.diagnose(facts({ detection: systemdDetection({ effectiveHost: undefined }), listeners: [listener('0.0.0.0')] }));
+  it('leaves "a wide listener will not survive a restart" to ollama.persistence', () => {
+    const wide = facts({ detection: systemdDetection({ effectiveHost: undefined }), listeners: [listener('0.0.0.0')], containerProbe: probe('ok') });
+    const config = serviceConfigCheck.diagnose(wide);
+    expect(config.status).toBe('ok');
+    expect(config.message).toContain('no OLLAMA_HOST');
+    expect(config.message).toContain('ollama.persistence says whether that lasts');
+    const finding = persistenceCheck.diagnose(wide);
     expect(finding.status).toBe('warn');
-    expect(finding.message).toContain('no OLLAMA_HOST');
-    expect(finding.why).toContain('restart or reboot');
+    expect(finding.message).toContain("starts it with Ollama's default, 127.0.0.1");
+    expect(finding.why).toContain('restart, upgrade or reboot');
     expect(finding.fix).toBe('npx stigmer-setup --yes');
   });
 
@@ -430,7 +447,7 @@ describe('ollama.model', () => {
   it('is ok when the model is pulled', () => {
     const finding = modelCheck.diagnose(facts({ hostProbe: { ok: true, url: 'http://127.0.0.1:11434', version: '0.5.7', models: ['llama3:latest', 'qwen2.5-coder:7b'] } }));
     expect(finding.status).toBe('ok');
-    expect(finding.message).toContain('qwen2.5-coder:7b is pulled');
+    expect(finding.message).toBe("Stigmer's model qwen2.5-coder:7b (from the runner's default) is pulled.");
   });
 
   it('counts "name:latest" as the model "name"', () => {
@@ -440,19 +457,27 @@ describe('ollama.model', () => {
   it('warns about a missing model (another tag does not count), with the pull command', () => {
     const finding = modelCheck.diagnose(facts({ hostProbe: { ok: true, url: 'http://127.0.0.1:11434', version: '0.5.7', models: ['qwen2.5-coder:14b'] } }));
     expect(finding.status).toBe('warn');
-    expect(finding.message).toContain('qwen2.5-coder:7b is not pulled (Ollama has qwen2.5-coder:14b)');
+    expect(finding.message).toContain('qwen2.5-coder:7b (from the runner\'s default) is not pulled (Ollama has qwen2.5-coder:14b)');
     expect(finding.fix).toBe('ollama pull qwen2.5-coder:7b');
     expect(modelCheck.diagnose(facts({ hostProbe: { ok: true, url: 'http://127.0.0.1:11434', version: '0.5.7', models: [] } })).message).toContain('no models');
   });
 });
 
 describe('ollama.exposure', () => {
-  it('warns when Ollama accepts connections on every interface, with a firewall fix on its port', () => {
-    const finding = exposureCheck.diagnose(facts({ listeners: [listener('::')] }));
+  it('warns, listing where it answered, when Ollama on every interface answers on a LAN address; with a firewall fix on its port', () => {
+    const exposure = [{ address: '192.168.1.10', interfaceName: 'eth0', family: 4 as const, answered: true }];
+    const finding = exposureCheck.diagnose(facts({ listeners: [listener('::')], exposure }));
     expect(finding.status).toBe('warn');
-    expect(finding.message).toContain('every interface, port 11434');
+    expect(finding.message).toBe('Ollama answers without authentication on 192.168.1.10:11434 (eth0): addresses other machines on your network can reach, unless a firewall stops them.');
     expect(finding.why).toContain('no authentication');
     expect(finding.fix).toContain('sudo ufw deny 11434/tcp');
+    expect(finding.fix).toContain('--host 172.17.0.1:11434');
+  });
+
+  it('is ok on every interface when no LAN or public address answered, and says which were asked', () => {
+    const silent = exposureCheck.diagnose(facts({ listeners: [listener('::')], exposure: [{ address: '192.168.1.10', interfaceName: 'eth0', family: 4, answered: false }] }));
+    expect(silent).toMatchObject({ status: 'ok', message: 'Ollama listens on every interface, but did not answer on 192.168.1.10 when asked from this machine.' });
+    expect(exposureCheck.diagnose(facts({ listeners: [listener('::')], exposure: [] })).message).toContain('no LAN or public address');
   });
 
   it('is ok on loopback and on the Docker bridge address, which only containers reach', () => {
@@ -465,9 +490,9 @@ describe('ollama.exposure', () => {
   it('warns about a bind to a LAN address, naming the interface, and offers the bridge address instead', () => {
     const finding = exposureCheck.diagnose(facts({ listeners: [listener('192.168.1.10')] }));
     expect(finding.status).toBe('warn');
-    expect(finding.message).toBe('Ollama listens on 192.168.1.10:11434 (eth0), an address other machines on your network can reach.');
+    expect(finding.message).toBe('Ollama answers without authentication on 192.168.1.10:11434: addresses other machines on your network can reach, unless a firewall stops them.');
     expect(finding.why).toContain('no authentication');
-    expect(finding.fix).toBe('Bind it to the Docker bridge instead, which only containers reach: npx stigmer-setup --yes --host 172.17.0.1:11434');
+    expect(finding.fix).toContain('Or bind only the Docker bridge, which only containers reach: npx stigmer-setup --yes --host 172.17.0.1:11434');
   });
 
   it('warns about an address that is not one of this machine\'s (it may be anything), with the firewall fix when there is no bridge', () => {
@@ -489,7 +514,9 @@ describe('summary', () => {
   it('counts passed among the checks that ran, then warnings, failures and skips', () => {
     expect(summarize(statuses('ok', 'ok', 'ok', 'ok', 'warn', 'fail', 'skip'))).toBe('4/6 checks passed (1 warning, 1 failed); 1 skipped');
     expect(summarize(statuses('ok', 'warn', 'warn', 'skip', 'skip'))).toBe('1/3 checks passed (2 warnings); 2 skipped');
-    expect(summarize(statuses('ok', 'ok'))).toBe('2/2 checks passed');
+    expect(summarize(statuses('ok', 'ok', 'skip'))).toBe('2/2 checks passed; 1 skipped');
+    // All passed: the summary is a ✓ line too, so a healthy run prints nothing else.
+    expect(summarize(statuses('ok', 'ok'))).toBe('✓ All 2 checks passed');
   });
 
   it('anyFailed is true exactly when a check failed, not for warnings', () => {
@@ -497,10 +524,10 @@ describe('summary', () => {
     expect(anyFailed([finding('ok'), finding('fail')])).toBe(true);
   });
 
-  it('a machine that works after setup passes, with only the exposure warning', () => {
-    const findings = runChecks(facts());
+  it('a machine that works after setup passes, with only the exposure warning when it answers on the LAN', () => {
+    const findings = runChecks(facts({ exposure: [{ address: '192.168.1.10', interfaceName: 'eth0', family: 4, answered: true }] }));
     expect(findings.filter((f) => f.status !== 'ok').map((f) => [f.id, f.status])).toEqual([['ollama.exposure', 'warn']]);
-    expect(summarize(findings)).toBe('6/7 checks passed (1 warning)');
+    expect(summarize(findings)).toBe('15/16 checks passed (1 warning)');
     expect(anyFailed(findings)).toBe(false);
   });
 
@@ -508,9 +535,10 @@ describe('summary', () => {
     const findings = runChecks(facts({ detection: systemdDetection({ effectiveHost: undefined }), listeners: LOOPBACK, containerProbe: probe('refused') }));
     expect(findings.filter((f) => f.status !== 'ok').map((f) => [f.id, f.status])).toEqual([
       ['ollama.listener', 'warn'],
+      ['host.firewall', 'skip'],
       ['container.probe', 'fail'],
     ]);
-    expect(summarize(findings)).toBe('5/7 checks passed (1 warning, 1 failed)');
+    expect(summarize(findings)).toBe('13/15 checks passed (1 warning, 1 failed); 1 skipped');
     expect(anyFailed(findings)).toBe(true);
   });
 
@@ -527,8 +555,11 @@ describe('summary', () => {
     expect(Object.fromEntries(findings.map((f) => [f.id, f.status]))).toMatchObject({
       'ollama.listener': 'fail',
       'container.runtime': 'skip',
+      'container.rootless': 'skip',
+      'container.alias': 'skip',
+      'host.firewall': 'skip',
       'container.probe': 'skip',
     });
-    expect(summarize(findings)).toBe('4/5 checks passed (1 failed); 2 skipped');
+    expect(summarize(findings)).toBe('10/11 checks passed (1 failed); 5 skipped');
   });
 });

@@ -227,7 +227,7 @@ describe('input and usage', () => {
   it('--container naming a missing container is invalid input (exit 2)', async () => {
     const ctx = testContext({
       exec: (command, args) => {
-        if (command === 'docker' && args[0] === 'info') return ok('Ubuntu 22.04.5 LTS|host|27.3.1\n');
+        if (command === 'docker' && args[0] === 'info') return ok(fixture('docker/info-json-native-rootful-captured-debian12.json'));
         if (command === 'docker' && args[0] === 'inspect') return failed(fixture('docker/inspect-no-such-object.txt'));
         return NOT_FOUND;
       },
@@ -252,7 +252,7 @@ describe('doctor', () => {
     await run(['--yes', '--root', root], machine());
     const ctx = machine();
     expect(await run(['doctor', '--root', root], ctx)).toBe(0);
-    expect(ctx.stdout.join('\n')).toMatch(/✔ ollama\.listener .*all interfaces/);
+    expect(ctx.stdout.join('\n')).toMatch(/✓ ollama\.listener .*all interfaces/);
   });
 
   it('on Windows with no Ollama, setup names what it looked for and how to install it, and changes nothing', async () => {

@@ -238,6 +238,20 @@ describe('FIFOs where files belong never hang a command', () => {
     }
   });
 
+  it("doctor finishes when the user's own ~/.stigmer/config.yaml and ~/.docker/config.json are FIFOs, and names the first", async () => {
+    const home = path.join(outside, 'home');
+    await mkdir(path.join(home, '.stigmer'), { recursive: true });
+    await mkdir(path.join(home, '.docker'), { recursive: true });
+    mkfifo(path.join(home, '.stigmer', 'config.yaml'));
+    mkfifo(path.join(home, '.docker', 'config.json'));
+    const ctx = machine({ env: { HOME: home } });
+    await runCli(['doctor', '--json'], ctx);
+    const report = ctx.json[0] as { checks: { id: string; status: string; message: string }[] };
+    const config = report.checks.find((finding) => finding.id === 'stigmer.config');
+    expect(config?.status).toBe('warn');
+    expect(config?.message).toMatch(/^\/.*\/\.stigmer\/config\.yaml is a FIFO \(named pipe\), not a regular file/);
+  });
+
   it('a FIFO named by EnvironmentFile= is refused, not opened for a blocking read', async () => {
     const fifo = path.join(root, 'etc/default/ollama');
     await mkdir(path.dirname(fifo), { recursive: true });

@@ -538,12 +538,18 @@ const DOCKER_INFO = {
   KernelVersion: '6.6.87.2-microsoft-standard-WSL2',
   OSType: 'linux',
   Architecture: 'x86_64',
+  // As Docker Desktop 28.2 on WSL 2 reports them (test/fixtures/docker/info-api-body-docker-desktop-wsl2-28.2-proxy-testcontainers-log.json).
+  HttpProxy: 'http.docker.internal:3128',
+  HttpsProxy: 'http.docker.internal:3128',
+  NoProxy: 'hubproxy.docker.internal',
+  SecurityOptions: ['name=seccomp,profile=builtin', 'name=cgroupns'],
 };
 const DOCKER_IMAGES = [{ Repository: 'python', Tag: '3.11-slim' }];
 const PYTHON_SITE = fileURLToPath(new URL('./python', import.meta.url));
 
-/** `{{.Field}}` templates over a flat object, with Go's error for an unknown field. */
+/** `{{.Field}}` templates over a flat object, with Go's error for an unknown field; `{{json .}}` is the whole object. */
 function renderTemplate(template, fields, typeName) {
+  if (/^\s*\{\{\s*json\s+\.\s*\}\}\s*$/.test(template)) return { text: JSON.stringify(fields), error: undefined };
   let error;
   const text = template.replace(/\{\{\s*\.([A-Za-z]+)\s*\}\}/g, (_whole, field, offset) => {
     if (!(field in fields)) error ??= `template: :1:${offset + 2}: executing "" at <.${field}>: can't evaluate field ${field} in type ${typeName}`;

@@ -16,6 +16,8 @@ import type { NetworkAddress } from '../../../scripts/context.ts';
 import type { Listener, ProcessInfo } from '../../../scripts/listeners.ts';
 import { bindScope } from '../../../scripts/ollama-host.ts';
 import type { ContainerInfo } from '../../../scripts/parsers/docker.ts';
+import type { DockerNetwork } from '../../../scripts/parsers/docker-json.ts';
+import { parseStigmerConfig } from '../../../scripts/stigmer-config.ts';
 
 export const PORT = 11434;
 export const RUNNER = 'stigmer-agent-runner';
@@ -107,16 +109,23 @@ export function facts(overrides: Partial<Facts> = {}): Facts {
     strategy,
     detection,
     listeners: [listener('0.0.0.0')],
-    hostProbe: { ok: true, url: `http://127.0.0.1:${PORT}`, version: '0.5.7', models: ['qwen2.5-coder:7b'] },
+    hostProbe: { ok: true, url: `http://127.0.0.1:${PORT}`, version: '0.17.1', models: ['qwen2.5-coder:7b'] },
     docker: { state: 'ok', runtime: 'native', operatingSystem: 'Debian GNU/Linux 12 (bookworm)', serverVersion: '20.10.24' },
     containerName: RUNNER,
     container: runnerContainer(),
     containerProbe: probe('ok'),
     expectedModel: 'qwen2.5-coder:7b',
     addresses: ADDRESSES,
+    networks: [BRIDGE_NETWORK],
+    proxies: [{ source: 'this shell' }],
+    exposure: [],
+    stigmer: parseStigmerConfig('/home/user/.stigmer/config.yaml', undefined, {}),
     ...overrides,
   };
 }
+
+/** Docker's default bridge, as `docker network inspect bridge` reports it on a native engine. */
+export const BRIDGE_NETWORK: DockerNetwork = { name: 'bridge', driver: 'bridge', subnets: ['172.17.0.0/16'], gateways: ['172.17.0.1'], bridgeInterface: 'docker0' };
 
 /** Facts for Ollama started by hand (no service), with its process as the listener's owner. */
 export function manualFacts(overrides: Partial<Facts> = {}, detection: Partial<ManualDetection> = {}): Facts {
