@@ -11,10 +11,10 @@ export interface CliRun {
 
 export const BUNDLE = path.join(REPO_DIR, 'dist', 'stigmer-setup.mjs');
 
-/** On the host, with no terminal (stdin closed), bounded at 60 s. */
-export function runOnHost(args: string[]): Promise<CliRun> {
+/** On the host, with no terminal (stdin closed), bounded at 60 s; `env` is added to ours. */
+export function runOnHost(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BUNDLE, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BUNDLE, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let stdout = '';
     let stderr = '';
     const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
@@ -37,6 +37,7 @@ export interface JsonCheck {
   id: string;
   status: 'ok' | 'warn' | 'fail' | 'skip';
   message: string;
+  why?: string;
   fix?: string;
 }
 

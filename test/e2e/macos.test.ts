@@ -243,7 +243,7 @@ describe('Homebrew and the app both installed', () => {
     await waitListening(/^127\.0\.0\.1:11434$/);
     const doctor = cli(sb, ['doctor']);
     expect(doctor.report.strategy).toBe('darwin-brew');
-    const config = doctor.report.checks.find((check) => check.id === 'ollama.service-config');
+    const config = doctor.report.checks.find((check) => check.id === 'ollama.conflict');
     expect(config?.status).toBe('warn');
     expect(config?.message).toMatch(/Ollama is installed 2 ways here: Homebrew service ollama \(homebrew\.mxcl\.ollama, Homebrew 6\.1\.0\); Ollama\.app \(.*\), not running\. pid \d+: ollama .* holds port 11434\./);
     expect(config?.fix).toBe('Keep one. To stop the other: pkill -x Ollama   # and turn Ollama off in System Settings → General → Login Items');
