@@ -22,7 +22,8 @@ function target(url: string, fallbackPort: number): { host: string; port: number
 export const proxyCheck: Check = {
   id: 'container.proxy',
   diagnose(facts) {
-    const { host, port } = target(containerBaseUrl(facts.container), facts.port);
+    // The runner's own URL; without a runner, the alias a runner would use, on Ollama's port.
+    const { host, port } = facts.container ? target(containerBaseUrl(facts.container), facts.port) : { host: 'host.docker.internal', port: facts.port };
     // What the fix adds: the alias, and the bridge address, which some set-ups use instead.
     // docker0's own address; older engines list no Gateway for the default bridge in `network inspect`.
     const bridge =

@@ -231,6 +231,12 @@ describe('container.proxy', () => {
     expect(finding.fix).toBe('Set "noProxy": "*.test.example.com,.example.org,host.docker.internal,172.17.0.1" under proxies.default in that file');
   });
 
+  it('without a runner, judges the alias on Ollama\'s own port', () => {
+    const proxies = [{ source: 'this shell', httpProxy: 'http://proxy:3128', noProxy: 'host.docker.internal:11500' }];
+    expect(proxyCheck.diagnose(facts({ container: undefined, containerProbe: SKIPPED, port: 11500, proxies })).message).toContain('No proxy captures host.docker.internal:11500');
+    expect(proxyCheck.diagnose(facts({ container: undefined, containerProbe: SKIPPED, proxies })).status).toBe('warn');
+  });
+
   it('reports the daemon\'s own proxy without blaming it: it only carries image pulls', () => {
     const docker = { state: 'ok' as const, runtime: 'docker-desktop' as const, operatingSystem: 'Docker Desktop', serverVersion: '28.2.2', daemonProxy: { source: 'the Docker daemon (docker info)', httpProxy: 'http.docker.internal:3128', noProxy: 'hubproxy.docker.internal' } };
     const finding = proxyCheck.diagnose(facts({ docker }));
