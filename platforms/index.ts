@@ -5,19 +5,19 @@
  */
 import type { Context, Platform } from '../scripts/context.ts';
 import { describeProcess, type Listener } from '../scripts/listeners.ts';
-import { darwinPlatform } from './darwin/index.ts';
-import { linuxPlatform } from './linux/index.ts';
 import type { Installation, Locations, PlatformSupport, Problem } from './types.ts';
-import { win32Platform } from './win32/index.ts';
 
-export const PLATFORMS: Record<Platform, PlatformSupport> = {
-  linux: linuxPlatform,
-  darwin: darwinPlatform,
-  win32: win32Platform,
-};
-
-export function platformSupport(platform: Platform): PlatformSupport {
-  return PLATFORMS[platform];
+/**
+ * The entry for one OS. Each is loaded when asked for, so a run pays only for its own platform
+ * (macOS's plist library is never loaded on Linux).
+ */
+export async function loadPlatform(platform: Platform): Promise<PlatformSupport> {
+  const loaders: Record<Platform, () => Promise<PlatformSupport>> = {
+    linux: async () => (await import('./linux/index.ts')).linuxPlatform,
+    darwin: async () => (await import('./darwin/index.ts')).darwinPlatform,
+    win32: async () => (await import('./win32/index.ts')).win32Platform,
+  };
+  return loaders[platform]();
 }
 
 export interface DetectedInstallations {

@@ -110,3 +110,18 @@ export function parseCli(argv: string[]): CliOptions {
     version: values.version ?? false,
   };
 }
+
+/**
+ * The text --help or --version print, when that is all argv asks for; undefined for anything
+ * else (including invalid input, which the full CLI reports).
+ */
+export function quickAnswer(argv: string[], version: string): string | undefined {
+  try {
+    const options = parseCli(argv);
+    if (options.help) return HELP;
+    if (options.version) return version;
+  } catch {
+    // The full run reports a usage error with its exit code.
+  }
+  return undefined;
+}

@@ -9,7 +9,7 @@
  * operating systems comes from the platform registry.
  */
 import packageJson from '../package.json' with { type: 'json' };
-import { platformSupport } from '../platforms/index.ts';
+import { loadPlatform } from '../platforms/index.ts';
 import type { Change, Locations, Plan, PlanRequest, PlatformSupport } from '../platforms/types.ts';
 import { applySetup, applyUndo, keepEdits, planUndo, type Applier, type RecordState } from './apply.ts';
 import { HELP, parseCli, UsageError, type CliOptions } from './args.ts';
@@ -297,7 +297,7 @@ export async function run(argv: string[], ctx: Context): Promise<number> {
   // Prompting needs a terminal on both ends, and --json output must not be mixed with a prompt.
   if (mutates && !options.yes && (!ctx.isTTY || options.json)) return usageError(ctx, NEEDS_YES);
 
-  const support = platformSupport(options.platform ?? ctx.platform);
+  const support = await loadPlatform(options.platform ?? ctx.platform);
   const refusal = support.preflight?.(ctx);
   if (refusal) return usageError(ctx, refusal);
   const out = new Output(ctx, options.json);

@@ -1,6 +1,21 @@
 // The bin entry: the real context, the real argv, and the exit code. Everything else is in cli.ts.
-import { run } from './cli.ts';
-import { createNodeContext, installSignalHandlers } from './node-context.ts';
+//
+// --help and --version need none of the machinery, so they are answered before any of it is
+// loaded; everything else loads cli.ts and the real context, and ora only when a spinner can
+// animate (a terminal, not CI). The bundle stays one file: esbuild turns these dynamic imports
+// into modules that initialise on first use.
+import packageJson from '../package.json' with { type: 'json' };
+import { quickAnswer } from './args.ts';
 
-installSignalHandlers();
-process.exitCode = await run(process.argv.slice(2), createNodeContext());
+const argv = process.argv.slice(2);
+const quick = quickAnswer(argv, packageJson.version);
+if (quick !== undefined) {
+  // A reader that went away (`--help | head -1`) is not an error.
+  process.stdout.on('error', () => {});
+  process.stdout.write(`${quick.replace(/\n$/, '')}\n`);
+} else {
+  const [{ run }, { canAnimate, createNodeContext, installSignalHandlers }] = await Promise.all([import('./cli.ts'), import('./node-context.ts')]);
+  const ora = canAnimate(process.env) ? (await import('ora')).default : undefined;
+  installSignalHandlers();
+  process.exitCode = await run(argv, createNodeContext({ ora }));
+}

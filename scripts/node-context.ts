@@ -8,8 +8,7 @@ import { constants as fsConstants, promises as fsp, type Stats } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import ora from 'ora';
-import prompts from 'prompts';
+import type oraFunction from 'ora';
 import {
   CancelledError,
   UnsafePathError,
@@ -411,14 +410,55 @@ function symbol(kind: 'succeed' | 'fail', color: boolean): string {
   return color ? '\x1b[31m✖\x1b[39m' : '✖';
 }
 
-export function createNodeContext(): Context {
+/** CI=true (GitHub Actions, GitLab, most others set it): no spinner and no prompt, whatever the streams are. */
+export function isCi(env: Readonly<Record<string, string | undefined>>): boolean {
+  const value = env.CI;
+  return value !== undefined && value !== '' && !['0', 'false'].includes(value.toLowerCase());
+}
+
+/**
+ * Whether a spinner may animate: stderr is a terminal with a size and is still open, and this is
+ * not CI. A terminal that reports 0 columns (a pty nobody sized, e.g. `script` under `docker exec
+ * -i`) makes ora erase an unbounded number of lines on every frame.
+ */
+export function canAnimate(env: Readonly<Record<string, string | undefined>>): boolean {
+  return Boolean(process.stderr.isTTY) && (process.stderr.columns ?? 0) > 0 && !closedStreams.has(process.stderr) && !isCi(env);
+}
+
+/**
+ * A spinner that does not animate, writing what ora writes when it can't: "- text" when it
+ * starts, "symbol text" when it ends with a result, nothing when it just stops. It needs no
+ * library, so runs off a terminal (pipes, CI, --json) never load ora.
+ */
+function plainSpinner(text: string, silent: boolean, color: boolean): Spinner {
+  const line = (prefix: string, body: string | undefined) => {
+    if (!silent && body) write(process.stderr, `${prefix} ${stripControl(body)}\n`);
+  };
+  line('-', text);
+  return {
+    succeed: (done) => line(symbol('succeed', color), done ?? text),
+    fail: (done) => line(symbol('fail', color), done ?? text),
+    stop: () => {},
+  };
+}
+
+export interface NodeContextOptions {
+  /**
+   * ora, passed in by the bin only when a spinner can animate (canAnimate), so that --help, pipes
+   * and CI never pay for loading it. Without it, spinners are plain lines.
+   */
+  ora?: typeof oraFunction;
+}
+
+export function createNodeContext(options: NodeContextOptions = {}): Context {
   guardStream(process.stdout);
   guardStream(process.stderr);
   const color = colorEnabled(process.env, Boolean(process.stderr.isTTY));
   return {
     platform: process.platform as Platform,
     env: process.env,
-    isTTY: Boolean(process.stdin.isTTY && process.stdout.isTTY),
+    // Prompting needs a terminal on both ends, and never happens in CI.
+    isTTY: Boolean(process.stdin.isTTY && process.stdout.isTTY) && !isCi(process.env),
     isRoot: typeof process.getuid === 'function' && process.getuid() === 0,
     uid: typeof process.getuid === 'function' ? process.getuid() : undefined,
     pid: process.pid,
@@ -454,11 +494,10 @@ export function createNodeContext(): Context {
       // JSON.stringify escapes control characters itself, so the object goes out as is.
       printJson: (value) => write(process.stdout, `${JSON.stringify(value, null, 2)}\n`),
       spinner(text, { silent }): Spinner {
-        // ora writes to stderr and falls back to plain lines off a TTY; isSilent keeps --json clean.
-        // A terminal that reports 0 columns (a pty nobody sized, e.g. `script` under `docker exec -i`)
-        // makes ora erase an unbounded number of lines on every frame: animate only on a real size.
-        const animate = Boolean(process.stderr.isTTY) && (process.stderr.columns ?? 0) > 0 && !closedStreams.has(process.stderr);
-        const spinner = ora({ text: stripControl(text), isSilent: silent || closedStreams.has(process.stderr), isEnabled: animate, discardStdin: false, color: color ? 'cyan' : false }).start();
+        // ora writes to stderr; isSilent keeps --json clean. Off a sized terminal, plain lines.
+        const ora = options.ora;
+        if (!ora || !canAnimate(process.env)) return plainSpinner(text, silent || closedStreams.has(process.stderr), color);
+        const spinner = ora({ text: stripControl(text), isSilent: silent || closedStreams.has(process.stderr), isEnabled: true, discardStdin: false, color: color ? 'cyan' : false }).start();
         return {
           succeed: (done) => spinner.stopAndPersist({ symbol: symbol('succeed', color), text: done === undefined ? undefined : stripControl(done) }),
           fail: (done) => spinner.stopAndPersist({ symbol: symbol('fail', color), text: done === undefined ? undefined : stripControl(done) }),
@@ -467,6 +506,8 @@ export function createNodeContext(): Context {
       },
       async confirm(question, initial) {
         let cancelled = false;
+        // Loaded only when a question is asked: every run without a prompt skips it.
+        const { default: prompts } = await import('prompts');
         const answer = await prompts(
           { type: 'confirm', name: 'value', message: question, initial },
           // prompts resolves with partial answers on Ctrl-C unless onCancel says otherwise.

@@ -5,7 +5,7 @@
  * read like anything else from outside: a malformed file is a finding that names the file and the
  * line, never a crash, and nothing in it is trusted beyond being a short string.
  */
-import { parseDocument } from 'yaml';
+import type { parseDocument as ParseDocument } from 'yaml';
 import type { Context } from './context.ts';
 import { oneLine } from './text.ts';
 import type { PlatformSupport } from '../platforms/types.ts';
@@ -70,13 +70,18 @@ function unclosedQuoteLine(text: string, before: number | undefined): { line: nu
   return undefined;
 }
 
-export function parseStigmerConfig(path: string, text: string | undefined, env: Readonly<Record<string, string | undefined>>): StigmerConfig {
+/**
+ * `parseYaml` is yaml's parseDocument, passed in because the library is loaded only when there is
+ * a file to read (most machines have none, and loading it costs more than the rest of doctor's start).
+ */
+export function parseStigmerConfig(path: string, text: string | undefined, env: Readonly<Record<string, string | undefined>>, parseYaml?: typeof ParseDocument): StigmerConfig {
   let file: Record<string, string | undefined> = {};
   let state: StigmerConfig['state'] = text === undefined ? 'missing' : 'ok';
   let problem: StigmerConfig['problem'];
   if (text !== undefined) {
+    if (!parseYaml) throw new Error('parseStigmerConfig needs the yaml parser to read a file');
     // Aliases are capped so a "billion laughs" file can't blow up memory.
-    const document = parseDocument(text, { prettyErrors: true, uniqueKeys: false });
+    const document = parseYaml(text, { prettyErrors: true, uniqueKeys: false });
     const error = document.errors[0];
     if (error) {
       state = 'malformed';
@@ -129,5 +134,6 @@ export async function readStigmerConfig(ctx: Context, support: PlatformSupport):
     const config = parseStigmerConfig(path, undefined, ctx.env);
     return { ...config, state: 'unreadable', problem: { message: oneLine((error as Error).message, 200) } };
   }
-  return parseStigmerConfig(path, text, ctx.env);
+  const parseYaml = text === undefined ? undefined : (await import('yaml')).parseDocument;
+  return parseStigmerConfig(path, text, ctx.env, parseYaml);
 }

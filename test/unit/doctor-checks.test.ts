@@ -19,6 +19,7 @@ import { stigmerConfigCheck } from '../../scripts/checks/stigmer-config.ts';
 import { versionCheck } from '../../scripts/checks/version.ts';
 import type { FirewallFacts } from '../../platforms/types.ts';
 import { bypassesProxy, capturingProxy, noProxyWith, proxyFromEnvironment } from '../../scripts/proxy.ts';
+import { parseDocument } from 'yaml';
 import { parseStigmerConfig } from '../../scripts/stigmer-config.ts';
 import { compareVersions, olderThan, parseVersion } from '../../scripts/version.ts';
 import { facts, listener, manualFacts, probe, runnerContainer, systemdDetection } from './support/facts.ts';
@@ -296,7 +297,7 @@ describe('host.firewall', () => {
 });
 
 describe('stigmer.config', () => {
-  const config = (text: string | undefined, env: Record<string, string> = {}) => parseStigmerConfig(CONFIG, text, env);
+  const config = (text: string | undefined, env: Record<string, string> = {}) => parseStigmerConfig(CONFIG, text, env, parseDocument);
 
   it('resolves llm.* like Stigmer: environment over the file over the default', () => {
     const parsed = config('backend:\n  type: local\n  local:\n    llm:\n      model: llama3.2:1b\n      base_url: http://localhost:11500\n', { STIGMER_LLM_MODEL: 'phi3' });
@@ -371,7 +372,7 @@ describe('stigmer.config', () => {
 
 describe('ollama.model, with the model Stigmer is configured with', () => {
   it('names config.yaml as where the model comes from when there is no runner', () => {
-    const stigmer = parseStigmerConfig(CONFIG, 'backend:\n  local:\n    llm:\n      model: llama3.2:1b\n', {});
+    const stigmer = parseStigmerConfig(CONFIG, 'backend:\n  local:\n    llm:\n      model: llama3.2:1b\n', {}, parseDocument);
     const finding = modelCheck.diagnose(facts({ container: undefined, containerProbe: SKIPPED, stigmer, expectedModel: 'llama3.2:1b' }));
     expect(finding.message).toContain(`llama3.2:1b (from ${CONFIG}) is not pulled`);
     expect(finding.fix).toBe('ollama pull llama3.2:1b');

@@ -7,8 +7,10 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { detectInstallations, PLATFORMS } from '../../platforms/index.ts';
+import { darwinPlatform } from '../../platforms/darwin/index.ts';
+import { detectInstallations, loadPlatform } from '../../platforms/index.ts';
 import { linuxPlatform } from '../../platforms/linux/index.ts';
+import { win32Platform } from '../../platforms/win32/index.ts';
 import { dockerStrategy, systemdUserStrategy } from '../../platforms/linux/elsewhere.ts';
 import { SETUP_COMMAND } from '../../platforms/commands.ts';
 import type { PlanRequest } from '../../platforms/types.ts';
@@ -18,6 +20,8 @@ import { listenerAt, type ProcessInfo } from '../../scripts/listeners.ts';
 import { decidePlan } from '../../scripts/plan.ts';
 import { ok, testContext } from './support/context.ts';
 import { facts, listener, manualFacts, probe, runnerContainer, snapFacts, systemdDetection } from './support/facts.ts';
+
+const PLATFORMS = { linux: linuxPlatform, darwin: darwinPlatform, win32: win32Platform };
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -29,6 +33,12 @@ function sourceFiles(dir: string): string[] {
 }
 
 describe('the registry', () => {
+  it('loads each OS\'s entry on demand, the same object the platform module exports', async () => {
+    expect(await loadPlatform('linux')).toBe(linuxPlatform);
+    expect(await loadPlatform('darwin')).toBe(darwinPlatform);
+    expect(await loadPlatform('win32')).toBe(win32Platform);
+  });
+
   it('is the only place that knows an OS: no platform-name branch and no platforms/<os>/ import outside platforms/', () => {
     const offenders: string[] = [];
     for (const file of sourceFiles(path.join(REPO, 'scripts'))) {
