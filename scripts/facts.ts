@@ -70,7 +70,10 @@ export interface Facts {
   expectedModel?: string;
   /** The machine's own addresses, to tell a LAN address from a Docker bridge. */
   addresses: NetworkAddress[];
-  /** Docker's bridge networks (subnets, interfaces): where container traffic comes from. */
+  /**
+   * Docker's bridge networks (subnets, interfaces): where container traffic comes from. Read, with
+   * the firewall, only when the container probe did not reach Ollama: they explain a failure.
+   */
   networks: DockerNetwork[];
   /** Rootless Podman, when Podman is the engine. */
   podman?: { rootless: boolean; networkCmd?: string };
@@ -187,12 +190,19 @@ function urlPort(url: string): number | undefined {
   }
 }
 
-async function probeContainer(ctx: Context, docker: DockerFacts, container: ContainerInfo | undefined, name: string, port: number): Promise<ContainerProbeFact> {
+async function probeContainer(
+  ctx: Context,
+  docker: DockerFacts,
+  container: ContainerInfo | undefined,
+  name: string,
+  port: number,
+  inRunner: Promise<ContainerProbeResult | { unavailable: string }>,
+): Promise<ContainerProbeFact> {
   if (docker.state === 'missing') return { skipped: 'no container runtime: `docker` is not on PATH' };
   if (docker.state === 'unreachable') return { skipped: `the Docker engine does not answer (${docker.detail})`, fix: 'Start Docker (sudo systemctl start docker, or open Docker Desktop), then run: npx stigmer-setup doctor' };
   if (container && !container.running) return { skipped: `${name} exists but is not running`, fix: `docker start ${name}` };
   if (container) {
-    const result = await probeFromContainer(ctx, name);
+    const result = await inRunner;
     if ('unavailable' in result) return { skipped: `could not run python3 inside ${name}: ${result.unavailable}` };
     return result;
   }
@@ -214,15 +224,26 @@ export async function gatherFacts(ctx: Context, options: GatherOptions): Promise
   const { support } = options;
   const containerName = options.container ?? DEFAULT_CONTAINER;
   const home = support.home(ctx.env);
-  const [docker, wsl, host, stigmer] = await Promise.all([dockerFacts(ctx), support.isWsl(ctx), support.describeHost?.(ctx), readStigmerConfig(ctx, support)]);
-  const container = docker.state === 'ok' ? await inspectContainer(ctx, containerName) : undefined;
+  // The probe inside the runner is the slowest step (a docker exec): it starts now, before docker
+  // info and inspect say whether the runner exists, and its answer is used only if it does and runs.
+  // Asking a container that isn't there fails at once.
+  const inRunner = probeFromContainer(ctx, containerName);
+  const engine = Promise.all([dockerFacts(ctx), inspectContainer(ctx, containerName)]);
+  const [wsl, host, stigmer] = await Promise.all([support.isWsl(ctx), support.describeHost?.(ctx), readStigmerConfig(ctx, support)]);
+  // Detection (reading the listeners, asking every strategy) runs while docker answers, on the port
+  // Stigmer is configured with: a runner Stigmer started carries that same port. If the runner's
+  // URL names another one, detection runs again on that port.
+  const detect = (port: number) => detectInstallations(ctx, support, { root: options.root, home, env: ctx.env, port });
+  const guessedPort = options.port ?? urlPort(stigmer.baseUrl.value) ?? DEFAULT_PORT;
+  const early = detect(guessedPort);
+  const [docker, inspected] = await engine;
+  const container = docker.state === 'ok' ? inspected : undefined;
   if (options.container && docker.state === 'ok' && !container) {
     throw new ContainerNotFoundError(`--container ${options.container}: no such container (see \`docker ps -a\`).`);
   }
   // Which port is Ollama's: the runner's URL says; without a runner, the URL Stigmer is configured with.
-  const portHint = options.port ?? (container ? urlPort(containerBaseUrl(container)) : urlPort(stigmer.baseUrl.value)) ?? DEFAULT_PORT;
-
-  const found = await detectInstallations(ctx, support, { root: options.root, home, env: ctx.env, port: portHint });
+  const portHint = options.port ?? (container ? urlPort(containerBaseUrl(container)) : undefined) ?? guessedPort;
+  const found = portHint === guessedPort ? await early : (await early, await detect(portHint));
   const { installations, primary, conflict } = found;
   let listeners: Listener[] | undefined = found.listeners;
   const detection = primary.detection;
@@ -231,27 +252,29 @@ export async function gatherFacts(ctx: Context, options: GatherOptions): Promise
 
   const address = probeAddressFor(listeners, detection?.configuredHost);
   const addresses = ctx.networkAddresses();
-  const engine = docker.state === 'ok' ? docker : undefined;
-  // Every probe and every read-only audit at once: doctor takes as long as the slowest one. The
-  // firewall is judged for the subnets that exist, so it follows Docker's networks in that chain.
-  const networksAndFirewall = (engine ? readDockerNetworks(ctx) : Promise.resolve([])).then(async (networks) => ({
-    networks,
-    firewall: engine
-      ? await support.audits?.firewall?.(ctx, {
-          port,
-          subnets: networks.flatMap((network) => network.subnets).filter((subnet) => !subnet.includes(':')),
-          interfaces: networks.flatMap((network) => (network.bridgeInterface ? [network.bridgeInterface] : [])),
-        })
-      : undefined,
-  }));
-  const [hostProbe, loopbackProbe, containerProbe, exposure, { networks, firewall }, podman, rootlessHostLoopback, proxies, bindV6Only] = await Promise.all([
+  const running = docker.state === 'ok' ? docker : undefined;
+  // Every probe and every read-only audit at once: doctor takes as long as the slowest one.
+  const containerProbe = probeContainer(ctx, docker, container, containerName, port, inRunner);
+  // Docker's networks and the firewall explain a route that fails; when the container reaches
+  // Ollama there is nothing to explain, so they are read only after a probe that did not succeed.
+  const networksAndFirewall = containerProbe.then(async (probe) => {
+    if (!running || ('outcome' in probe && probe.outcome === 'ok')) return { networks: [], firewall: undefined };
+    const networks = await readDockerNetworks(ctx);
+    const firewall = await support.audits?.firewall?.(ctx, {
+      port,
+      subnets: networks.flatMap((network) => network.subnets).filter((subnet) => !subnet.includes(':')),
+      interfaces: networks.flatMap((network) => (network.bridgeInterface ? [network.bridgeInterface] : [])),
+    });
+    return { networks, firewall };
+  });
+  const [hostProbe, loopbackProbe, probed, exposure, { networks, firewall }, podman, rootlessHostLoopback, proxies, bindV6Only] = await Promise.all([
     probeHost(ctx, address, port),
     bindScope(address) === 'specific' ? probeHost(ctx, '127.0.0.1', port) : Promise.resolve(undefined),
-    probeContainer(ctx, docker, container, containerName, port),
+    containerProbe,
     probeExposure(ctx, listeners, addresses, port),
     networksAndFirewall,
-    engine?.runtime === 'podman' ? readPodman(ctx) : Promise.resolve(undefined),
-    engine?.rootless ? support.audits?.rootlessHostLoopback?.(ctx) : Promise.resolve(undefined),
+    running?.runtime === 'podman' ? readPodman(ctx) : Promise.resolve(undefined),
+    running?.rootless ? support.audits?.rootlessHostLoopback?.(ctx) : Promise.resolve(undefined),
     readProxySources(ctx, support),
     support.audits?.bindV6Only?.(ctx),
   ]);
@@ -274,7 +297,7 @@ export async function gatherFacts(ctx: Context, options: GatherOptions): Promise
     docker,
     containerName,
     container,
-    containerProbe,
+    containerProbe: probed,
     expectedModel: provider === 'ollama' ? model : undefined,
     addresses,
     networks,
