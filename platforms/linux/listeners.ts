@@ -41,18 +41,18 @@ export async function findOwners(ctx: Context, listeners: Listener[]): Promise<v
   const wanted = new Map(listeners.filter((listener) => listener.inode !== undefined).map((listener) => [`socket:[${listener.inode}]`, listener]));
   if (wanted.size === 0) return;
   const pids = (await ctx.fs.listDir('/proc')).filter((name) => /^\d+$/.test(name)).slice(0, MAX_PROCESSES_SCANNED);
-  let fdsScanned = 0;
+  let fdsLeft = MAX_FDS_SCANNED;
   for (const pid of pids) {
-    const fds = await ctx.fs.listDir(`/proc/${pid}/fd`);
-    for (const fd of fds) {
-      if (++fdsScanned > MAX_FDS_SCANNED) return;
-      const link = await ctx.fs.readLink(`/proc/${pid}/fd/${fd}`);
-      const listener = link ? wanted.get(link) : undefined;
+    if (fdsLeft <= 0) return;
+    const targets = await ctx.fs.readLinksIn(`/proc/${pid}/fd`, fdsLeft);
+    fdsLeft -= targets.length;
+    for (const link of new Set(targets)) {
+      const listener = wanted.get(link);
       if (!listener) continue;
       const owner = await readProcess(ctx, Number(pid));
       // The same socket is shared by every process that inherited it: all listeners on it get the first one.
       for (const other of listeners) if (other.inode === listener.inode) other.owner = owner;
-      wanted.delete(link as string);
+      wanted.delete(link);
       if (wanted.size === 0) return;
     }
   }

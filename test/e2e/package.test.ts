@@ -14,12 +14,16 @@ const packageJson = JSON.parse(readFileSync(path.join(REPO_DIR, 'package.json'),
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 describe('the published package', () => {
-  it('packs only the bundle, with no runtime dependencies', () => {
+  it('packs only the bundle (the bin and its chunks), with no runtime dependencies', () => {
     expect(packageJson.dependencies).toBeUndefined();
     const pack = spawnSync('npm', ['pack', '--json', '--pack-destination', scratch], { cwd: REPO_DIR, encoding: 'utf8', timeout: 120_000 });
     expect(pack.status, pack.stderr).toBe(0);
     const [info] = JSON.parse(pack.stdout) as { filename: string; files: { path: string }[] }[];
-    expect(info?.files.map((file) => file.path).sort()).toEqual(['README.md', 'dist/stigmer-setup.mjs', 'package.json']);
+    const files = (info?.files ?? []).map((file) => file.path).sort();
+    expect(files.filter((file) => !file.startsWith('dist/chunks/'))).toEqual(['README.md', 'dist/stigmer-setup.mjs', 'package.json']);
+    // The chunks are the bundle's own output: built code only, no sources, no maps.
+    expect(files.filter((file) => file.startsWith('dist/chunks/')).every((file) => /^dist\/chunks\/[\w-]+\.mjs$/.test(file))).toBe(true);
+    expect(files.some((file) => file.startsWith('dist/chunks/cli-'))).toBe(true);
   });
 
   it('runs with `npx stigmer-setup` from the tarball', () => {
