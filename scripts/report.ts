@@ -28,6 +28,7 @@ export function renderFindings(findings: Finding[], color = false): string {
     }
     if (finding.why) lines.push(`  ${' '.repeat(width)}  Why it matters: ${finding.why}`);
     if (finding.fix) lines.push(`  ${' '.repeat(width)}  Fix: ${finding.fix}`);
+    if (finding.docs) lines.push(`  ${' '.repeat(width)}  More: ${finding.docs}`);
   }
   lines.push(summarize(findings));
   return lines.join('\n');

@@ -43,13 +43,22 @@ export const CHECKS: readonly Check[] = [
   exposureCheck,
 ];
 
+/** The published troubleshooting guide; each check has a section whose heading is its id. */
+export const TROUBLESHOOTING_URL = 'https://github.com/stigmer/stigmer-setup/blob/main/TROUBLESHOOTING.md';
+
+/** The link to a check's section: GitHub's anchor for the heading "## ollama.listener" is #ollamalistener. */
+export function troubleshootingLink(id: string): string {
+  return `${TROUBLESHOOTING_URL}#${id.toLowerCase().replace(/[^a-z0-9 _-]/g, '').replace(/ /g, '-')}`;
+}
+
 export function runChecks(facts: Facts): Finding[] {
   return CHECKS.map((check) => {
+    const docs = troubleshootingLink(check.id);
     try {
-      return { id: check.id, ...check.diagnose(facts) };
+      return { id: check.id, ...check.diagnose(facts), docs };
     } catch (error) {
       // A crashed check is a finding too (flutter doctor's "did not complete"), not a crashed CLI.
-      return { id: check.id, status: 'fail', message: `The check did not complete: ${(error as Error).message}` };
+      return { id: check.id, status: 'fail', message: `The check did not complete: ${(error as Error).message}`, docs };
     }
   });
 }

@@ -9,6 +9,8 @@ export interface Finding {
   message: string;
   why?: string;
   fix?: string;
+  /** Where TROUBLESHOOTING.md explains this check: symptoms, cause, and the fix per OS and runtime. */
+  docs?: string;
 }
 
 /**
