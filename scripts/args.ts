@@ -17,6 +17,8 @@ export interface CliOptions {
   root: string;
   help: boolean;
   version: boolean;
+  /** Print the stack trace of an unexpected error (otherwise one line). */
+  debug: boolean;
 }
 
 export class UsageError extends Error {}
@@ -39,6 +41,7 @@ Options:
       --platform <darwin|win32|linux>   override OS detection
       --root <dir>          treat <dir> as "/" for system paths (/etc/...); per-user paths still
                             come from HOME / USERPROFILE / LOCALAPPDATA
+      --debug               on an unexpected error, print its stack trace too
   -h, --help                show this help
   -V, --version             show the version
 
@@ -71,6 +74,7 @@ export function parseCli(argv: string[]): CliOptions {
         root: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'V' },
+        debug: { type: 'boolean' },
       },
     });
   } catch (error) {
@@ -108,6 +112,7 @@ export function parseCli(argv: string[]): CliOptions {
     root: values.root ?? '/',
     help: values.help ?? false,
     version: values.version ?? false,
+    debug: values.debug ?? false,
   };
 }
 

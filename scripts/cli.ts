@@ -316,6 +316,7 @@ export async function run(argv: string[], ctx: Context): Promise<number> {
     const known = error instanceof UndoRecordError || error instanceof UnsafePathError || error instanceof LockedError;
     const message = known ? (error as Error).message : oneLine((error as Error).message ?? String(error), 600);
     ctx.terminal.printError(`stigmer-setup: ${message}`);
+    if (options.debug && !known && error instanceof Error && error.stack) ctx.terminal.printError(error.stack);
     if (options.json) ctx.terminal.printJson({ ...baseReport(options, support.id, 'none'), error: message });
     return EXIT.failed;
   }

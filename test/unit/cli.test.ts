@@ -224,6 +224,22 @@ describe('input and usage', () => {
     expect(version.stdout[0]).toMatch(/^\d+\.\d+\.\d+$/);
   });
 
+  it('an unexpected error is one line; --debug adds its stack trace', async () => {
+    const broken = () =>
+      testContext({
+        exec: () => {
+          throw new Error('spawn went wrong\nsecond line');
+        },
+      });
+    const quiet = broken();
+    expect(await run(['doctor', '--root', root], quiet)).toBe(1);
+    expect(quiet.stderr).toEqual(['stigmer-setup: spawn went wrong second line']);
+    const loud = broken();
+    expect(await run(['doctor', '--root', root, '--debug'], loud)).toBe(1);
+    expect(loud.stderr[0]).toBe('stigmer-setup: spawn went wrong second line');
+    expect(loud.stderr[1]).toMatch(/^Error: spawn went wrong\nsecond line\n\s+at /);
+  });
+
   it('--container naming a missing container is invalid input (exit 2)', async () => {
     const ctx = testContext({
       exec: (command, args) => {
