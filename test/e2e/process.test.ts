@@ -123,3 +123,20 @@ describe('Ctrl-C while a change is applied', () => {
     }
   });
 });
+
+describe('CI=true', () => {
+  it('never prompts, even on a terminal: setup without --yes exits 2 and says how to run unattended', () => {
+    const root = mkdtempSync(path.join(os.tmpdir(), 'stigmer-ci-root-'));
+    try {
+      // `script` gives the bundle a real pseudo-terminal on stdin and stdout.
+      const command = `CI=true "${process.execPath}" "${BUNDLE}" --root "${root}"`;
+      const result = spawnSync('script', ['-qec', command, '/dev/null'], { encoding: 'utf8', timeout: 60_000, input: '' });
+      expect(result.status).toBe(2);
+      expect(result.stdout).toContain('Run with --yes to apply unattended, or --dry-run to preview.');
+      expect(result.stdout).not.toContain('Apply these changes?');
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
