@@ -236,6 +236,9 @@ export async function gatherFacts(ctx: Context, options: GatherOptions): Promise
   const detect = (port: number) => detectInstallations(ctx, support, { root: options.root, home, env: ctx.env, port });
   const guessedPort = options.port ?? urlPort(stigmer.baseUrl.value) ?? DEFAULT_PORT;
   const early = detect(guessedPort);
+  // Awaited below, after docker answers; until then a refusal (an unsafe path) must not count as
+  // an unhandled rejection, which would end the process with a stack trace.
+  early.catch(() => undefined);
   const [docker, inspected] = await engine;
   const container = docker.state === 'ok' ? inspected : undefined;
   if (options.container && docker.state === 'ok' && !container) {

@@ -228,6 +228,31 @@ describe('FIFOs where files belong never hang a command', () => {
     }
   });
 
+  it('doctor stops with that one line also when docker answers slowly (detection refuses first, meanwhile)', async () => {
+    await mkdir(dropInDir(), { recursive: true });
+    mkfifo(dropIn());
+    let unhandled: unknown;
+    const onUnhandled = (reason: unknown) => (unhandled = reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const ctx = machine({
+        exec: async (command, args) => {
+          if (command === 'systemctl') return systemd.exec(args);
+          // docker takes its time: detection, which runs meanwhile, hits the FIFO first.
+          if (command === 'docker') await new Promise((resolve) => setTimeout(resolve, 200));
+          return NOT_FOUND;
+        },
+      });
+      const { code } = await runCli(['doctor'], ctx);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(code).toBe(1);
+      expect(ctx.stderr).toEqual([`stigmer-setup: ${dropIn()} is a FIFO (named pipe), not a regular file; stigmer-setup will not read or write it. Move it away and run again.`]);
+      expect(unhandled).toBeUndefined();
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
   it('undo and setup stop with one line when undo.json is a FIFO', async () => {
     await mkdir(stateDir(), { recursive: true });
     mkfifo(recordPath());
