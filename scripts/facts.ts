@@ -229,6 +229,9 @@ export async function gatherFacts(ctx: Context, options: GatherOptions): Promise
   // Asking a container that isn't there fails at once.
   const inRunner = probeFromContainer(ctx, containerName);
   const engine = Promise.all([dockerFacts(ctx), inspectContainer(ctx, containerName)]);
+  // Both are awaited later; a failure meanwhile must not count as an unhandled rejection.
+  inRunner.catch(() => undefined);
+  engine.catch(() => undefined);
   const [wsl, host, stigmer] = await Promise.all([support.isWsl(ctx), support.describeHost?.(ctx), readStigmerConfig(ctx, support)]);
   // Detection (reading the listeners, asking every strategy) runs while docker answers, on the port
   // Stigmer is configured with: a runner Stigmer started carries that same port. If the runner's
