@@ -8,7 +8,7 @@ import type { Detection, Installation, PlatformSupport, Problem, Strategy } from
 import type { Context, NetworkAddress, Platform } from './context.ts';
 import { probeFromContainer, probeFromImage, type ContainerProbeResult } from './container-probe.ts';
 import type { Listener } from './listeners.ts';
-import { bindScope, DEFAULT_PORT, formatBindAddress, parseOllamaHost } from './ollama-host.ts';
+import { bindScope, DEFAULT_PORT, formatBindAddress, parseOllamaHost, urlEndpoint } from './ollama-host.ts';
 import { classifyRuntime, parseDockerInspect, type ContainerInfo, type ContainerRuntime } from './parsers/docker.ts';
 import { lastLine } from './text.ts';
 import { parseDockerInfoJson, type DockerNetwork } from './parsers/docker-json.ts';
@@ -181,13 +181,10 @@ export function containerBaseUrl(container: ContainerInfo | undefined): string {
   return container?.env.get('OLLAMA_BASE_URL') ?? 'http://host.docker.internal:11434';
 }
 
+/** The port a URL writes out, if it does: only an explicit port says where Ollama is. */
 function urlPort(url: string): number | undefined {
-  try {
-    const parsed = new URL(url);
-    return parsed.port ? Number(parsed.port) : undefined;
-  } catch {
-    return undefined;
-  }
+  const endpoint = urlEndpoint(url);
+  return endpoint?.explicitPort ? endpoint.port : undefined;
 }
 
 async function probeContainer(

@@ -108,3 +108,29 @@ export function parseHostOption(value: string): BindAddress | { error: string } 
   // ":11434" is Ollama's own spelling of every interface; store it the way people read it.
   return { host: host === '' ? '0.0.0.0' : host, port: Number(port) };
 }
+
+export interface UrlEndpoint {
+  /** The host name or address, IPv6 without brackets. */
+  host: string;
+  /** The port written in the URL, else the scheme's default (443 for https:, 80 otherwise). */
+  port: number;
+  /** Whether the URL writes its port (a URL without one means 80 or 443, never 11434). */
+  explicitPort: boolean;
+  protocol: string;
+}
+
+/** Where a client of this URL connects (OLLAMA_BASE_URL, Stigmer's llm.base_url); undefined when it is no URL. */
+export function urlEndpoint(url: string): UrlEndpoint | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return undefined;
+  }
+  return {
+    host: parsed.hostname.replace(/^\[(.*)\]$/, '$1'),
+    port: parsed.port ? Number(parsed.port) : parsed.protocol === 'https:' ? 443 : 80,
+    explicitPort: parsed.port !== '',
+    protocol: parsed.protocol,
+  };
+}

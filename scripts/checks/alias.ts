@@ -7,18 +7,11 @@
  */
 import { ipFamily } from '../text.ts';
 import { containerBaseUrl } from '../facts.ts';
+import { urlEndpoint } from '../ollama-host.ts';
 import { concludedProbe } from '../plan.ts';
 import type { Check } from './types.ts';
 
 export const ADD_HOST_FIX = '--add-host=host.docker.internal:host-gateway (compose: extra_hosts: ["host.docker.internal:host-gateway"])';
-
-function hostOf(url: string): string | undefined {
-  try {
-    return new URL(url).hostname.replace(/^\[(.*)\]$/, '$1');
-  } catch {
-    return undefined;
-  }
-}
 
 export const aliasCheck: Check = {
   id: 'container.alias',
@@ -29,7 +22,7 @@ export const aliasCheck: Check = {
     if (container?.networkMode === 'host') return { status: 'ok', message: `${facts.containerName} shares the host's network (--network host): it needs no host alias.` };
     const probe = concludedProbe(facts);
     const url = probe && !probe.url.startsWith('(') ? probe.url : containerBaseUrl(container);
-    const name = hostOf(url);
+    const name = urlEndpoint(url)?.host;
     if (!name) return { status: 'skip', message: `The Ollama URL ${url} has no host name to resolve.` };
     if (ipFamily(name) !== undefined || name === 'localhost') return { status: 'ok', message: `The Ollama URL names ${name}, an address, not an alias: nothing to resolve.` };
     const rancher = docker.runtime === 'rancher-desktop';

@@ -3,20 +3,14 @@
  * (failure catalogue F1, F2, F3, F8, F12, F13) and the fix for it.
  */
 import { describeListeners, widestScope } from '../listeners.ts';
-import { bindScope } from '../ollama-host.ts';
+import { bindScope, urlEndpoint } from '../ollama-host.ts';
 import { oneLine } from '../text.ts';
 import { ADD_HOST_FIX, aliasCheck } from './alias.ts';
 import { installationCommands, widenBindFix } from './fixes.ts';
 import { LOOPBACK_WHY } from './listener.ts';
 import type { Check } from './types.ts';
 
-function urlHost(url: string): string {
-  try {
-    return new URL(url).hostname.replace(/^\[(.*)\]$/, '$1');
-  } catch {
-    return '';
-  }
-}
+const urlHost = (url: string): string => urlEndpoint(url)?.host ?? '';
 
 export const containerProbeCheck: Check = {
   id: 'container.probe',
@@ -24,14 +18,7 @@ export const containerProbeCheck: Check = {
     const probe = facts.containerProbe;
     if ('skipped' in probe) return { status: 'skip', message: `No container probe: ${probe.skipped}.`, fix: probe.fix };
     const from = `From ${probe.via}, ${probe.url}`;
-    const port = (() => {
-      try {
-        const url = new URL(probe.url);
-        return url.port || (url.protocol === 'https:' ? '443' : '80');
-      } catch {
-        return String(facts.port);
-      }
-    })();
+    const port = String(urlEndpoint(probe.url)?.port ?? facts.port);
     switch (probe.outcome) {
       case 'ok': {
         const route = probe.foreignHostStatus === 403 ? " It arrives through the runtime's forwarding to the host's loopback (a foreign Host header gets 403)." : '';

@@ -6,24 +6,17 @@
  * daemon's settings (which only route the engine's own pulls, so they are reported, not blamed).
  */
 import { containerBaseUrl } from '../facts.ts';
+import { urlEndpoint } from '../ollama-host.ts';
 import { concludedProbe } from '../plan.ts';
 import { capturingProxy, noProxyWith, proxyFromEnvironment, type ProxySettings } from '../proxy.ts';
 import type { Check } from './types.ts';
-
-function target(url: string, fallbackPort: number): { host: string; port: number } {
-  try {
-    const parsed = new URL(url);
-    return { host: parsed.hostname.replace(/^\[(.*)\]$/, '$1'), port: parsed.port ? Number(parsed.port) : parsed.protocol === 'https:' ? 443 : 80 };
-  } catch {
-    return { host: 'host.docker.internal', port: fallbackPort };
-  }
-}
 
 export const proxyCheck: Check = {
   id: 'container.proxy',
   diagnose(facts) {
     // The runner's own URL; without a runner, the alias a runner would use, on Ollama's port.
-    const { host, port } = facts.container ? target(containerBaseUrl(facts.container), facts.port) : { host: 'host.docker.internal', port: facts.port };
+    const alias = { host: 'host.docker.internal', port: facts.port };
+    const { host, port } = (facts.container && urlEndpoint(containerBaseUrl(facts.container))) || alias;
     // What the fix adds: the alias, and the bridge address, which some set-ups use instead.
     // docker0's own address; older engines list no Gateway for the default bridge in `network inspect`.
     const bridge =

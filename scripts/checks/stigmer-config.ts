@@ -5,17 +5,8 @@
  * 127.0.0.1) to host.docker.internal elsewhere; the runner reads OLLAMA_BASE_URL, which Stigmer
  * passes since v0.0.12. An Ollama that Stigmer started itself has only the CLI's environment.
  */
-import type { Finding } from './types.ts';
-import type { Check } from './types.ts';
-import { bindScope } from '../ollama-host.ts';
-
-function parseUrl(url: string): URL | undefined {
-  try {
-    return new URL(url);
-  } catch {
-    return undefined;
-  }
-}
+import type { Check, Finding } from './types.ts';
+import { bindScope, formatBindAddress, urlEndpoint } from '../ollama-host.ts';
 
 export const stigmerConfigCheck: Check = {
   id: 'stigmer.config',
@@ -66,18 +57,17 @@ export const stigmerConfigCheck: Check = {
     if (container && container.env.get('OLLAMA_BASE_URL') !== passed) {
       return { status: 'ok', message: `${summary}${runner} (not the configured URL: started by other means than Stigmer's, or before the configuration changed).` };
     }
-    const url = parseUrl(config.baseUrl.value);
+    const url = urlEndpoint(config.baseUrl.value);
     if (!url || !/^https?:$/.test(url.protocol)) {
       return { status: 'warn', message: `${summary}: that base URL is not an http(s) URL.`, why: 'The runner can\'t connect to it.', fix: `stigmer config set llm.base_url http://localhost:${facts.port}` };
     }
-    const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-    const port = url.port ? Number(url.port) : url.protocol === 'https:' ? 443 : 80;
+    const { host, port } = url;
     if (port !== facts.port) {
       return {
         status: 'warn',
-        message: `${summary}: port ${port}${url.port ? '' : ' (a URL without a port)'}, but Ollama listens on ${facts.port}.`,
+        message: `${summary}: port ${port}${url.explicitPort ? '' : ' (a URL without a port)'}, but Ollama listens on ${facts.port}.`,
         why: 'The runner asks a port where Ollama is not.',
-        fix: `stigmer config set llm.base_url http://${host === '127.0.0.1' ? 'localhost' : url.hostname}:${facts.port}`,
+        fix: `stigmer config set llm.base_url http://${formatBindAddress({ host: host === '127.0.0.1' ? 'localhost' : host, port: facts.port })}`,
       };
     }
     const loopbackName = host === 'localhost' || bindScope(host) === 'loopback';
