@@ -10,9 +10,8 @@
  * All input is untrusted text: every loop is bounded, no regular expression can backtrack badly, and
  * lines that cannot be read are skipped instead of throwing.
  */
+import { boundedLines } from '../../scripts/text.ts';
 
-/** More lines than any real ruleset prints; the rest of a larger input is ignored. */
-export const MAX_LINES = 20_000;
 /** Longer lines are not output of these tools; they are skipped. */
 const MAX_LINE_LENGTH = 4096;
 /** ufw nests INPUT → ufw-before-input → ufw-user-input → ufw-user-limit …; 16 is far more than that. */
@@ -26,11 +25,6 @@ export type PortSpec = number | [number, number];
 export type Outcome = 'allowed' | 'blocked';
 /** 'maybe': the rule matches some of the packets described (one subnet but not another, an unknown match). */
 type Match = 'yes' | 'no' | 'maybe';
-
-function lines(text: string): string[] {
-  const all = text.split('\n', MAX_LINES);
-  return all.map((line) => (line.endsWith('\r') ? line.slice(0, -1) : line));
-}
 
 // ---------------------------------------------------------------------------------------------
 // Addresses, ports, interfaces
@@ -369,7 +363,7 @@ export function parseUfwStatus(text: string): UfwStatus {
   let defaultIncoming: UfwStatus['defaultIncoming'];
   let defaultLine: string | undefined;
   const rules: UfwRule[] = [];
-  for (const line of lines(text)) {
+  for (const line of boundedLines(text)) {
     if (line.length > MAX_LINE_LENGTH) continue;
     const trimmed = line.trim();
     if (trimmed === '') continue;
@@ -434,7 +428,7 @@ function words(value: string): string[] {
 export function parseFirewalldActiveZones(text: string): FirewalldActiveZone[] {
   const zones: FirewalldActiveZone[] = [];
   let current: FirewalldActiveZone | undefined;
-  for (const line of lines(text)) {
+  for (const line of boundedLines(text)) {
     if (line.length > MAX_LINE_LENGTH || line.trim() === '') continue;
     const binding = /^\s*(interfaces|sources):(.*)$/.exec(line);
     if (binding) {
@@ -466,7 +460,7 @@ export function parseFirewalldZones(text: string): FirewalldZone[] {
   const zones: FirewalldZone[] = [];
   let current: FirewalldZone | undefined;
   let lastKey = '';
-  for (const line of lines(text)) {
+  for (const line of boundedLines(text)) {
     if (line.length > MAX_LINE_LENGTH || line.trim() === '') continue;
     const indented = line.startsWith(' ') || line.startsWith('\t');
     if (!indented) {
@@ -740,7 +734,7 @@ export function parseIptablesRules(text: string): IptablesRuleset {
   const chains: string[] = [];
   const rules: IptablesRule[] = [];
   let table = 'filter';
-  for (const line of lines(text)) {
+  for (const line of boundedLines(text)) {
     if (line.length > MAX_LINE_LENGTH) continue;
     const trimmed = line.trim();
     if (trimmed === '' || trimmed.startsWith('#') || trimmed === 'COMMIT') continue;

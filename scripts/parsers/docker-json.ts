@@ -1,6 +1,6 @@
 /**
- * Pure parsers for what `doctor` reads from Docker and Podman as JSON (and the few text forms that
- * stand in when JSON is not to be had). Every input is another program's output, so it is
+ * Pure parsers for what `doctor` reads from Docker and Podman as JSON (and `podman info`'s default
+ * YAML). Every input is another program's output, so it is
  * untrusted: nothing here throws, oversized input is refused, strings are stripped of control
  * characters and capped, and values of an unexpected type are ignored rather than coerced.
  *
@@ -73,16 +73,6 @@ export interface DockerClientProxies {
   noProxy?: string;
 }
 
-/** What the text form of `docker info` says about rootless mode and the daemon's proxy. */
-export interface DockerInfoTextFields {
-  rootless: boolean;
-  /** Option names as the text form lists them ("seccomp", "rootless"), without their sub-lines. */
-  securityOptions: string[];
-  httpProxy?: string;
-  httpsProxy?: string;
-  noProxy?: string;
-}
-
 /**
  * `docker info --format '{{json .}}'` (or the `GET /info` body it is built from).
  *
@@ -109,64 +99,18 @@ export function parseDockerInfoJson(text: string): DockerInfo | DockerInfoServer
     rootless: securityOptions.some(isRootlessOption),
     securityOptions,
   };
-  // Docker's JSON spells them HttpProxy/HttpsProxy/NoProxy; an empty string means "not set".
-  const httpProxy = field(info.HttpProxy);
-  const httpsProxy = field(info.HttpsProxy);
-  const noProxy = field(info.NoProxy);
-  if (httpProxy) result.httpProxy = httpProxy;
-  if (httpsProxy) result.httpsProxy = httpsProxy;
-  if (noProxy) result.noProxy = noProxy;
-  return result;
+  // Docker's JSON spells them HttpProxy/HttpsProxy/NoProxy.
+  return { ...result, ...proxyFields(info.HttpProxy, info.HttpsProxy, info.NoProxy) };
 }
 
-/**
- * The fallback for the text form of `docker info`, for the fields JSON would have given: the
- * Security Options section and the HTTP Proxy / HTTPS Proxy / No Proxy lines. Handles the current
- * layout (a "Security Options:" header, one option per deeper-indented line, each option's own
- * properties such as "Profile: default" deeper still) and the old one-line layout of Docker 1.12
- * ("Security Options: apparmor seccomp"). Undefined when the text has none of these lines.
- */
-export function parseDockerInfoText(text: string): DockerInfoTextFields | undefined {
-  const lines = boundedLines(text);
-  const securityOptions: string[] = [];
-  const proxies: DockerClientProxies = {};
-  let found = false;
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i] ?? '';
-    const proxy = /^\s*(HTTP Proxy|HTTPS Proxy|No Proxy):\s*(.*?)\s*$/.exec(line);
-    if (proxy) {
-      found = true;
-      const value = capped(proxy[2] ?? '');
-      if (!value) continue;
-      if (proxy[1] === 'HTTP Proxy') proxies.httpProxy = value;
-      else if (proxy[1] === 'HTTPS Proxy') proxies.httpsProxy = value;
-      else proxies.noProxy = value;
-      continue;
-    }
-    const header = /^(\s*)Security Options:\s*(.*?)\s*$/.exec(line);
-    if (!header) continue;
-    found = true;
-    if (header[2]) {
-      securityOptions.push(...header[2].split(/\s+/).map(capped));
-      continue;
-    }
-    // The options are the lines indented past the header; the first of them sets the level at
-    // which option names sit, and anything deeper belongs to the option above it.
-    const headerIndent = header[1]?.length ?? 0;
-    let optionIndent: number | undefined;
-    for (let j = i + 1; j < lines.length; j++) {
-      const option = lines[j] ?? '';
-      if (option.trim() === '') break;
-      const indent = option.length - option.trimStart().length;
-      if (indent <= headerIndent) break;
-      optionIndent ??= indent;
-      if (indent === optionIndent) securityOptions.push(capped(option.trim()));
-      i = j;
-    }
-  }
-  if (!found) return undefined;
-  const options = securityOptions.filter(Boolean).slice(0, MAX_SECURITY_OPTIONS);
-  return { rootless: options.includes('rootless'), securityOptions: options, ...proxies };
+/** The three proxy settings, each kept only when it is a non-empty string (empty means "not set"). */
+function proxyFields(httpProxy: unknown, httpsProxy: unknown, noProxy: unknown): DockerClientProxies {
+  const result: DockerClientProxies = {};
+  const [http, https, none] = [field(httpProxy), field(httpsProxy), field(noProxy)];
+  if (http) result.httpProxy = http;
+  if (https) result.httpsProxy = https;
+  if (none) result.noProxy = none;
+  return result;
 }
 
 /**
@@ -230,13 +174,7 @@ export function parseDockerClientProxies(text: string): DockerClientProxies | un
   const proxies = config?.proxies;
   const defaults = isRecord(proxies) ? proxies.default : undefined;
   if (!isRecord(defaults)) return undefined;
-  const result: DockerClientProxies = {};
-  const httpProxy = field(defaults.httpProxy);
-  const httpsProxy = field(defaults.httpsProxy);
-  const noProxy = field(defaults.noProxy);
-  if (httpProxy) result.httpProxy = httpProxy;
-  if (httpsProxy) result.httpsProxy = httpsProxy;
-  if (noProxy) result.noProxy = noProxy;
+  const result = proxyFields(defaults.httpProxy, defaults.httpsProxy, defaults.noProxy);
   return Object.keys(result).length > 0 ? result : undefined;
 }
 

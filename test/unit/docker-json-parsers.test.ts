@@ -8,7 +8,6 @@ import { describe, expect, it } from 'vitest';
 import {
   parseDockerClientProxies,
   parseDockerInfoJson,
-  parseDockerInfoText,
   parseNetworkInspect,
   parsePodmanInfo,
 } from '../../scripts/parsers/docker-json.ts';
@@ -95,52 +94,6 @@ describe('parseDockerInfoJson', () => {
   });
 });
 
-describe('parseDockerInfoText (text-form fallback)', () => {
-  it('finds rootless under Security Options (captured rootless dockerd)', () => {
-    expect(parseDockerInfoText(fixture('info-text-rootless-captured-debian12.txt'))).toEqual({ rootless: true, securityOptions: ['seccomp', 'rootless'] });
-  });
-
-  it('finds rootless in a public paste with trailing blanks (dind-rootless 19.03)', () => {
-    expect(parseDockerInfoText(fixture('info-text-rootless-dind-19.03-docker-library-165.txt'))).toEqual({ rootless: true, securityOptions: ['seccomp', 'rootless'] });
-  });
-
-  it('agrees with the JSON of the same engine', () => {
-    const text = parseDockerInfoText(fixture('info-text-rootless-with-proxy-env-captured-debian12.txt'));
-    const json = parseDockerInfoJson(fixture('info-json-rootless-with-proxy-env-captured-debian12.json'));
-    expect(text).toEqual({
-      rootless: true,
-      securityOptions: ['seccomp', 'rootless'],
-      httpProxy: 'http://xxxxx:xxxxx@proxy.example.com:3128',
-      httpsProxy: 'https://proxy.example.com:3129',
-      noProxy: 'localhost,127.0.0.1,.corp',
-    });
-    expect(json).toMatchObject({ rootless: text?.rootless, httpProxy: text?.httpProxy, httpsProxy: text?.httpsProxy, noProxy: text?.noProxy });
-  });
-
-  it("reads Docker Desktop's HTTP Proxy lines and a rootful option list", () => {
-    expect(parseDockerInfoText(fixture('info-docker-desktop-mac-linuxkit.txt'))).toEqual({
-      rootless: false,
-      securityOptions: ['seccomp', 'cgroupns'],
-      httpProxy: 'http.docker.internal:3128',
-      httpsProxy: 'http.docker.internal:3128',
-      noProxy: 'hubproxy.docker.internal',
-    });
-  });
-
-  it('reads the unindented layout of Docker for Mac 17.03', () => {
-    expect(parseDockerInfoText(fixture('info-docker-for-mac-17.03-moby.txt'))).toEqual({ rootless: false, securityOptions: ['seccomp'], noProxy: '*.local, 169.254/16' });
-  });
-
-  it('reads the one-line Security Options of Docker 1.12', () => {
-    expect(parseDockerInfoText(fixture('info-text-docker-1.12-one-line-security-options-moby-24461.txt'))).toEqual({ rootless: false, securityOptions: ['apparmor', 'seccomp'] });
-  });
-
-  it('gives undefined for text without those sections', () => {
-    expect(parseDockerInfoText(fixture('info-permission-denied.txt'))).toBeUndefined();
-    expect(parseDockerInfoText(fixture('info-json-daemon-unreachable-captured-debian12.stderr.txt'))).toBeUndefined();
-  });
-});
-
 describe('parsePodmanInfo', () => {
   it('reads host.security.rootless from `podman info --format json` (Podman 3.0 docs example)', () => {
     // Podman before 5.1 has no rootlessNetworkCmd, so no network command is made up.
@@ -224,7 +177,6 @@ describe('hostile input', () => {
     }
     for (const value of [undefined, null, 42, {}]) {
       expect(parseDockerInfoJson(value as unknown as string)).toBeUndefined();
-      expect(parseDockerInfoText(value as unknown as string)).toBeUndefined();
       expect(parsePodmanInfo(value as unknown as string)).toBeUndefined();
       expect(parseNetworkInspect(value as unknown as string)).toEqual([]);
     }

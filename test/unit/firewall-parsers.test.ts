@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { MAX_LINES } from '../../scripts/text.ts';
 import {
   firewallVerdict,
   ipv4CidrContains,
-  MAX_LINES,
   parseFirewalldActiveZones,
   parseFirewalldZone,
   parseFirewalldZones,
