@@ -5,6 +5,9 @@
  * line that says which way it failed, so the host never has to guess from a traceback.
  */
 import type { Context, ExecResult } from './context.ts';
+import { boundedLines } from './text.ts';
+
+const DOCKER_HELP_HINT = /^(See|Run) 'docker [a-z ]+--help'/;
 
 export type ProbeOutcome = 'ok' | 'dns' | 'refused' | 'timeout' | 'http-error' | 'not-ollama' | 'error' | 'incomplete';
 
@@ -113,8 +116,10 @@ export function readProbeOutput(result: ExecResult, url: string, via: string, ti
   } catch {
     // fall through: the probe itself could not run (no python3 in the image, container stopped…)
   }
-  const reason = (result.stderr || result.stdout).trim().split('\n').at(-1) || `exit code ${result.exitCode}`;
-  return { unavailable: reason };
+  // docker ends its errors with a usage hint ("See 'docker run --help'.", "Run 'docker run --help'
+  // for more information"); the reason is the line before it.
+  const lines = boundedLines(result.stderr || result.stdout).map((line) => line.trim()).filter((line) => line && !DOCKER_HELP_HINT.test(line));
+  return { unavailable: lines.at(-1) || `exit code ${result.exitCode}` };
 }
 
 export async function probeFromContainer(ctx: Context, container: string): Promise<ContainerProbeResult | { unavailable: string }> {

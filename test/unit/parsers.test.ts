@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { classifyRuntime, parseDockerInspect } from '../../scripts/parsers/docker.ts';
 import { decodeAddress, parseProcNetTcp, TCP_LISTEN } from '../../platforms/linux/proc-net-tcp.ts';
-import { environmentAssignmentsInUnitFile, parseEnvironmentList, parseSystemctlShow } from '../../platforms/linux/systemctl-show.ts';
+import { environmentAssignmentsInUnitFile, parseEnvironmentFiles, parseEnvironmentList, parseSystemctlShow, parseSystemctlShowAll } from '../../platforms/linux/systemctl-show.ts';
+import { readProbeOutput } from '../../scripts/container-probe.ts';
+import { failed } from './support/context.ts';
 import { describeFailure } from '../../scripts/system-files.ts';
 import { fixture } from './support/fixtures.ts';
 
@@ -138,11 +140,43 @@ describe('sudo -n', () => {
     expect(describeFailure(argv, failed(fixture('sudo/sudo-no-tty-terminal-required-and-password-required.txt')))).toMatch(/Run `sudo -v` first/);
   });
 
+  it('a sudo that asks for a fingerprint instead (sudo-rs with PAM) is named with what it printed, not taken for a password refusal', () => {
+    const argv = ['sudo', '-n', 'systemctl', 'daemon-reload'];
+    expect(describeFailure(argv, { exitCode: 1, stdout: '', stderr: fixture('sudo/sudo-rs-n-fingerprint-prompt.txt') })).toBe(
+      '`sudo -n systemctl daemon-reload` failed (exit 1): [sudo] Place your right index finger on the fingerprint reader',
+    );
+  });
+
   it('names the command that failed, and never says sudo when no sudo ran', () => {
     const message = describeFailure(['systemctl', 'restart', 'ollama'], { exitCode: 1, stdout: '', stderr: 'Job for ollama.service failed because the control process exited with error code.\n' });
     expect(message).toBe('`systemctl restart ollama` failed (exit 1): Job for ollama.service failed because the control process exited with error code.');
     expect(describeFailure(['systemctl', 'restart', 'ollama'], { exitCode: 1, stdout: '', stderr: '' })).toBe('`systemctl restart ollama` failed (exit 1): no output');
     expect(describeFailure(['snap', 'set', 'ollama', 'host=x'], { exitCode: null, stdout: '', stderr: '', failure: 'not-found' })).toContain('`snap` was not found on PATH');
     expect(describeFailure(['systemctl', 'restart', 'ollama'], { exitCode: null, stdout: '', stderr: '', failure: 'timeout' }, 120_000)).toBe('`systemctl restart ollama` did not finish within 120 s, so it was stopped.');
+  });
+});
+
+describe('systemctl show: MainPID and EnvironmentFiles of a running unit (a real diagnostic report)', () => {
+  it('reads the main pid, and the env file path without its ignore_errors flag', () => {
+    const all = parseSystemctlShowAll(fixture('systemctl/show-environmentfiles-mainpid-diagnostic-report.txt'));
+    expect(all.get('MainPID')).toEqual(['2497959']);
+    expect(all.get('LoadState')).toEqual(['loaded']);
+    expect(parseEnvironmentFiles(all.get('EnvironmentFiles') ?? [])).toEqual([{ path: '/etc/ndsp/business-ops.env', optional: false }]);
+  });
+});
+
+describe('a probe that could not run: the reason docker gave', () => {
+  const unavailable = (name: string) => readProbeOutput(failed(fixture(`docker/${name}`), 1), 'http://host.docker.internal:11434', 'docker run python:3.11-slim', 8000);
+
+  it('names the missing or stopped container, as docker exec says it', () => {
+    expect(unavailable('exec-no-such-container.txt')).toEqual({ unavailable: 'Error response from daemon: No such container: dmarc-parser-1' });
+    expect(unavailable('exec-container-not-running.txt')).toEqual({ unavailable: 'Error response from daemon: Container fdb9fa1319d0daaabc278b3ff8c5c85abac854e18eda5e8ea218b0faeb055158 is not running' });
+  });
+
+  it("names the missing image, not docker's closing \"See 'docker run --help'\" line", () => {
+    expect(unavailable('run-pull-never-missing-image-docs.txt')).toEqual({ unavailable: 'docker: Error response from daemon: No such image: hello-world:latest.' });
+    expect(unavailable('run-missing-image-no-such-image-balena.txt')).toEqual({
+      unavailable: 'docker: Error response from daemon: No such image: balenalib/amd64-debian-balenacli:1021344afddd361752852d5b4475a6042c767b66.',
+    });
   });
 });
