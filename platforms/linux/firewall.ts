@@ -621,11 +621,14 @@ const NEUTRAL_OPTIONS = new Set([
   '--icmp-type',
 ]);
 
-const SOURCE_OPTIONS = new Set(['-s', '--source', '--src']);
-const DESTINATION_OPTIONS = new Set(['-d', '--destination', '--dst']);
-const IN_INTERFACE_OPTIONS = new Set(['-i', '--in-interface']);
-const OUT_INTERFACE_OPTIONS = new Set(['-o', '--out-interface']);
-const PROTOCOL_OPTIONS = new Set(['-p', '--protocol']);
+/** Options that take one value and set one field of the rule, with the short name `negated` records. */
+const VALUE_OPTIONS = new Map<string, { field: 'source' | 'destination' | 'inInterface' | 'outInterface' | 'protocol'; name: string }>([
+  ...['-s', '--source', '--src'].map((option) => [option, { field: 'source', name: '-s' }] as const),
+  ...['-d', '--destination', '--dst'].map((option) => [option, { field: 'destination', name: '-d' }] as const),
+  ...['-i', '--in-interface'].map((option) => [option, { field: 'inInterface', name: '-i' }] as const),
+  ...['-o', '--out-interface'].map((option) => [option, { field: 'outInterface', name: '-o' }] as const),
+  ...['-p', '--protocol'].map((option) => [option, { field: 'protocol', name: '-p' }] as const),
+]);
 const DPORT_OPTIONS = new Set(['--dport', '--destination-port', '--dports', '--destination-ports']);
 const SPORT_OPTIONS = new Set(['--sport', '--source-port', '--sports', '--source-ports']);
 
@@ -651,25 +654,11 @@ function parseIptablesRuleTokens(tokens: string[], table: string, raw: string): 
     const note = (name: string) => {
       if (negated) rule.negated.push(name);
     };
-    if (SOURCE_OPTIONS.has(option)) {
-      rule.source = value;
-      note('-s');
-      index++;
-    } else if (DESTINATION_OPTIONS.has(option)) {
-      rule.destination = value;
-      note('-d');
-      index++;
-    } else if (IN_INTERFACE_OPTIONS.has(option)) {
-      rule.inInterface = value;
-      note('-i');
-      index++;
-    } else if (OUT_INTERFACE_OPTIONS.has(option)) {
-      rule.outInterface = value;
-      note('-o');
-      index++;
-    } else if (PROTOCOL_OPTIONS.has(option)) {
-      rule.protocol = value.toLowerCase();
-      note('-p');
+    const valueOption = VALUE_OPTIONS.get(option);
+    if (valueOption) {
+      // A protocol matches whatever its case (-p TCP is tcp); the rest is kept as printed.
+      rule[valueOption.field] = valueOption.field === 'protocol' ? value.toLowerCase() : value;
+      note(valueOption.name);
       index++;
     } else if (DPORT_OPTIONS.has(option)) {
       const ports = parsePortList(value);
