@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bindScope, formatBindAddress, parseHostOption, parseOllamaHost, sameBindAddress } from '../../scripts/ollama-host.ts';
+import { bindScope, formatBindAddress, parseHostOption, parseOllamaHost, sameBindAddress, urlEndpoint } from '../../scripts/ollama-host.ts';
 
 describe('OLLAMA_HOST as Ollama reads it (envconfig/config_test.go table)', () => {
   const table: [string, string][] = [
@@ -90,5 +90,16 @@ describe("the product's parser agrees with the stand-in's independent one", () =
     expect(ours.port).toBe(theirs.portNumber);
     expect(bindScope(ours.host)).toBe(bindScope(theirs.host));
     if (bindScope(ours.host) !== 'wildcard') expect(ours.host).toBe(theirs.host);
+  });
+});
+
+describe('urlEndpoint: where a client of OLLAMA_BASE_URL or llm.base_url connects', () => {
+  it('gives the host without IPv6 brackets, the written port, or the scheme default', () => {
+    expect(urlEndpoint('http://host.docker.internal:11434')).toEqual({ host: 'host.docker.internal', port: 11434, explicitPort: true, protocol: 'http:' });
+    expect(urlEndpoint('http://[::1]:8080/ollama')).toMatchObject({ host: '::1', port: 8080 });
+    expect(urlEndpoint('http://localhost')).toMatchObject({ port: 80, explicitPort: false });
+    expect(urlEndpoint('https://ollama.example.com')).toMatchObject({ port: 443, explicitPort: false });
+    expect(urlEndpoint('localhost:11434')?.host).toBe('');
+    expect(urlEndpoint('not a url')).toBeUndefined();
   });
 });
