@@ -14,12 +14,10 @@ import { lastLine } from './text.ts';
 import { parseDockerInfoJson, type DockerNetwork } from './parsers/docker-json.ts';
 import { probeExposure, readDockerNetworks, readPodman, readProxySources, type ExposureProbe } from './audit-facts.ts';
 import { proxyFromEnvironment, type ProxySettings } from './proxy.ts';
-import { readStigmerConfig, type StigmerConfig } from './stigmer-config.ts';
+import { readStigmerConfig, STIGMER_DEFAULTS, type StigmerConfig } from './stigmer-config.ts';
 import type { FirewallFacts } from '../platforms/types.ts';
 
 export const DEFAULT_CONTAINER = 'stigmer-agent-runner';
-/** Stigmer's default local model (stigmer/stigmer config.go GetDefault). */
-export const DEFAULT_STIGMER_MODEL = 'qwen2.5-coder:7b';
 export const HOST_PROBE_TIMEOUT_MS = 3000;
 
 export type HostProbe =
@@ -283,7 +281,7 @@ export async function gatherFacts(ctx: Context, options: GatherOptions): Promise
   ]);
   // The runner's own environment is what it uses; without a runner, what Stigmer's CLI would give it.
   const provider = container ? container.env.get('STIGMER_LLM_PROVIDER') ?? 'ollama' : stigmer.provider.value;
-  const model = container ? container.env.get('STIGMER_LLM_MODEL') ?? DEFAULT_STIGMER_MODEL : stigmer.model.value;
+  const model = container ? container.env.get('STIGMER_LLM_MODEL') ?? STIGMER_DEFAULTS.model : stigmer.model.value;
   return {
     platform: support.id,
     support,
