@@ -295,7 +295,7 @@ export function keepEdits(applier: Pick<Applier, 'support' | 'stateDir'>, change
     if (!entry?.writtenSha256 || sha256(change.before) === entry.writtenSha256) continue;
     const copy = path.join(applier.stateDir, KEPT, `${path.basename(change.path)}.${now.getTime()}`);
     kept.push({ type: 'file', path: copy, action: 'create', after: change.before, mode: 0o600, privileged: change.privileged, role: 'kept' });
-    warnings.push(`${change.path} was edited after stigmer-setup wrote it; your version is kept as ${copy}.`);
+    warnings.push(`${change.path} was edited after stigmer-setup wrote it; your version will be kept as ${copy}.`);
   }
   return { changes: [...kept, ...changes], warnings };
 }

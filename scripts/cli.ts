@@ -204,34 +204,33 @@ async function setup(ctx: Context, options: CliOptions, support: PlatformSupport
   if (!(await authenticate(ctx, plan.changes, elevate, out))) return { exitCode: EXIT.failed, report: { ...planned, error: SUDO_DECLINED } };
   const target = plan.target ?? request.target;
   const address = hostProbeAddress(target.host);
-  const applied = await locked(applier, async () => {
+  const strategy = facts.strategy;
+  // The lock covers the verification too: another run that changes Ollama between our apply and
+  // our checks would make this run report on that run's change instead of its own.
+  return locked(applier, async (): Promise<Outcome> => {
     const applying = out.spinner('Applying…');
     const outcome = await ctx.terminal.uninterruptible(() => applySetup(applier, plan, state));
     if (!outcome.ok) {
       applying.fail(outcome.error);
-      return { outcome, rolledBackAfterWait: undefined };
+      return { exitCode: EXIT.failed, report: { ...planned, changes: jsonChanges(plan.changes, outcome.applied), error: outcome.error } };
     }
     applying.succeed(`Applied. Undo with: npx stigmer-setup undo${options.root === '/' ? '' : ` --root ${options.root}`}`);
     // 6. Verify: it answered before and not after? Then the change broke Ollama: don't leave it that way.
     const answers = !plan.changes.some((change) => change.type === 'restart') || (await waitForOllama(ctx, address, target.port));
-    if (answers || !facts.hostProbe.ok || !outcome.rollback) return { outcome, rolledBackAfterWait: undefined };
-    const rollback = outcome.rollback;
-    return { outcome, rolledBackAfterWait: await ctx.terminal.uninterruptible(() => rollback()) };
+    if (!answers && facts.hostProbe.ok && outcome.rollback) {
+      const rollback = outcome.rollback;
+      const problems = await ctx.terminal.uninterruptible(() => rollback());
+      const error = `Ollama did not answer on ${formatBindAddress({ host: address, port: target.port })} within ${RESTART_WAIT_MS / 1000} s after the change, so it was rolled back${problems.length ? `, but rolling back failed: ${problems.join('; ')}` : ''}. See: ${strategy.commands(facts.detection as NonNullable<Facts['detection']>, target.port).logs}`;
+      out.print(error);
+      const findings = await verify(ctx, options, support, out, facts.port);
+      return { exitCode: EXIT.failed, report: { ...planned, changes: jsonChanges(plan.changes, outcome.applied), checks: findings, error } };
+    }
+    const findings = await verify(ctx, options, support, out, target.port);
+    return {
+      exitCode: anyFailed(findings) ? EXIT.failed : EXIT.ok,
+      report: { ...planned, ok: !anyFailed(findings), changes: jsonChanges(plan.changes, outcome.applied), checks: findings },
+    };
   });
-  const { outcome, rolledBackAfterWait } = applied;
-  if (!outcome.ok) return { exitCode: EXIT.failed, report: { ...planned, changes: jsonChanges(plan.changes, outcome.applied), error: outcome.error } };
-  if (rolledBackAfterWait) {
-    const problems = rolledBackAfterWait;
-    const error = `Ollama did not answer on ${formatBindAddress({ host: address, port: target.port })} within ${RESTART_WAIT_MS / 1000} s after the change, so it was rolled back${problems.length ? `, but rolling back failed: ${problems.join('; ')}` : ''}. See: ${facts.strategy.commands(facts.detection as NonNullable<Facts['detection']>, target.port).logs}`;
-    out.print(error);
-    const findings = await verify(ctx, options, support, out, facts.port);
-    return { exitCode: EXIT.failed, report: { ...planned, changes: jsonChanges(plan.changes, outcome.applied), checks: findings, error } };
-  }
-  const findings = await verify(ctx, options, support, out, target.port);
-  return {
-    exitCode: anyFailed(findings) ? EXIT.failed : EXIT.ok,
-    report: { ...planned, ok: !anyFailed(findings), changes: jsonChanges(plan.changes, outcome.applied), checks: findings },
-  };
 }
 
 async function undo(ctx: Context, options: CliOptions, support: PlatformSupport, out: Output): Promise<Outcome> {
@@ -258,19 +257,21 @@ async function undo(ctx: Context, options: CliOptions, support: PlatformSupport,
   if (!(await confirmOrCancel(ctx, options, 'Restore these files and restart Ollama?'))) throw new CancelledError();
   if (!(await authenticate(ctx, changes, elevate, out))) return { exitCode: EXIT.failed, report: { ...planned, error: SUDO_DECLINED } };
 
-  const outcome = await locked(applier, async () => {
+  // As in setup, the lock covers the verification, so the report is about this run's restore.
+  return locked(applier, async (): Promise<Outcome> => {
     const restoring = out.spinner('Restoring…');
-    const result = await ctx.terminal.uninterruptible(() => applyUndo(applier, changes, state));
-    if (result.ok) restoring.succeed('Restored.');
-    else restoring.fail(result.error);
-    return result;
+    const outcome = await ctx.terminal.uninterruptible(() => applyUndo(applier, changes, state));
+    if (!outcome.ok) {
+      restoring.fail(outcome.error);
+      return { exitCode: EXIT.failed, report: { ...planned, changes: jsonChanges(changes, outcome.applied), error: outcome.error } };
+    }
+    restoring.succeed('Restored.');
+    if (changes.some((change) => change.type === 'restart')) await waitForOllama(ctx, '127.0.0.1', record.port ?? DEFAULT_PORT);
+    const findings = await verify(ctx, options, support, out, undefined);
+    // Undo succeeded once the files are back; containers failing to reach Ollama is how it was before.
+    out.print('Undo restored the configuration from before setup; containers may no longer reach Ollama, as before.');
+    return { exitCode: EXIT.ok, report: { ...planned, ok: true, changes: jsonChanges(changes, outcome.applied), checks: findings } };
   });
-  if (!outcome.ok) return { exitCode: EXIT.failed, report: { ...planned, changes: jsonChanges(changes, outcome.applied), error: outcome.error } };
-  if (changes.some((change) => change.type === 'restart')) await waitForOllama(ctx, '127.0.0.1', record.port ?? DEFAULT_PORT);
-  const findings = await verify(ctx, options, support, out, undefined);
-  // Undo succeeded once the files are back; containers failing to reach Ollama is how it was before.
-  out.print('Undo restored the configuration from before setup; containers may no longer reach Ollama, as before.');
-  return { exitCode: EXIT.ok, report: { ...planned, ok: true, changes: jsonChanges(changes, outcome.applied), checks: findings } };
 }
 
 export async function run(argv: string[], ctx: Context): Promise<number> {

@@ -74,7 +74,7 @@ describe('systemd configuration beyond our drop-in', () => {
     expect(parseReport(await runInContainer(HOST, ['--yes', '--json'])).changes).toEqual([]);
     expect(await dockerExecOk(HOST, ['cat', DROP_IN])).toContain('OLLAMA_DEBUG=1');
     const again = parseReport(await runInContainer(HOST, ['--yes', '--json', '--host', '[::]:11434'])) as ReturnType<typeof parseReport> & { warnings: string[] };
-    expect(again.warnings.join(' ')).toMatch(/stigmer-setup\.conf was edited after stigmer-setup wrote it; your version is kept as \/var\/lib\/stigmer-setup\/kept\//);
+    expect(again.warnings.join(' ')).toMatch(/stigmer-setup\.conf was edited after stigmer-setup wrote it; your version will be kept as \/var\/lib\/stigmer-setup\/kept\//);
     expect(await dockerExecOk(HOST, ['sh', '-c', 'cat /var/lib/stigmer-setup/kept/*'])).toContain('OLLAMA_DEBUG=1');
   });
 

@@ -209,7 +209,7 @@ describe('undo', () => {
     await writeFile(conf(), 'ours\nEnvironment="OLLAMA_DEBUG=1"\n');
     const { outcome, warnings } = await undoAll();
     expect(outcome.ok).toBe(true);
-    expect(warnings[0]).toMatch(/was edited after stigmer-setup wrote it; your version is kept as /);
+    expect(warnings[0]).toMatch(/was edited after stigmer-setup wrote it; your version will be kept as /);
     const kept = await readdir(path.join(stateDir(), 'kept'));
     expect(kept).toHaveLength(1);
     const copy = path.join(stateDir(), 'kept', kept[0] as string);
