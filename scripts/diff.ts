@@ -17,12 +17,13 @@ export function unifiedDiff(before: string | undefined, after: string | undefine
       lines.push(` ${a[i]}`);
       i++;
       j++;
-    } else if (j < b.length && (i >= a.length || lcs[i]![j + 1]! >= lcs[i + 1]![j]!)) {
-      lines.push(`+${b[j]}`);
-      j++;
-    } else {
+    } else if (i < a.length && (j >= b.length || lcs[i + 1]![j]! >= lcs[i]![j + 1]!)) {
+      // On a tie, the removed line first: a changed line reads "-old" then "+new", as in git diff.
       lines.push(`-${a[i]}`);
       i++;
+    } else {
+      lines.push(`+${b[j]}`);
+      j++;
     }
   }
   const header = [`--- ${before === undefined ? '/dev/null' : file}`, `+++ ${after === undefined ? '/dev/null' : file}`, `@@ -${a.length ? 1 : 0},${a.length} +${b.length ? 1 : 0},${b.length} @@`];
