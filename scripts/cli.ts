@@ -2,9 +2,9 @@
  * stigmer-setup: make a local Ollama reachable from Stigmer's agent-runner container.
  *
  * One readable flow per command:
- *   setup   1. validate input  2. detect  3. plan  4. confirm  5. apply (locked)  6. verify
+ *   setup   1. validate input  2. detect  3. plan  4. confirm  5. apply  6. verify (5 and 6 locked)
  *   doctor  detect, then the checks, read-only
- *   undo    read and validate the undo record, restore (locked), restart, verify
+ *   undo    read and validate the undo record, then (locked) restore, restart, verify
  * Every side effect goes through the Context handed to run(); everything that differs between
  * operating systems comes from the platform registry.
  */
