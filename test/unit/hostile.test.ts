@@ -388,7 +388,7 @@ describe('one run at a time', () => {
     await expect(stat(path.join(stateDir(), 'lock'))).rejects.toThrow(/ENOENT/);
   });
 
-  it('of a setup and an undo started together, one runs and the other stops; the original file is never lost', async () => {
+  it('of a setup and an undo started together, one runs; the other runs after it or stops with the reason; the original file is never lost', async () => {
     // A port of its own: Ollama's stand-in really binds it when undo restores this file.
     const original = `[Service]\nEnvironment="OLLAMA_HOST=127.0.0.1:${await freePort()}"\n`;
     await mkdir(dropInDir(), { recursive: true });
@@ -408,6 +408,7 @@ describe('one run at a time', () => {
     await runCli(['undo', '--yes']);
     expect(await readFile(dropIn(), 'utf8')).toBe(original);
   });
+
   it('setup and undo hold the lock until their verification is done, so each report is about its own change', async () => {
     for (const argv of [['--yes'], ['undo', '--yes']]) {
       const seenDuringVerification: string[] = [];
