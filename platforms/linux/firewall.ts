@@ -622,12 +622,17 @@ const NEUTRAL_OPTIONS = new Set([
 ]);
 
 /** Options that take one value and set one field of the rule, with the short name `negated` records. */
-const VALUE_OPTIONS = new Map<string, { field: 'source' | 'destination' | 'inInterface' | 'outInterface' | 'protocol'; name: string }>([
+type ValueField = 'source' | 'destination' | 'inInterface' | 'outInterface' | 'protocol' | 'dstType' | 'srcType' | 'ipsecPolicy' | 'packetType';
+const VALUE_OPTIONS = new Map<string, { field: ValueField; name: string }>([
   ...['-s', '--source', '--src'].map((option) => [option, { field: 'source', name: '-s' }] as const),
   ...['-d', '--destination', '--dst'].map((option) => [option, { field: 'destination', name: '-d' }] as const),
   ...['-i', '--in-interface'].map((option) => [option, { field: 'inInterface', name: '-i' }] as const),
   ...['-o', '--out-interface'].map((option) => [option, { field: 'outInterface', name: '-o' }] as const),
   ...['-p', '--protocol'].map((option) => [option, { field: 'protocol', name: '-p' }] as const),
+  ['--dst-type', { field: 'dstType', name: '--dst-type' }],
+  ['--src-type', { field: 'srcType', name: '--src-type' }],
+  ['--pol', { field: 'ipsecPolicy', name: '--pol' }],
+  ['--pkt-type', { field: 'packetType', name: '--pkt-type' }],
 ]);
 const DPORT_OPTIONS = new Set(['--dport', '--destination-port', '--dports', '--destination-ports']);
 const SPORT_OPTIONS = new Set(['--sport', '--source-port', '--sports', '--source-ports']);
@@ -683,22 +688,6 @@ function parseIptablesRuleTokens(tokens: string[], table: string, raw: string): 
     } else if (option === '--syn') {
       rule.tcpFlags = { mask: ['FIN', 'SYN', 'RST', 'ACK'], set: ['SYN'] };
       note('--tcp-flags');
-    } else if (option === '--dst-type') {
-      rule.dstType = value;
-      note('--dst-type');
-      index++;
-    } else if (option === '--src-type') {
-      rule.srcType = value;
-      note('--src-type');
-      index++;
-    } else if (option === '--pol') {
-      rule.ipsecPolicy = value;
-      note('--pol');
-      index++;
-    } else if (option === '--pkt-type') {
-      rule.packetType = value;
-      note('--pkt-type');
-      index++;
     } else if (option === '-m' || option === '--match') {
       index++;
     } else if (option === '-j' || option === '--jump' || option === '-g' || option === '--goto') {
