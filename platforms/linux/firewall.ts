@@ -455,6 +455,11 @@ function parseFirewalldPorts(value: string): FirewalldPort[] {
   return ports;
 }
 
+/** A zone as its header line starts it: nothing listed yet, neither default nor active. */
+function emptyZone(zone: string): FirewalldZone {
+  return { zone, target: '', interfaces: [], sources: [], services: [], ports: [], protocols: [], richRules: [], isDefault: false, active: false };
+}
+
 /** `firewall-cmd --list-all-zones` (or several --list-all outputs): every zone block in the text. */
 export function parseFirewalldZones(text: string): FirewalldZone[] {
   const zones: FirewalldZone[] = [];
@@ -467,18 +472,7 @@ export function parseFirewalldZones(text: string): FirewalldZone[] {
       const header = /^([A-Za-z0-9_.-]{1,64})(?:\s+\(([a-z, ]{0,40})\))?\s*$/.exec(line);
       if (header) {
         const flags = header[2] ?? '';
-        current = {
-          zone: header[1]!,
-          target: '',
-          interfaces: [],
-          sources: [],
-          services: [],
-          ports: [],
-          protocols: [],
-          richRules: [],
-          isDefault: flags.includes('default'),
-          active: flags.includes('active'),
-        };
+        current = { ...emptyZone(header[1]!), isDefault: flags.includes('default'), active: flags.includes('active') };
         zones.push(current);
         lastKey = '';
       }
@@ -509,20 +503,7 @@ export function parseFirewalldZones(text: string): FirewalldZone[] {
  * header gives a zone named '' that the verdict ignores.
  */
 export function parseFirewalldZone(text: string): FirewalldZone {
-  return (
-    parseFirewalldZones(text)[0] ?? {
-      zone: '',
-      target: '',
-      interfaces: [],
-      sources: [],
-      services: [],
-      ports: [],
-      protocols: [],
-      richRules: [],
-      isDefault: false,
-      active: false,
-    }
-  );
+  return parseFirewalldZones(text)[0] ?? emptyZone('');
 }
 
 // ---------------------------------------------------------------------------------------------
