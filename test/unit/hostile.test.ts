@@ -388,6 +388,26 @@ describe('one run at a time', () => {
     await expect(stat(path.join(stateDir(), 'lock'))).rejects.toThrow(/ENOENT/);
   });
 
+  it('a lock that is not ours to read is never trusted: text that is not a pid and a symlink to a dead pid are stale; a FIFO is refused without a hang', async () => {
+    const lock = () => path.join(stateDir(), 'lock');
+    const gone = spawn('true');
+    await new Promise((resolve) => gone.once('exit', resolve));
+    await mkdir(stateDir(), { recursive: true });
+    for (const plant of [() => writeFile(lock(), '$(touch /tmp/pwned)\n\u001b[2J'), () => symlink(String(gone.pid), lock())]) {
+      await plant();
+      expect((await runCli(['--yes'])).code).toBe(0);
+      await expect(stat(lock())).rejects.toThrow(/ENOENT/);
+      expect((await runCli(['undo', '--yes'])).code).toBe(0);
+    }
+    mkfifo(lock());
+    const restartsBefore = systemd.restarts;
+    const { code, ctx } = await runCli(['--yes']);
+    expect(code).toBe(1);
+    expect(ctx.stderr.join(' ')).toMatch(/lock is a FIFO \(named pipe\), not a regular file; stigmer-setup will not read or write it\. Move it away and run again\./);
+    await expect(stat(dropIn())).rejects.toThrow(/ENOENT/);
+    expect(systemd.restarts).toBe(restartsBefore);
+  });
+
   it('of a setup and an undo started together, one runs; the other runs after it or stops with the reason; the original file is never lost', async () => {
     // A port of its own: Ollama's stand-in really binds it when undo restores this file.
     const original = `[Service]\nEnvironment="OLLAMA_HOST=127.0.0.1:${await freePort()}"\n`;
