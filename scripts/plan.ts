@@ -1,8 +1,10 @@
 /**
  * The least change that works. Whether a change is needed at all is decided by a probe from a
- * container whenever one can run: several runtimes (Colima/Lima, Rancher Desktop, Podman machine,
- * very likely Docker Desktop) forward host.docker.internal to the host's loopback, and there a
- * loopback-only Ollama already works; binding 0.0.0.0 would only widen its exposure.
+ * container whenever one can run. Runtimes often forward host.docker.internal to the host's
+ * loopback (Colima/Lima do; Docker Desktop's current networking is closed source; Podman machine
+ * varies by version; Rancher Desktop on Windows depends on its networking mode:
+ * container-runtimes.md), and there a loopback-only Ollama already works; binding 0.0.0.0 would
+ * only widen its exposure. No table decides: the probe does.
  *
  * The same decision tells the checks whether to recommend setup, so `doctor` never sends someone
  * to a setup that then says "nothing to do".
