@@ -24,3 +24,128 @@ describe('the plan diff', () => {
     expect(unifiedDiff('# note\n[Service]\nA=1\n', '[Service]\nA=1\nB=2\n', '/f').split('\n').slice(3)).toEqual(['-# note', ' [Service]', ' A=1', '+B=2']);
   });
 });
+
+/**
+ * Applies a unified diff (ours) to `before`, hunk by hunk, checking every context and removed line
+ * against the old file: if the result is `after`, the hunks and their @@ ranges are right.
+ */
+function applyDiff(before: string, diff: string): string {
+  const a = before.replace(/\n$/, '').split('\n');
+  const out: string[] = [];
+  let next = 0;
+  const lines = diff.split('\n').slice(2);
+  for (let index = 0; index < lines.length; ) {
+    const header = /^@@ -(\d+),(\d+) \+(\d+),(\d+) @@$/.exec(lines[index]!);
+    if (!header) throw new Error(`not a hunk header: ${lines[index]}`);
+    const oldStart = Number(header[2]) === 0 ? Number(header[1]) : Number(header[1]) - 1;
+    out.push(...a.slice(next, oldStart));
+    next = oldStart;
+    const [oldCount, newCount] = [Number(header[2]), Number(header[4])];
+    let seenOld = 0;
+    let seenNew = 0;
+    for (index++; index < lines.length && !lines[index]!.startsWith('@@'); index++) {
+      const line = lines[index]!;
+      const text = line.slice(1);
+      if (line[0] === ' ' || line[0] === '-') {
+        if (a[next] !== text) throw new Error(`line ${next + 1} is ${JSON.stringify(a[next])}, the diff says ${JSON.stringify(text)}`);
+        next++;
+        seenOld++;
+      }
+      if (line[0] === ' ' || line[0] === '+') {
+        out.push(text);
+        seenNew++;
+      }
+    }
+    if (seenOld !== oldCount || seenNew !== newCount) throw new Error(`hunk ${header[0]} holds ${seenOld} old and ${seenNew} new lines`);
+  }
+  out.push(...a.slice(next));
+  return `${out.join('\n')}\n`;
+}
+
+/** A reproducible stream of numbers in [0, 1): the same "random" edits on every run. */
+function seeded(seed: number): () => number {
+  let state = seed;
+  return () => {
+    state = (state * 1103515245 + 12345) % 2147483648;
+    return state / 2147483648;
+  };
+}
+
+const ENV_LINES = Array.from({ length: 30_000 }, (_, index) => `OLLAMA_VAR_${index}=value-${index}`);
+
+describe('the plan diff on large files (bounded: Myers with at most MAX_EDITS edits, else a summary)', () => {
+  it('a 30,000-line file where one line changes shows that line, -old then +new, with 3 lines of context and its line numbers', () => {
+    const before = `${ENV_LINES.join('\n')}\n`;
+    const after = before.replace('OLLAMA_VAR_15000=value-15000\n', 'OLLAMA_HOST=0.0.0.0:11434\n');
+    expect(unifiedDiff(before, after, '/f').split('\n')).toEqual([
+      '--- /f',
+      '+++ /f',
+      '@@ -14998,7 +14998,7 @@',
+      ' OLLAMA_VAR_14997=value-14997',
+      ' OLLAMA_VAR_14998=value-14998',
+      ' OLLAMA_VAR_14999=value-14999',
+      '-OLLAMA_VAR_15000=value-15000',
+      '+OLLAMA_HOST=0.0.0.0:11434',
+      ' OLLAMA_VAR_15001=value-15001',
+      ' OLLAMA_VAR_15002=value-15002',
+      ' OLLAMA_VAR_15003=value-15003',
+    ]);
+  });
+
+  it('two completely different 30,000-line files give a one-line summary, not 60,000 lines or an out-of-memory abort', () => {
+    const before = `${ENV_LINES.join('\n')}\n`;
+    const after = `${ENV_LINES.map((line) => `# ${line}`).join('\n')}\n`;
+    expect(unifiedDiff(before, after, '/f').split('\n')).toEqual([
+      '--- /f',
+      '+++ /f',
+      '30,000 lines of 30,000 replaced by 30,000 lines, from line 1; diff not shown (too large: more than 1,000 lines differ)',
+    ]);
+  });
+
+  it('a change at the first or the last line, an append, a removal, and changes close together sharing a hunk', () => {
+    const before = `${ENV_LINES.join('\n')}\n`;
+    const cases = [
+      before.replace('OLLAMA_VAR_0=', 'OLLAMA_HOST=1\nOLLAMA_VAR_0='),
+      `${before}OLLAMA_HOST=0.0.0.0\n`,
+      before.replace('OLLAMA_VAR_29999=value-29999\n', ''),
+      before.replace('OLLAMA_VAR_100=value-100\n', 'x\n').replace('OLLAMA_VAR_105=value-105\n', 'y\n'),
+    ];
+    for (const after of cases) expect(applyDiff(before, unifiedDiff(before, after, '/f'))).toBe(after);
+    expect(unifiedDiff(before, `${before}OLLAMA_HOST=0.0.0.0\n`, '/f').split('\n').slice(2)).toEqual([
+      '@@ -29998,3 +29998,4 @@',
+      ' OLLAMA_VAR_29997=value-29997',
+      ' OLLAMA_VAR_29998=value-29998',
+      ' OLLAMA_VAR_29999=value-29999',
+      '+OLLAMA_HOST=0.0.0.0',
+    ]);
+    // Lines 101 and 106 change: one hunk from line 98 to 109, not two overlapping ones.
+    expect(unifiedDiff(before, cases[3]!, '/f').split('\n').filter((line) => line.startsWith('@@'))).toEqual(['@@ -98,12 +98,12 @@']);
+  });
+
+  it('hunks that a patch tool would apply: random scattered edits to a 3,000-line file', () => {
+    const random = seeded(12);
+    const base = ENV_LINES.slice(0, 3000);
+    for (let round = 0; round < 20; round++) {
+      const edited = [...base];
+      for (let edit = 0; edit < 40; edit++) {
+        const at = Math.floor(random() * edited.length);
+        const kind = random();
+        if (kind < 0.33) edited.splice(at, 1);
+        else if (kind < 0.66) edited.splice(at, 0, `NEW_${round}_${edit}=1`);
+        else edited[at] = `CHANGED_${round}_${edit}=2`;
+      }
+      const before = `${base.join('\n')}\n`;
+      const after = `${edited.join('\n')}\n`;
+      const diff = unifiedDiff(before, after, '/f');
+      expect(applyDiff(before, diff)).toBe(after);
+      // Every removal comes before the additions of the same change, as in git diff.
+      expect(diff).not.toMatch(/^\+.*\n-/m);
+    }
+  });
+
+  it('a file of more than 200,000 lines is summarised without being split into lines', () => {
+    const huge = 'x\n'.repeat(250_000);
+    expect(unifiedDiff(huge, `${huge}y\n`, '/f').split('\n')).toEqual(['--- /f', '+++ /f', 'more than 200,000 lines before, more than 200,000 lines after; diff not shown (too large)']);
+    expect(unifiedDiff(undefined, huge, '/f').split('\n')[2]).toBe('0 lines before, more than 200,000 lines after; diff not shown (too large)');
+  });
+});
