@@ -320,7 +320,7 @@ class Parser {
 
   /** An open tag where a value or key belongs (after misc). */
   private elementTag(): { name: string; selfClosing: boolean; start: number; end: number } {
-    if (this.text[this.pos] !== '<') this.fail(`text ${quote(this.text.slice(this.pos, this.pos + 20))} where an element belongs`);
+    if (this.text[this.pos] !== '<') this.fail(`text "${quote(this.text.slice(this.pos, this.pos + 20))}" where an element belongs`);
     return this.openTag();
   }
 
@@ -342,7 +342,7 @@ class Parser {
         this.misc(false);
         if (this.atCloseTag() || this.pos >= this.text.length) this.fail(`the key "${quote(key.value)}" has no value`, key.start);
         const valueTag = this.elementTag();
-        if (valueTag.name === 'key') this.fail(`the key "${quote(key.value)}" is followed by another <key>, not by a value`, valueTag.start);
+        if (valueTag.name === 'key') this.fail(`the key "${quote(key.value)}" is followed by another <key>, not by a value`, key.start);
         const entry = this.value(valueTag, depth);
         entries.push({ key: key.value, keyStart: key.start, value: entry });
         // An own property even for "__proto__": never the object's prototype.
