@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import type { FileChange } from '../../platforms/types.ts';
+import { buildPlist, withEnvironmentVariable } from '../../platforms/darwin/plist-file.ts';
 import { unifiedDiff } from '../../scripts/diff.ts';
+import { jsonChanges, renderChanges } from '../../scripts/report.ts';
 
 describe('the plan diff', () => {
   it('shows a changed line as the old one removed, then the new one added, as git diff does', () => {
@@ -148,4 +151,54 @@ describe('the plan diff on large files (bounded: Myers with at most MAX_EDITS ed
     expect(unifiedDiff(huge, `${huge}y\n`, '/f').split('\n')).toEqual(['--- /f', '+++ /f', 'more than 200,000 lines before, more than 200,000 lines after; diff not shown (too large)']);
     expect(unifiedDiff(undefined, huge, '/f').split('\n')[2]).toBe('0 lines before, more than 200,000 lines after; diff not shown (too large)');
   });
+});
+
+describe('plan diffs of a 30,000-line version of each file the tool edits, through the renderer that prints them', () => {
+  const modify = (path: string, before: string | Buffer, after: string | Buffer): FileChange => ({
+    type: 'file',
+    path,
+    action: 'modify',
+    before: Buffer.from(before),
+    after: Buffer.from(after),
+    mode: 0o644,
+    privileged: false,
+  });
+  const envFile = `${ENV_LINES.join('\n')}\n`;
+  // A LaunchAgent with 15,000 variables (30,000 lines of them), edited by the real plist editor.
+  const bigPlist = buildPlist({ Label: 'homebrew.mxcl.ollama', EnvironmentVariables: Object.fromEntries(ENV_LINES.slice(0, 15_000).map((line) => line.split('='))), RunAtLoad: true });
+  const dropIn = `[Service]\n${ENV_LINES.map((line) => `Environment="${line}"`).join('\n')}\n`;
+  const cases = [
+    {
+      file: modify('/Users/ada/.homebrew/services/ollama.env', envFile, envFile.replace('OLLAMA_VAR_20000=value-20000\n', 'OLLAMA_HOST=0.0.0.0:11434\n')),
+      changed: ['-OLLAMA_VAR_20000=value-20000', '+OLLAMA_HOST=0.0.0.0:11434'],
+      different: modify('/Users/ada/.homebrew/services/ollama.env', envFile, envFile.replace(/^/gm, 'export ')),
+    },
+    {
+      file: modify('/Users/ada/Library/LaunchAgents/homebrew.mxcl.ollama.plist', bigPlist, withEnvironmentVariable(bigPlist, 'x.plist', 'OLLAMA_HOST', '0.0.0.0:11434')),
+      changed: ['+      <key>OLLAMA_HOST</key>', '+      <string>0.0.0.0:11434</string>'],
+      different: modify('/Users/ada/Library/LaunchAgents/homebrew.mxcl.ollama.plist', bigPlist, bigPlist.toString('utf8').replace(/<string>/g, '<string>x')),
+    },
+    {
+      file: modify('/etc/systemd/system/ollama.service.d/stigmer.conf', dropIn, dropIn.replace('Environment="OLLAMA_VAR_5=value-5"', 'Environment="OLLAMA_HOST=0.0.0.0:11434"')),
+      changed: ['-Environment="OLLAMA_VAR_5=value-5"', '+Environment="OLLAMA_HOST=0.0.0.0:11434"'],
+      different: modify('/etc/systemd/system/ollama.service.d/stigmer.conf', dropIn, '[Service]\nEnvironment="OLLAMA_HOST=0.0.0.0:11434"\n'.repeat(15_000)),
+    },
+  ];
+
+  for (const { file, changed, different } of cases) {
+    it(`${file.path}: one changed line is shown in the plan and in --json; a completely different file is summarised`, () => {
+      const human = renderChanges([file], true).split('\n');
+      expect(human[0]).toBe(`Would modify ${file.path}`);
+      const diffLines = human.slice(1).map((line) => line.replace(/^ {4}/, ''));
+      expect(diffLines.filter((line) => /^[-+](?![-+]{2} )/.test(line))).toEqual(changed);
+      expect(diffLines.length).toBeLessThan(20);
+      // --json: one object, whose diff field is the same text.
+      const json = JSON.parse(JSON.stringify({ changes: jsonChanges([file], [false]) })) as { changes: { diff: string }[] };
+      expect(json.changes[0]!.diff.split('\n')).toEqual(diffLines);
+
+      const summary = jsonChanges([different], [false])[0] as { diff: string };
+      expect(summary.diff.split('\n')).toHaveLength(3);
+      expect(summary.diff).toMatch(/ of 30,0\d\d replaced by .*, from line \d+; diff not shown \(too large: more than 1,000 lines differ\)$/);
+    });
+  }
 });
