@@ -70,6 +70,25 @@ function lineIds(a: string[], b: string[]): { x: Int32Array; y: Int32Array } {
 }
 
 /**
+ * How many lines the two sides could at most keep in common (each line id counted as often as it
+ * occurs on both sides): n + m - 2·that is a lower bound on the edits, found in linear time, so
+ * two unrelated files are known to be too different without searching.
+ */
+function sharedLines(x: Int32Array, y: Int32Array): number {
+  const counts = new Map<number, number>();
+  for (const id of x) counts.set(id, (counts.get(id) ?? 0) + 1);
+  let shared = 0;
+  for (const id of y) {
+    const left = counts.get(id) ?? 0;
+    if (left > 0) {
+      shared++;
+      counts.set(id, left - 1);
+    }
+  }
+  return shared;
+}
+
+/**
  * Myers' greedy shortest edit script between x and y, as ops in order; undefined when more than
  * maxEdits lines would have to be removed or added. Memory: one frontier row per edit, O(maxEdits²).
  */
@@ -184,6 +203,7 @@ function hunkedLines(a: string[], b: string[]): string[] | TooLarge {
   // At least |n - m| lines must be added or removed: no need to search to know it is too many.
   if (Math.abs(endA - endB) > MAX_EDITS) return tooLarge;
   const { x, y } = lineIds(a.slice(prefix, endA), b.slice(prefix, endB));
+  if (x.length + y.length - 2 * sharedLines(x, y) > MAX_EDITS) return tooLarge;
   const middle = shortestEdit(x, y, MAX_EDITS);
   if (!middle) return tooLarge;
   // Only the lines a hunk can show: the changes, and CONTEXT_LINES of the common lines around them.
