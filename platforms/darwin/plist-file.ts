@@ -267,7 +267,7 @@ class Parser {
     const code = reference[2] !== undefined ? Number(reference[2]) : Number.parseInt(reference[3]!, 16);
     if (code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) this.fail(`${reference[0]} is not a Unicode character`, at);
     const character = String.fromCodePoint(code);
-    if (code === 0 || FORBIDDEN_CHARACTER.test(character)) this.fail(`${reference[0]} is the control character ${show(character)}, which XML does not allow`, at);
+    if (code === 0 || FORBIDDEN_CHARACTER.test(character)) this.fail(`${reference[0]} is the control character ${show(character)}, which XML does not allow: remove it (plutil itself lets it through)`, at);
     return character;
   }
 
@@ -410,7 +410,7 @@ function parsePlist(content: Buffer, file: string): ParsedPlist {
     throw new PlistError(file, 'encoding', 'it holds bytes that are not UTF-8');
   }
   const forbidden = FORBIDDEN_CHARACTER.exec(text);
-  if (forbidden) throw new PlistError(file, 'malformed', `line ${lineOf(text, forbidden.index)}: the control character ${show(forbidden[0])}, which XML does not allow`);
+  if (forbidden) throw new PlistError(file, 'malformed', `line ${lineOf(text, forbidden.index)}: the control character ${show(forbidden[0])}, which XML does not allow: remove it (plutil itself lets it through)`);
   try {
     return { text, root: new Parser(text).document() };
   } catch (error) {
