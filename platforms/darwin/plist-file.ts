@@ -59,14 +59,16 @@ export class PlistError extends Error {
     detail: string,
   ) {
     const fix = fixFor(reason, file);
+    // The name comes from HOME and the like: shown with its control characters escaped, never raw.
+    const shown = file.replace(/[\x00-\x1f\x7f-\x9f]/g, (character) => `\\x${character.charCodeAt(0).toString(16).padStart(2, '0')}`);
     super(
       reason === 'binary'
-        ? `${file} is a binary property list, which stigmer-setup does not rewrite. Convert it to XML first: ${fix}`
+        ? `${shown} is a binary property list, which stigmer-setup does not rewrite. Convert it to XML first: ${fix}`
         : reason === 'encoding'
-          ? `${file} is not a UTF-8 property list (${detail}); stigmer-setup changed nothing. Convert it to UTF-8 XML first: ${fix}`
+          ? `${shown} is not a UTF-8 property list (${detail}); stigmer-setup changed nothing. Convert it to UTF-8 XML first: ${fix}`
           : reason === 'too-large'
-            ? `${file} is ${detail}, larger than the ${MAX_PLIST_BYTES} bytes stigmer-setup reads from a property list; stigmer-setup changed nothing. Check it with: ${fix}`
-            : `${file} is not a valid property list (${detail}); stigmer-setup changed nothing. Check it with: ${fix}`,
+            ? `${shown} is ${detail}, larger than the ${MAX_PLIST_BYTES} bytes stigmer-setup reads from a property list; stigmer-setup changed nothing. Check it with: ${fix}`
+            : `${shown} is not a valid property list (${detail}); stigmer-setup changed nothing. Check it with: ${fix}`,
     );
     this.name = 'PlistError';
     this.fix = fix;

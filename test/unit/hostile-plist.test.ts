@@ -157,8 +157,10 @@ describe('hostile plists: refused as plutil -lint refuses them, naming the file'
     expect(refusal(REAL.replace('encoding="UTF-8"', 'encoding="ISO-8859-1"')).message).toMatch(/its XML declaration says encoding="ISO-8859-1"/);
   });
 
-  it('a file name that needs quoting is quoted in the fix; one with a control character gets no command to paste', () => {
+  it('a file name that needs quoting is quoted in the fix; one with a control character is shown escaped and gets no command to paste', () => {
     expect(refusal('<yes/>', "/Users/o'brien/Library/LaunchAgents/x.plist").fix).toBe(`plutil -lint '/Users/o'\\''brien/Library/LaunchAgents/x.plist'`);
-    expect(new PlistError('/tmp/\u001b[2Jx.plist', 'malformed', 'x').fix).toBe('plutil -lint <the file>');
+    const hostileName = new PlistError('/tmp/\u001b[2Jx.plist', 'malformed', 'x');
+    expect(hostileName.fix).toBe('plutil -lint <the file>');
+    expect(hostileName.message).toBe('/tmp/\\x1b[2Jx.plist is not a valid property list (x); stigmer-setup changed nothing. Check it with: plutil -lint <the file>');
   });
 });
