@@ -361,7 +361,9 @@ class Parser {
   /** <integer>, <real>, <date>, <data>: CF's syntax for each. */
   private scalar(name: string, raw: string, at: number): PlistValue {
     if (name === 'integer') {
-      const match = /^[ \t\r\n]*([+-]?)[ \t\r\n]*(?:0[xX]([0-9a-fA-F]+)|([0-9]+))$/.exec(raw);
+      // CF: S*(-|+)?S*digits. The second S* only after a sign, so no two runs of whitespace can
+      // trade characters: a regex that lets them backtracks quadratically on a long run.
+      const match = /^[ \t\r\n]*(?:([+-])[ \t\r\n]*)?(?:0[xX]([0-9a-fA-F]+)|([0-9]+))$/.exec(raw);
       if (!match) this.fail(`<integer>${quote(raw)}</integer> is not an integer`, at);
       const magnitude = match[2] !== undefined ? BigInt(`0x${match[2]}`) : BigInt(match[3]!);
       const number = match[1] === '-' ? -magnitude : magnitude;
@@ -370,7 +372,7 @@ class Parser {
     }
     if (name === 'real') {
       if (/^(?:nan|[+-]?inf(?:inity)?)$/i.test(raw)) return /nan/i.test(raw) ? Number.NaN : raw.startsWith('-') ? -Infinity : Infinity;
-      if (!/^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$/.test(raw)) this.fail(`<real>${quote(raw)}</real> is not a number`, at);
+      if (!/^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$/.test(raw)) this.fail(`<real>${quote(raw)}</real> is not a number`, at);
       return Number(raw);
     }
     if (name === 'date') {

@@ -142,6 +142,11 @@ describe('hostile plists: refused as plutil -lint refuses them, naming the file'
     const big = REAL.replace('\t\t<key>OLLAMA_FLASH_ATTENTION</key>', `${entries}\n\t\t<key>OLLAMA_FLASH_ATTENTION</key>`);
     expect(Buffer.byteLength(big)).toBeLessThan(MAX_PLIST_BYTES);
     expect(Object.keys(environmentVariables(readPlistDict(Buffer.from(big), FILE)))).toHaveLength(12_003);
+    // Long runs that a careless regex would backtrack over quadratically (minutes at this size).
+    expect(malformed(`<plist><dict><key>k</key><integer>${' '.repeat(900_000)}x</integer></dict></plist>`)).toMatch(/is not an integer/);
+    expect(malformed(`<plist><dict><key>k</key><integer>-${' '.repeat(900_000)}x</integer></dict></plist>`)).toMatch(/is not an integer/);
+    expect(malformed(`<plist><dict><key>k</key><real>${'1'.repeat(900_000)}x</real></dict></plist>`)).toMatch(/is not a number/);
+    expect(malformed(`<plist${' a="x"'.repeat(150_000)} !><dict/></plist>`)).toMatch(/malformed attributes in <plist>/);
     // Comments and unclosed tags with no ">" are scanned once, not once per "<".
     expect(malformed(`<plist>${'<'.repeat(500_000)}`)).toMatch(/is never closed with ">"/);
   });
