@@ -263,8 +263,12 @@ export function unifiedDiff(before: string | undefined, after: string | undefine
   const hunks = hunkedLines(a, b);
   if (Array.isArray(hunks)) return [...header, ...hunks].join('\n');
   const { changedBefore, changedAfter, fromLine } = hunks;
-  return [
-    ...header,
-    `${lines(changedBefore)} of ${count(a.length)} replaced by ${lines(changedAfter)}, from line ${count(fromLine)}; diff not shown (too large: more than ${count(MAX_EDITS)} lines differ)`,
-  ].join('\n');
+  const sizes = `(of ${count(a.length)} before, ${count(b.length)} after)`;
+  const what =
+    changedBefore === 0
+      ? `${lines(changedAfter)} added ${fromLine === 1 ? 'at the start' : `after line ${count(fromLine - 1)}`}`
+      : changedAfter === 0
+        ? `${lines(changedBefore)} removed from line ${count(fromLine)}`
+        : `more than ${count(MAX_EDITS)} lines removed or added in lines ${count(fromLine)}–${count(fromLine + changedBefore - 1)}`;
+  return [...header, `${what} ${sizes}; diff not shown (too large)`].join('\n');
 }

@@ -101,7 +101,7 @@ describe('the plan diff on large files (bounded: Myers with at most MAX_EDITS ed
     expect(unifiedDiff(before, after, '/f').split('\n')).toEqual([
       '--- /f',
       '+++ /f',
-      '30,000 lines of 30,000 replaced by 30,000 lines, from line 1; diff not shown (too large: more than 1,000 lines differ)',
+      'more than 1,000 lines removed or added in lines 1–30,000 (of 30,000 before, 30,000 after); diff not shown (too large)',
     ]);
   });
 
@@ -144,6 +144,14 @@ describe('the plan diff on large files (bounded: Myers with at most MAX_EDITS ed
       // Every removal comes before the additions of the same change, as in git diff.
       expect(diff).not.toMatch(/^\+.*\n-/m);
     }
+  });
+
+  it('more than 1,000 lines added or removed in one place: the summary says how many, and where', () => {
+    const before = `${ENV_LINES.join('\n')}\n`;
+    const extra = Array.from({ length: 5000 }, (_, index) => `NEW_${index}=1`).join('\n');
+    expect(unifiedDiff(before, `${before}${extra}\n`, '/f').split('\n')[2]).toBe('5,000 lines added after line 30,000 (of 30,000 before, 35,000 after); diff not shown (too large)');
+    expect(unifiedDiff(before, `${extra}\n${before}`, '/f').split('\n')[2]).toBe('5,000 lines added at the start (of 30,000 before, 35,000 after); diff not shown (too large)');
+    expect(unifiedDiff(before, `${ENV_LINES.slice(0, 100).join('\n')}\n${ENV_LINES.slice(2100).join('\n')}\n`, '/f').split('\n')[2]).toBe('2,000 lines removed from line 101 (of 30,000 before, 28,000 after); diff not shown (too large)');
   });
 
   it('a file of more than 200,000 lines is summarised without being split into lines', () => {
@@ -198,7 +206,7 @@ describe('plan diffs of a 30,000-line version of each file the tool edits, throu
 
       const summary = jsonChanges([different], [false])[0] as { diff: string };
       expect(summary.diff.split('\n')).toHaveLength(3);
-      expect(summary.diff).toMatch(/ of 30,0\d\d replaced by .*, from line \d+; diff not shown \(too large: more than 1,000 lines differ\)$/);
+      expect(summary.diff).toMatch(/^more than 1,000 lines removed or added in lines \d+–[\d,]+ \(of 30,0\d\d before, [\d,]+ after\); diff not shown \(too large\)$/m);
     });
   }
 });
