@@ -4,8 +4,8 @@
  * The files are usually a few lines, but nothing stops a user's ollama.env or drop-in from being
  * 30,000 lines (the read limit is 16 MiB), and a diff must never be what takes the tool down. So
  * the work is bounded on any input:
- * - Small files (the n·m table fits in SMALL_TABLE_CELLS): the longest-common-subsequence table,
- *   and the whole file as one hunk, as this tool has always printed them.
+ * - Small files (at most SMALL_FILE_LINES lines on each side): the longest-common-subsequence
+ *   table, and the whole file as one hunk, as this tool has always printed them.
  * - Larger ones: the common first and last lines are set aside, then Myers' O((n+m)·D) algorithm
  *   runs on the rest with D at most MAX_EDITS; the diff is printed in hunks with CONTEXT_LINES
  *   lines of context, as git does.
@@ -14,8 +14,8 @@
  * Within a change, removed lines come before added ones ("-old" then "+new"), as in git diff.
  */
 
-/** The n·m table of the small-file path: 1 Mi cells is 4 MiB of Int32Array and a few ms. */
-const SMALL_TABLE_CELLS = 1 << 20;
+/** The small-file path's n·m table is then at most ~1 M cells: 4 MiB of Int32Array, a few ms. */
+export const SMALL_FILE_LINES = 1000;
 /** Beyond this many removed plus added lines, a summary replaces the diff (memory is O(MAX_EDITS²)). */
 export const MAX_EDITS = 1000;
 /** Lines of context around each change in the hunked (large-file) form. */
@@ -29,7 +29,7 @@ function splitLines(text: string | undefined): string[] {
   return text === undefined ? [] : text.replace(/\n$/, '').split('\n');
 }
 
-/** The whole file as one hunk, from the LCS table: only for n·m ≤ SMALL_TABLE_CELLS. */
+/** The whole file as one hunk, from the LCS table: only for files of at most SMALL_FILE_LINES. */
 function wholeFileLines(a: string[], b: string[]): string[] {
   const width = b.length + 1;
   const lcs = new Int32Array((a.length + 1) * width);
@@ -257,7 +257,7 @@ export function unifiedDiff(before: string | undefined, after: string | undefine
   }
   const a = splitLines(before);
   const b = splitLines(after);
-  if ((a.length + 1) * (b.length + 1) <= SMALL_TABLE_CELLS) {
+  if (a.length <= SMALL_FILE_LINES && b.length <= SMALL_FILE_LINES) {
     return [...header, `@@ -${a.length ? 1 : 0},${a.length} +${b.length ? 1 : 0},${b.length} @@`, ...wholeFileLines(a, b)].join('\n');
   }
   const hunks = hunkedLines(a, b);
