@@ -528,13 +528,31 @@ interface Splice {
   text: string;
 }
 
+/**
+ * After `at`, past spaces, tabs and comments that end on the same line: a comment that follows the
+ * last value on its line stays with that value rather than moving after the new entry.
+ */
+function endOfLineComments(text: string, at: number): number {
+  let position = at;
+  let end = at;
+  for (;;) {
+    while (text[position] === ' ' || text[position] === '\t') position++;
+    if (!text.startsWith('<!--', position)) return end;
+    const close = text.indexOf('-->', position + 4);
+    const newline = text.indexOf('\n', position);
+    if (close < 0 || (newline >= 0 && newline < close)) return end;
+    position = end = close + 3;
+  }
+}
+
 /** The text of `pairs` (<key>…</key><value>) added at the end of `dict`, laid out like its neighbours. */
 function appendToDict(text: string, dict: Extract<Node, { kind: 'dict' }>, pairs: (indent: string, eol: string) => string, eol: string, unit: string): Splice {
   const last = dict.entries.at(-1);
   if (last) {
     const indent = indentBefore(text, last.keyStart);
     if (indent === undefined) return { start: last.value.end, end: last.value.end, text: pairs('', '') };
-    return { start: last.value.end, end: last.value.end, text: `${eol}${pairs(indent, eol)}` };
+    const at = endOfLineComments(text, last.value.end);
+    return { start: at, end: at, text: `${eol}${pairs(indent, eol)}` };
   }
   const outer = indentBefore(text, dict.start);
   if (outer === undefined) {

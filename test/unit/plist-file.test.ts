@@ -186,6 +186,12 @@ describe('editing EnvironmentVariables in place: only the OLLAMA_HOST bytes chan
     expect(edited).toBe(text.replace('<string>c</string>', '<string>new</string>'));
   });
 
+  it('a comment after the last variable, on its line, stays with it', () => {
+    const original = Buffer.from(darwin('homebrew.mxcl.ollama-camjn-dotfiles.plist').toString('utf8').replace('<string>/opt/homebrew/lib</string>', '<string>/opt/homebrew/lib</string> <!-- for Metal -->'));
+    const edited = withEnvironmentVariable(original, FILE, 'OLLAMA_HOST', '0.0.0.0:11434');
+    expectInserted(original, edited, '<!-- for Metal -->', '\n\t\t<key>OLLAMA_HOST</key>\n\t\t<string>0.0.0.0:11434</string>');
+  });
+
   it('a one-line plist stays one line; a value with & and < is escaped', () => {
     const text = '<plist version="1.0"><dict><key>Label</key><string>x</string></dict></plist>';
     const edited = withEnvironmentVariable(Buffer.from(text), FILE, 'OLLAMA_HOST', 'a&b<c>');
