@@ -310,7 +310,7 @@ describe('sw_vers', () => {
   });
 });
 
-describe('plists (the plist package, with malformed input refused)', () => {
+describe('plists (read as Core Foundation reads them, malformed input refused)', () => {
   const read = (name: string) => readPlistDict(Buffer.from(darwin(name)), name);
 
   it('reads the Homebrew-generated Ollama LaunchAgent: label, program and the formula’s environment', () => {
@@ -352,7 +352,7 @@ describe('plists (the plist package, with malformed input refused)', () => {
     expect(environmentVariables(readPlistDict(withEnvironmentVariable(withoutDict, 'x', 'OLLAMA_HOST', '[::]:11434'), 'x'))).toEqual({ OLLAMA_HOST: '[::]:11434' });
   });
 
-  it('refuses truncated, binary and malformed plists, and __proto__ keys, with one line that names the file and the fix', () => {
+  it('refuses truncated, binary and malformed plists with one line that names the file and the fix', () => {
     const real = darwin('homebrew.mxcl.ollama-camjn-dotfiles.plist');
     const refusal = (text: string | Buffer) => {
       try {
@@ -366,7 +366,10 @@ describe('plists (the plist package, with malformed input refused)', () => {
     expect(refusal(real.slice(0, 600))).toMatch(/homebrew\.mxcl\.ollama\.plist is not a valid property list .*plutil -lint/);
     expect(refusal(`bplist00${real}`)).toBe('/Users/ada/Library/LaunchAgents/homebrew.mxcl.ollama.plist is a binary property list, which stigmer-setup does not rewrite. Convert it to XML first: plutil -convert xml1 /Users/ada/Library/LaunchAgents/homebrew.mxcl.ollama.plist');
     expect(refusal(real.replace('<string>q8_0</string>', '<string>q8_0 &bogus; </string>'))).toMatch(/not a valid property list/);
-    expect(refusal(real.replace('<key>OLLAMA_LIBRARY_PATH</key>', '<key>__proto__</key>'))).toMatch(/not a valid property list \(__proto__ keys can lead to prototype pollution/);
+    // A "__proto__" key is read as an own key (plutil accepts it too), never as the object's prototype.
+    const withProto = environmentVariables(readPlistDict(Buffer.from(real.replace('<key>OLLAMA_LIBRARY_PATH</key>', '<key>__proto__</key>')), 'x'));
+    expect(Object.getOwnPropertyDescriptor(withProto, '__proto__')?.value).toBe('/opt/homebrew/lib');
+    expect(Object.getPrototypeOf(withProto)).toBe(Object.prototype);
     expect(refusal('{ "json": true }')).toMatch(/not a valid property list/);
     expect(refusal('<plist version="1.0"><string>x</string></plist>')).toMatch(/its top level is not a <dict>/);
     expect(({} as Record<string, unknown>)['OLLAMA_FLASH_ATTENTION']).toBeUndefined();
