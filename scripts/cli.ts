@@ -11,7 +11,7 @@
 import packageJson from '../package.json' with { type: 'json' };
 import { loadPlatform } from '../platforms/index.ts';
 import type { Change, Locations, Plan, PlanRequest, PlatformSupport } from '../platforms/types.ts';
-import { applySetup, applyUndo, keepEdits, planUndo, type Applier, type RecordState } from './apply.ts';
+import { applySetup, applyUndo, keepEdits, planUndo, recordBlockers, type Applier, type RecordState } from './apply.ts';
 import { HELP, parseCli, UsageError, type CliOptions } from './args.ts';
 import { anyFailed, runChecks } from './checks/index.ts';
 import type { Finding } from './checks/types.ts';
@@ -180,7 +180,8 @@ async function setup(ctx: Context, options: CliOptions, support: PlatformSupport
   const state: RecordState = (await readRecord(ctx, allowedFor(support, locationsFor(ctx, options, support)), applier.stateDir)) ?? {};
   // Edits made by hand to a file setup wrote before are kept, not overwritten.
   const kept = keepEdits(applier, decided.changes, state.record, ctx.clock.now());
-  const plan: Plan = { ...decided, changes: kept.changes, warnings: [...decided.warnings, ...kept.warnings] };
+  // A previous value the undo record can't carry stops setup here, before anything changes.
+  const plan: Plan = { ...decided, changes: kept.changes, warnings: [...decided.warnings, ...kept.warnings], blockers: [...decided.blockers, ...recordBlockers(decided.changes, state.record)] };
   out.print('');
   out.print(renderPlan(plan, options.dryRun));
   const planned = { ...report, strategy: plan.strategy, summary: plan.summary, warnings: plan.warnings, changes: jsonChanges(plan.changes, []) };
