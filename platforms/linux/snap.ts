@@ -99,7 +99,8 @@ export const snapStore: SettingStore = {
     }
     if (!get.failure && get.exitCode !== 0 && isNoSuchOption(get.stderr, 'ollama', key)) return undefined;
     if (get.failure || get.exitCode !== 0) {
-      throw new StepError(`Could not read the ollama snap's ${key} option: ${describeFailure(argv, get, SNAP_TIMEOUT_MS)} Only snapd's "has no such option" answer means it is unset, so nothing was changed.`);
+      const why = describeFailure(argv, get, SNAP_TIMEOUT_MS).replace(/[.\s]*$/, '');
+      throw new StepError(`Could not read the ollama snap's ${key} option: ${why}. Only snapd's own "has no such option" answer means it is unset, so stigmer-setup stops here. Nothing was changed.`);
     }
     try {
       return parseSnapGetDocument(get.stdout, key);
