@@ -122,6 +122,39 @@ describe('applySetup', () => {
     expect(outcome.error).toMatch(/Rolling back also failed: could not put back .*stigmer-setup\.conf: .* is a folder, not a regular file/);
   });
 
+  it('restarts Ollama again at the end of a rollback even when putting a file back failed, and says what is in place', async () => {
+    // The restart fails, and meanwhile the drop-in became a folder, so the file can't be put back.
+    // The restart must still run again: it may have stopped Ollama, and Ollama must be running.
+    let restarts = 0;
+    const ctx = testContext({
+      exec: async (_command, args) => {
+        if (args[0] !== 'restart') return ok();
+        if (restarts++ > 0) return ok();
+        await rm(conf());
+        await mkdir(conf());
+        return failed('Job for ollama.service failed.');
+      },
+    });
+    const outcome = await setup(ctx, planWriting(undefined, 'new\n'));
+    expect(ctx.calls.map((call) => call.args.join(' '))).toEqual(['daemon-reload', 'restart ollama', 'daemon-reload', 'restart ollama']);
+    expect(outcome).toMatchObject({ ok: false, rolledBack: false, applied: [true, false] });
+    expect(outcome.error).toMatch(/Rolling back also failed: could not put back .*stigmer-setup\.conf/);
+    expect(outcome.error).not.toMatch(/restarting Ollama .* failed/);
+  });
+
+  it('says Ollama was not restarted when the failure came before any restart', async () => {
+    const snapd = new FakeSnapd();
+    snapd.failNext = { verb: 'set', result: failed('error: cannot perform the following tasks:\n- Run configure hook of "ollama" snap (run hook "configure": exit status 1)') };
+    const plan = planWriting(undefined, 'new\n');
+    // The file is written, then the setting fails: the restart never ran.
+    plan.changes.splice(1, 0, { type: 'setting', store: 'snap', key: 'host', before: undefined, after: '"0.0.0.0:11434"', privileged: false, argv: snapStore.command('host', '"0.0.0.0:11434"').argv });
+    const ctx = testContext({ exec: (command, args) => (command === 'snap' ? snapd.exec(command, args) : ok()) });
+    const outcome = await applySetup(applier(ctx), plan, {});
+    expect(outcome.error).toMatch(/configure hook.*Every change was rolled back; Ollama was not restarted, so it runs as before\./);
+    expect(ctx.calls.some((call) => call.command === 'systemctl')).toBe(false);
+    await expect(readFile(conf(), 'utf8')).rejects.toThrow(/ENOENT/);
+  });
+
   it('keeps no undo record for a plan that only restarts', async () => {
     const ctx = testContext({ exec: succeedAll });
     const plan: Plan = { ...planWriting(undefined, ''), changes: [RESTART] };

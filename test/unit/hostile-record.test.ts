@@ -15,6 +15,7 @@ import { chmod, chown, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/p
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { darwinPlatform } from '../../platforms/darwin/index.ts';
+import { launchdEnvStore } from '../../platforms/darwin/launchd.ts';
 import { linuxPlatform } from '../../platforms/linux/index.ts';
 import { isNoSuchOption, parseSnapGetDocument, snapDetectionOf, snapStore, snapStrategy } from '../../platforms/linux/snap.ts';
 import type { Change, Plan, PlatformSupport, SettingStoreId } from '../../platforms/types.ts';
@@ -474,6 +475,21 @@ describe('undo after Ollama was uninstalled', () => {
     );
     const { changes } = await undo((_command, args) => (args[0] === 'show' ? failed('System has not been booted with systemd as init system (PID 1). Can\'t operate.') : ok()));
     expect(changes.map((change) => change.type)).toEqual(['file', 'restart']);
+  });
+});
+
+describe('launchd: read the value the way launchctl prints it', () => {
+  it('only the final newline belongs to launchctl: a value with (or ending in) a newline, or a CR, comes back exactly', async () => {
+    for (const value of ['a\nb', 'a\n', '\n', 'a\r', ' spaced ', AWKWARD]) {
+      const launchctl = fakeLaunchctl(value);
+      expect(await launchdEnvStore.read(testContext({ exec: launchctl.script }), 'OLLAMA_HOST')).toBe(value);
+    }
+    expect(await launchdEnvStore.read(testContext({ exec: fakeLaunchctl(undefined).script }), 'OLLAMA_HOST')).toBeUndefined();
+  });
+
+  it('launchctl that did not run to the end is not "unset" (undo would remove the value): it stops with the reason', async () => {
+    const timedOut: ExecScript = () => ({ exitCode: null, stdout: '', stderr: '', failure: 'timeout' });
+    await expect(launchdEnvStore.read(testContext({ exec: timedOut }), 'OLLAMA_HOST')).rejects.toThrow(/Could not read launchd's OLLAMA_HOST: `launchctl getenv OLLAMA_HOST` did not finish.*Nothing was changed/);
   });
 });
 

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { notInstalledStrategy } from '../../platforms/linux/index.ts';
 import { manualStrategy } from '../../platforms/linux/manual.ts';
-import { snapStrategy } from '../../platforms/linux/snap.ts';
+import { snapDetectionOf, snapStrategy } from '../../platforms/linux/snap.ts';
 import { DROP_IN_PATH, renderDropIn, systemdStrategy, type SystemdDetection } from '../../platforms/linux/systemd.ts';
 import type { Change, FileChange, PlanRequest } from '../../platforms/types.ts';
 import { decidePlan } from '../../scripts/plan.ts';
@@ -294,6 +294,18 @@ describe('snap plan', () => {
     // The values are the option's JSON documents: `snap set -t` puts back exactly what `snap get -d` read.
     expect(commands(plan.changes)[0]).toEqual(['snap', 'set', '-t', 'ollama', 'host="0.0.0.0:11434"']);
     expect(plan.changes[0]).toMatchObject({ type: 'setting', before: '"127.0.0.1:11434"', after: '"0.0.0.0:11434"' });
+  });
+
+  it('records a host option that is a nested table as its JSON document, and says setup replaces it', () => {
+    const plan = snapStrategy.plan(snapDetectionOf('{"primary":"127.0.0.1:11434","extra":{"port":1}}'), request());
+    expect(plan.changes[0]).toMatchObject({ type: 'setting', before: '{"primary":"127.0.0.1:11434","extra":{"port":1}}', after: '"0.0.0.0:11434"' });
+    expect(plan.warnings).toEqual([expect.stringMatching(/holds \{"primary".*not an address; setup replaces it, and undo puts it back exactly/)]);
+  });
+
+  it('changes nothing, with a blocker, when the host option could not be read (never "unset" by guess)', () => {
+    const plan = snapStrategy.plan({ ...snapDetectionOf(undefined), readError: "Could not read the ollama snap's host option: boom." }, request());
+    expect(plan.changes).toEqual([]);
+    expect(plan.blockers).toEqual([{ message: "Could not read the ollama snap's host option: boom.", fix: expect.stringMatching(/sudo snap get -d ollama host/) }]);
   });
 
   it('changes nothing when the snap already has that address (":11434" is 0.0.0.0:11434 too)', () => {
