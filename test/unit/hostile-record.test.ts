@@ -192,6 +192,25 @@ describe.each(STORES)('the $store store: what setup records, undo accepts', (ite
     expect(fake.get()).toBe(HUGE);
     await expect(readFile(path.join(stateDirOf(item.support), RECORD_NAME), 'utf8')).rejects.toThrow(/ENOENT/);
   });
+
+  it(item.store === 'snap' ? 'keeps a NUL inside the snap option (snapd prints it escaped in its JSON) and restores it' : 'refuses a previous value holding a NUL up front (no command line can carry it back)', async () => {
+    const fake = item.fake('a\0b');
+    const ctx = testContext({ exec: fake.script, env: { HOME: root } });
+    const plan = await settingPlan(ctx, item);
+    const outcome = await applySetup(applierFor(ctx, item.support), plan, await stateOf(ctx, item.support));
+    if (item.store !== 'snap') {
+      expect(outcome).toMatchObject({ ok: false, applied: [false] });
+      expect(outcome.error).toMatch(/"a\\u0000b"\) holds a NUL character.*Nothing was changed/);
+      expect(outcome.error).not.toMatch(RAW_CONTROL);
+      expect(fake.get()).toBe('a\0b');
+      return;
+    }
+    expect(outcome).toMatchObject({ ok: true });
+    const state = await stateOf(ctx, item.support);
+    const { changes } = await planUndo(applierFor(ctx, item.support), state.record as UndoRecord, new Date());
+    expect(await applyUndo(applierFor(ctx, item.support), changes, state)).toMatchObject({ ok: true });
+    expect(fake.get()).toBe('a\0b');
+  });
 });
 
 // ---------------------------------------------------------------------------------------------
