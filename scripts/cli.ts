@@ -246,7 +246,9 @@ async function undo(ctx: Context, options: CliOptions, support: PlatformSupport,
   const { record } = state;
   const { changes, warnings } = await planUndo(applier, record, ctx.clock.now());
   const restored = [...record.files.map((file) => file.path), ...record.settings.map((setting) => `${setting.store} ${setting.key}`)];
-  const summary = `Restore ${restored.join(', ') || 'the previous settings'} as they were before setup, then restart Ollama.`;
+  // No restart when Ollama was uninstalled since setup (planUndo says so in its warnings).
+  const restarts = changes.some((change) => change.type === 'restart');
+  const summary = `Restore ${restored.join(', ') || 'the previous settings'} as they were before setup${restarts ? ', then restart Ollama' : ''}.`;
   out.print(`Plan (undo): ${summary}`);
   out.print(renderChanges(changes, options.dryRun).replace(/^/gm, '  '));
   for (const warning of warnings) out.print(`! ${warning}`);
