@@ -12,7 +12,7 @@ import type { Blocker, Change, FileChange, Plan, PlatformSupport, RestartChange,
 import type { Context, WriteOptions } from './context.ts';
 import { StepError, runStep, type SystemFiles } from './system-files.ts';
 import { oneLine } from './text.ts';
-import { BACKUPS, backupNameFor, displayValue, emptyRecord, KEPT, RECORD_NAME, renderRecord, settingValueProblem, sha256, type RecordedFile, type UndoRecord } from './undo-record.ts';
+import { BACKUPS, backupNameFor, displayValue, emptyRecord, KEPT, RECORD_NAME, renderRecord, settingValueProblem, sha256, UndoRecordError, type RecordedFile, type UndoRecord } from './undo-record.ts';
 
 export interface Applier {
   ctx: Context;
@@ -298,6 +298,8 @@ export async function applySetup(applier: Applier, plan: Plan, state: RecordStat
     }
   } catch (caught) {
     for (const backup of newBackups) await files.remove(backup).catch(() => {});
+    // recordBlockers above keeps renderRecord from refusing a value; if it ever does, say that.
+    if (caught instanceof UndoRecordError) return notApplied(plan.changes, `${caught.message} Nothing was changed.`);
     return notApplied(plan.changes, `Could not save backups in ${stateDir}: ${oneLine((caught as Error).message)}. Nothing was changed.`);
   }
 
