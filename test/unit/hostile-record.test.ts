@@ -389,7 +389,8 @@ describe('snap: read the option the way snapd prints it', () => {
 
 // ---------------------------------------------------------------------------------------------
 
-describe('the state folder is checked like undo.json', () => {
+// Windows has no POSIX owner and mode bits, and a symlink there needs a privilege the CI runner lacks.
+describe.skipIf(process.platform === 'win32')('the state folder is checked like undo.json', () => {
   const stateDir = () => linuxPlatform.stateDir({ root, home: root, env: {} });
   const read = (ctx = testContext()) => readRecord(ctx, allowedFor(linuxPlatform, { root, home: root, env: {} }), stateDir());
   /** A record that passes every check of its own. */
