@@ -211,6 +211,12 @@ export interface Strategy<D extends Detection = Detection> {
   restart?(ctx: Context, change: RestartChange, run: StepRunner): Promise<void>;
   /** Every file this strategy may write. An undo record that names another file is refused. */
   writablePaths?(locations: Locations, path: path.PlatformPath): string[];
+  /**
+   * Whether this installation still exists: false only when the tool says for sure that it is
+   * gone (the unit is not found, the snap is not installed), undefined when that can't be told.
+   * Undo after Ollama was uninstalled restores the files and settings and skips the restart.
+   */
+  installed?(ctx: Context): Promise<boolean | undefined>;
   /** Every setting this strategy may change. An undo record that names another is refused. */
   settings?: readonly { store: SettingStoreId; key: string }[];
 }

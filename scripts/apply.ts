@@ -8,11 +8,11 @@
  * is put back, the strategy's restart runs again so the service is not left on a half-applied
  * configuration, and the record is restored.
  */
-import type { Change, FileChange, Plan, PlatformSupport, RestartChange, SettingChange, SettingStore, Strategy } from '../platforms/types.ts';
+import type { Blocker, Change, FileChange, Plan, PlatformSupport, RestartChange, SettingChange, SettingStore, Strategy } from '../platforms/types.ts';
 import type { Context, WriteOptions } from './context.ts';
 import { StepError, runStep, type SystemFiles } from './system-files.ts';
 import { oneLine } from './text.ts';
-import { BACKUPS, backupNameFor, emptyRecord, KEPT, RECORD_NAME, renderRecord, sha256, type RecordedFile, type UndoRecord } from './undo-record.ts';
+import { BACKUPS, backupNameFor, displayValue, emptyRecord, KEPT, RECORD_NAME, renderRecord, settingValueProblem, sha256, UndoRecordError, type RecordedFile, type UndoRecord } from './undo-record.ts';
 
 export interface Applier {
   ctx: Context;
@@ -65,7 +65,7 @@ async function checkNotStale(applier: Applier, change: Change): Promise<void> {
   } else if (change.type === 'setting') {
     const current = await storeFor(applier, change.store).read(applier.ctx, change.key);
     if (current !== change.before) {
-      throw new StaleError(`${change.store} ${change.key} changed since the plan was made (it is now ${current === undefined ? 'unset' : JSON.stringify(current)})`);
+      throw new StaleError(`${change.store} ${change.key} changed since the plan was made (it is now ${current === undefined ? 'unset' : displayValue(current)})`);
     }
   }
 }
@@ -164,6 +164,9 @@ export async function executeChanges(applier: Applier, changes: Change[], onRoll
     } catch (caught) {
       problems.push(oneLine((caught as Error).message));
     }
+    // Whatever failed above (a file that could not be put back, a restart that threw halfway,
+    // a record that could not be restored), every restart runs again: a restart may have stopped
+    // Ollama, and it must end with Ollama started, on whatever configuration is now in place.
     if (restartStarted) {
       for (const [index, change] of changes.entries()) {
         if (change.type !== 'restart') continue;
@@ -171,7 +174,7 @@ export async function executeChanges(applier: Applier, changes: Change[], onRoll
           await restart(applier, change);
           applied[index] = false;
         } catch (caught) {
-          problems.push(oneLine((caught as Error).message));
+          problems.push(`restarting Ollama (${change.strategy}) on the restored configuration failed: ${oneLine((caught as Error).message)}`);
         }
       }
     } else {
@@ -183,7 +186,10 @@ export async function executeChanges(applier: Applier, changes: Change[], onRoll
 
   const problems = await rollback();
   const rolledBack = problems.length === 0;
-  const suffix = rolledBack ? ' Every change was rolled back.' : ` Rolling back also failed: ${problems.join('; ')}`;
+  let suffix: string;
+  if (!rolledBack) suffix = ` Rolling back also failed: ${problems.join('; ')}`;
+  else if (restartStarted) suffix = ' Every change was rolled back, and Ollama was restarted on the configuration it had before.';
+  else suffix = ' Every change was rolled back; Ollama was not restarted, so it runs as before.';
   return { ok: false, applied, error: `${error}${suffix}`, rolledBack };
 }
 
@@ -215,10 +221,34 @@ async function recordUnchanged(applier: Applier, state: RecordState): Promise<bo
   return (now?.content.toString('utf8') ?? undefined) === state.text;
 }
 
+/**
+ * The previous values setup would record that the undo record can't carry (settingValueProblem:
+ * over 32767 characters, a NUL, broken Unicode). Setup refuses those up front and changes
+ * nothing, rather than record what undo would then refuse. For the plan (cli) and for apply.
+ */
+export function recordBlockers(changes: Change[], record: UndoRecord | undefined): Blocker[] {
+  const blockers: Blocker[] = [];
+  for (const change of changes) {
+    if (change.type !== 'setting' || change.before === undefined) continue;
+    // First write wins: a setting already recorded keeps its recorded value; this one is not kept.
+    if (record?.settings.some((setting) => setting.store === change.store && setting.key === change.key)) continue;
+    const problem = settingValueProblem(change.store, change.before);
+    if (!problem) continue;
+    const shown = `${displayValue(change.before.slice(0, 80))}${change.before.length > 80 ? '…' : ''}`;
+    blockers.push({
+      message: `The current value of ${change.store} ${change.key} (${shown}) ${problem}, so undo could not put it back. Nothing was changed.`,
+      fix: `Look at the value, shorten or remove it yourself (it is yours: stigmer-setup won't discard it), then run stigmer-setup again.`,
+    });
+  }
+  return blockers;
+}
+
 /** Setup's apply: record backups and the undo record, then execute the plan. */
 export async function applySetup(applier: Applier, plan: Plan, state: RecordState): Promise<ApplyOutcome> {
   const { ctx, files, stateDir } = applier;
   const path = applier.support.path;
+  const unrecordable = recordBlockers(plan.changes, state.record);
+  if (unrecordable.length > 0) return notApplied(plan.changes, unrecordable.map((blocker) => `${blocker.message} Fix: ${blocker.fix}`).join(' '));
   const stale = await preflight(applier, plan.changes);
   if (stale) return notApplied(plan.changes, stale);
 
@@ -268,6 +298,8 @@ export async function applySetup(applier: Applier, plan: Plan, state: RecordStat
     }
   } catch (caught) {
     for (const backup of newBackups) await files.remove(backup).catch(() => {});
+    // recordBlockers above keeps renderRecord from refusing a value; if it ever does, say that.
+    if (caught instanceof UndoRecordError) return notApplied(plan.changes, `${caught.message} Nothing was changed.`);
     return notApplied(plan.changes, `Could not save backups in ${stateDir}: ${oneLine((caught as Error).message)}. Nothing was changed.`);
   }
 
@@ -346,7 +378,23 @@ export async function planUndo(applier: Applier, record: UndoRecord, now: Date):
       removeDirs: file.existed ? undefined : file.createdDirs,
     });
   }
+  // Ollama uninstalled since setup: the files and settings are still put back, but there is
+  // nothing to restart (a restart would fail, and its rollback would undo the restore every time).
+  const gone = new Set<string>();
+  for (const restart of record.restart) {
+    if (gone.has(restart.strategy)) continue;
+    if ((await strategyFor(applier, restart.strategy).installed?.(ctx)) === false) gone.add(restart.strategy);
+  }
+  const warnings: string[] = [];
+  for (const id of gone) warnings.push(`Ollama (${id}) is no longer installed; nothing to restart.`);
   for (const setting of record.settings) {
+    // A setting that lived in the uninstalled installation went with it (a snap's options are
+    // removed with the snap): there is nothing left to put it back into.
+    const owner = applier.support.strategies.find((strategy) => gone.has(strategy.id) && strategy.settings?.some((own) => own.store === setting.store && own.key === setting.key));
+    if (owner) {
+      warnings.push(`${setting.store} ${setting.key} was removed with Ollama (${owner.id}); nothing to restore there.`);
+      continue;
+    }
     const store = storeFor(applier, setting.store);
     const current = await store.read(ctx, setting.key);
     const before = setting.before ?? undefined;
@@ -355,10 +403,12 @@ export async function planUndo(applier: Applier, record: UndoRecord, now: Date):
     changes.push({ type: 'setting', store: setting.store, key: setting.key, before: current, after: before, privileged, argv: [...(privileged ? files.elevate : []), ...store.command(setting.key, before).argv] });
   }
   for (const restart of record.restart) {
+    if (gone.has(restart.strategy)) continue;
     const change = strategyFor(applier, restart.strategy).restartChange?.({ elevate: files.elevate, env: ctx.env, uid: ctx.uid, job: restart.job, port: record.port });
     if (change) changes.push(change);
   }
-  return keepEdits(applier, changes, record, now);
+  const kept = keepEdits(applier, changes, record, now);
+  return { changes: kept.changes, warnings: [...warnings, ...kept.warnings] };
 }
 
 /** Undo's apply: nothing may have changed since it was planned; on success the record has done its job. */

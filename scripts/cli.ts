@@ -11,7 +11,7 @@
 import packageJson from '../package.json' with { type: 'json' };
 import { loadPlatform } from '../platforms/index.ts';
 import type { Change, Locations, Plan, PlanRequest, PlatformSupport } from '../platforms/types.ts';
-import { applySetup, applyUndo, keepEdits, planUndo, type Applier, type RecordState } from './apply.ts';
+import { applySetup, applyUndo, keepEdits, planUndo, recordBlockers, type Applier, type RecordState } from './apply.ts';
 import { HELP, parseCli, UsageError, type CliOptions } from './args.ts';
 import { anyFailed, runChecks } from './checks/index.ts';
 import type { Finding } from './checks/types.ts';
@@ -180,7 +180,8 @@ async function setup(ctx: Context, options: CliOptions, support: PlatformSupport
   const state: RecordState = (await readRecord(ctx, allowedFor(support, locationsFor(ctx, options, support)), applier.stateDir)) ?? {};
   // Edits made by hand to a file setup wrote before are kept, not overwritten.
   const kept = keepEdits(applier, decided.changes, state.record, ctx.clock.now());
-  const plan: Plan = { ...decided, changes: kept.changes, warnings: [...decided.warnings, ...kept.warnings] };
+  // A previous value the undo record can't carry stops setup here, before anything changes.
+  const plan: Plan = { ...decided, changes: kept.changes, warnings: [...decided.warnings, ...kept.warnings], blockers: [...decided.blockers, ...recordBlockers(decided.changes, state.record)] };
   out.print('');
   out.print(renderPlan(plan, options.dryRun));
   const planned = { ...report, strategy: plan.strategy, summary: plan.summary, warnings: plan.warnings, changes: jsonChanges(plan.changes, []) };
@@ -245,7 +246,9 @@ async function undo(ctx: Context, options: CliOptions, support: PlatformSupport,
   const { record } = state;
   const { changes, warnings } = await planUndo(applier, record, ctx.clock.now());
   const restored = [...record.files.map((file) => file.path), ...record.settings.map((setting) => `${setting.store} ${setting.key}`)];
-  const summary = `Restore ${restored.join(', ') || 'the previous settings'} as they were before setup, then restart Ollama.`;
+  // No restart when Ollama was uninstalled since setup (planUndo says so in its warnings).
+  const restarts = changes.some((change) => change.type === 'restart');
+  const summary = `Restore ${restored.join(', ') || 'the previous settings'} as they were before setup${restarts ? ', then restart Ollama' : ''}.`;
   out.print(`Plan (undo): ${summary}`);
   out.print(renderChanges(changes, options.dryRun).replace(/^/gm, '  '));
   for (const warning of warnings) out.print(`! ${warning}`);

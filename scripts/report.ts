@@ -7,6 +7,7 @@ import type { Platform } from './context.ts';
 import { unifiedDiff } from './diff.ts';
 import { describeCommand } from './system-files.ts';
 import { stripControl } from './text.ts';
+import { displayValue } from './undo-record.ts';
 
 const SYMBOLS = { ok: '✓', warn: '!', fail: '✖', skip: '-' } as const;
 const COLORS = { ok: 32, warn: 33, fail: 31, skip: 2 } as const;
@@ -49,7 +50,7 @@ export function fileDiff(change: FileChange): string {
 }
 
 function describeValue(value: string | undefined): string {
-  return value === undefined ? '(unset)' : JSON.stringify(value);
+  return value === undefined ? '(unset)' : displayValue(value);
 }
 
 export function renderChanges(changes: Change[], dryRun: boolean): string {

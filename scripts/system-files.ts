@@ -16,9 +16,27 @@ export class StepError extends Error {}
 
 const STEP_TIMEOUT_MS = 120_000;
 
+// C0 controls, DEL, C1 controls, and the bidi controls and line separators that reorder or split a line.
+const DISPLAY_CONTROL = /[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+
+/** An argument holding a control character, as a $'…' word (bash, zsh, POSIX.1-2024 sh): every control escaped. */
+function escapedWord(arg: string): string {
+  const escapes: Record<string, string> = { '\n': '\\n', '\t': '\\t', '\r': '\\r', '\\': '\\\\', "'": "\\'" };
+  const body = [...arg]
+    .map((char) => {
+      if (escapes[char]) return escapes[char];
+      if (!DISPLAY_CONTROL.test(char)) return char;
+      const code = char.codePointAt(0) as number;
+      return code < 0x80 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+    })
+    .join('');
+  return `$'${body}'`;
+}
+
 export function describeCommand(argv: readonly string[]): string {
-  // For display only; execution always passes the argv array as is.
-  return argv.map((arg) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`)).join(' ');
+  // For display only; execution always passes the argv array as is. A value restored by undo may
+  // hold a newline or an escape code: it is shown escaped, never raw on the terminal.
+  return argv.map((arg) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : DISPLAY_CONTROL.test(arg) ? escapedWord(arg) : `'${arg.replace(/'/g, `'\\''`)}'`)).join(' ');
 }
 
 /** Why `argv` failed, naming it: never "sudo failed" for a command that ran without sudo. */

@@ -12,7 +12,8 @@
 import { createHash } from 'node:crypto';
 import type { PlatformPath } from 'node:path';
 import type { Locations, PlatformSupport, SettingStoreId } from '../platforms/types.ts';
-import type { Context, Platform } from './context.ts';
+import { describeKind, type Context, type Platform } from './context.ts';
+import { quotePosix } from './shell-quote.ts';
 
 export const RECORD_NAME = 'undo.json';
 export const BACKUPS = 'backups';
@@ -40,7 +41,12 @@ export interface RecordedFile {
 export interface RecordedSetting {
   store: SettingStoreId;
   key: string;
-  /** The value before the first setup; null when the key was not set. */
+  /**
+   * The value before the first setup, exactly as the store held it; null when the key was not set.
+   * Any text the store can hold is kept: control characters and newlines travel escaped in the
+   * JSON string (see settingValueProblem for the only limits). For the snap store it is the
+   * option's JSON document (`"0.0.0.0:11434"`, `{"a":1}`), which `snap set -t` takes back as is.
+   */
   before: string | null;
 }
 
@@ -104,6 +110,57 @@ export function allowedFor(support: PlatformSupport, locations: Locations): Allo
 }
 
 const PRINTABLE = /^[^\x00-\x1f\x7f-\x9f]*$/;
+
+/**
+ * The longest setting value the record carries: 32767 characters, the most a Windows environment
+ * variable can hold, and far beyond any real OLLAMA_HOST or snap option. The bound is there
+ * against a hostile record; setup refuses a longer value before it changes anything.
+ */
+export const MAX_SETTING_VALUE = 32_767;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Why `value` can't go into the undo record for `store`, or undefined when it can. This one rule
+ * is applied when setup records a value (before anything changes) and when undo reads the record
+ * back, so a record setup wrote is always one undo accepts. Everything else is kept losslessly:
+ * newlines, tabs, escape codes and other control characters are escaped by JSON and restored as
+ * they were. Refused are only values no store could be given back exactly: one with a NUL (no
+ * command-line argument or environment variable can carry it), text that is not well-formed
+ * Unicode, one over MAX_SETTING_VALUE, and for the snap store a value that is not a JSON document.
+ */
+export function settingValueProblem(store: SettingStoreId, value: string): string | undefined {
+  if (value.length > MAX_SETTING_VALUE) return `is ${value.length} characters long; stigmer-setup keeps values of up to ${MAX_SETTING_VALUE} characters (the most a Windows environment variable holds)`;
+  if (value.includes('\0')) return 'holds a NUL character, which no command line or environment variable can carry, so it could not be put back';
+  if (LONE_SURROGATE.test(value)) return 'is not well-formed Unicode (a lone surrogate), so it could not be put back exactly';
+  if (store === 'snap' && !isJsonDocument(value)) return 'is not the JSON document of a snap option';
+  return undefined;
+}
+
+function isJsonDocument(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A recorded value as the old record format held it for the snap store: the raw text that
+ * `snap set ollama host=<raw>` was given, which snapd parses as JSON when it can and keeps as a
+ * string otherwise. Read the same way, it is the document snapd stored.
+ */
+function snapDocumentOf(raw: string): string {
+  return isJsonDocument(raw) ? raw : JSON.stringify(raw);
+}
+
+/**
+ * A value for a person's terminal: JSON-escaped like JSON.stringify, and DEL, the C1 controls and
+ * the bidi controls, which JSON.stringify leaves raw, escaped too. Never a raw control character.
+ */
+export function displayValue(value: string): string {
+  return JSON.stringify(value).replace(/[\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
 const HEX64 = /^[0-9a-f]{64}$/;
 
 class Checker {
@@ -201,7 +258,15 @@ export function validateRecord(value: unknown, allowed: Allowed, where: string):
     const key = check.string(raw.key, `${entry}.key`, 64);
     if (!allowed.settings.has(`${store}\0${key}`)) check.fail(entry, `(${store} ${key}) is not a setting stigmer-setup changes here`);
     if (record.settings.some((other) => other.store === store && other.key === key)) check.fail(entry, `(${store} ${key}) is listed twice`);
-    const before = raw.before === null ? null : check.string(raw.before, `${entry}.before`, 1024);
+    let before: string | null = null;
+    if (raw.before !== null) {
+      const value = typeof raw.before === 'string' ? raw.before : check.fail(`${entry}.before`, 'is not a string or null');
+      // A record written before values were kept as snap documents holds the raw `snap set` text.
+      const restored = store === 'snap' ? snapDocumentOf(value) : value;
+      const problem = settingValueProblem(store, restored);
+      if (problem) check.fail(`${entry}.before`, `${displayValue(restored.slice(0, 80))}${restored.length > 80 ? '…' : ''} ${problem}`);
+      before = restored;
+    }
     record.settings.push({ store, key, before });
   }
   for (const [index, item] of check.array(top.restart, 'restart', 8).entries()) {
@@ -222,11 +287,48 @@ export function validateRecord(value: unknown, allowed: Allowed, where: string):
 }
 
 /**
+ * The state folder, and backups/ and kept/ inside it, are checked the way undo.json is: whoever
+ * can write there can swap a backup (restored over a system file), plant the record, or put a
+ * symlink where setup will write a copy of a system file. So each must be a real folder (not a
+ * symlink), owned by us or root, and not writable by group or others. Setup and undo both read the
+ * record first, so this runs before either writes anything. A missing folder is fine: setup
+ * creates it (0755, ours).
+ */
+export async function checkStateFolders(ctx: Context, path: PlatformPath, stateDir: string): Promise<void> {
+  for (const folder of [stateDir, path.join(stateDir, BACKUPS), path.join(stateDir, KEPT)]) {
+    const seen = await ctx.fs.inspect(folder);
+    if (!seen) continue;
+    if (seen.kind !== 'directory') {
+      throw new UndoRecordError(`The stigmer-setup state folder ${folder} is ${describeKind(seen.kind)}, not a folder, so it can't be trusted. Nothing was changed. Fix: look at what it is, move it away (\`mv ${quoteForDisplay(folder)} ${quoteForDisplay(`${folder}.moved`)}\`), and run stigmer-setup again.`);
+    }
+    // POSIX hosts only (ctx.uid is undefined on Windows, whose folders carry no such mode bits).
+    if (ctx.uid === undefined) continue;
+    const foreign = seen.uid !== ctx.uid && seen.uid !== 0;
+    const shared = (seen.mode & 0o022) !== 0;
+    if (foreign || shared) {
+      const why = foreign ? `it belongs to user ${seen.uid}, not to you (${ctx.uid}) or root` : `other users can write to it (mode ${(seen.mode & 0o7777).toString(8).padStart(4, '0')})`;
+      const fix = foreign ? `sudo chown -R ${ctx.uid} ${quoteForDisplay(folder)} && chmod go-w ${quoteForDisplay(folder)}` : `chmod go-w ${quoteForDisplay(folder)}`;
+      throw new UndoRecordError(`The stigmer-setup state folder ${folder} can't be trusted: ${why}, so its backups and undo record could have been replaced. Nothing was changed. Fix, if you trust its content: \`${fix}\`, then run stigmer-setup again.`);
+    }
+  }
+}
+
+/** A path in a suggested command: POSIX-quoted, or JSON-quoted when it holds a control character. */
+function quoteForDisplay(value: string): string {
+  try {
+    return quotePosix(value);
+  } catch {
+    return displayValue(value);
+  }
+}
+
+/**
  * The record and the exact text it was read from (to notice a change before writing), or
  * undefined when there is none. The file must be a regular file that only its owner (us or root)
  * can write; a FIFO, a symlink or a group-writable record is refused before it is read.
  */
 export async function readRecord(ctx: Context, allowed: Allowed, stateDir: string): Promise<{ record: UndoRecord; text: string } | undefined> {
+  await checkStateFolders(ctx, allowed.path, stateDir);
   const where = allowed.path.join(stateDir, RECORD_NAME);
   const file = await ctx.fs.read(where);
   if (!file) return undefined;
@@ -244,6 +346,15 @@ export async function readRecord(ctx: Context, allowed: Allowed, stateDir: strin
   return { record: validateRecord(parsed, allowed, where), text };
 }
 
+/**
+ * The record's text. A setting value the reader would refuse is never written: setup checks each
+ * value with settingValueProblem before it changes anything, and this throws rather than write a
+ * record that would lock undo out.
+ */
 export function renderRecord(record: UndoRecord): string {
+  for (const setting of record.settings) {
+    const problem = setting.before === null ? undefined : settingValueProblem(setting.store, setting.before);
+    if (problem) throw new UndoRecordError(`The previous value of ${setting.store} ${setting.key} ${problem}; it can't be recorded for undo.`);
+  }
   return `${JSON.stringify(record, null, 2)}\n`;
 }

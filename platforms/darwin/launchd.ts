@@ -15,9 +15,14 @@ export const launchdEnvStore: SettingStore = {
   id: 'launchd-env',
   privileged: false,
   async read(ctx: Context, key: string) {
-    const result = await ctx.exec('launchctl', ['getenv', key], { timeoutMs: 5000 });
-    // An unset variable prints nothing; only the final newline belongs to launchctl.
-    const value = result.stdout.replace(/\r?\n$/, '');
+    const argv = ['launchctl', 'getenv', key];
+    const result = await ctx.exec('launchctl', argv.slice(1), { timeoutMs: 5000 });
+    // launchctl that did not run to the end (not found, timed out) says nothing about the value:
+    // reading that as "unset" would make undo remove the user's value. Stop instead.
+    if (result.failure) throw new StepError(`Could not read launchd's ${key}: ${describeFailure(argv, result, 5000)} Nothing was changed.`);
+    // An unset variable prints nothing; only the final newline belongs to launchctl, so a value
+    // that itself ends in a newline (or holds one) is kept exactly.
+    const value = result.stdout.replace(/\n$/, '');
     return result.exitCode === 0 && value !== '' ? value : undefined;
   },
   command(key, value) {

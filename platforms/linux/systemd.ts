@@ -309,6 +309,17 @@ function plan(detection: SystemdDetection, request: PlanRequest): Plan {
   return base;
 }
 
+/**
+ * Whether ollama.service still exists. `systemctl show` answers LoadState=not-found (exit 0) once
+ * the unit file is gone; when systemctl can't answer, that is not "uninstalled".
+ */
+async function installed(ctx: Context): Promise<boolean | undefined> {
+  const show = await ctx.exec('systemctl', ['show', UNIT, '--property=LoadState'], { timeoutMs: 5000 });
+  if (show.failure || show.exitCode !== 0) return undefined;
+  const state = parseSystemctlShowAll(show.stdout).get('LoadState')?.at(-1);
+  return state === 'not-found' ? false : state === 'loaded' ? true : undefined;
+}
+
 export const systemdStrategy: Strategy<SystemdDetection> = {
   id: 'linux-systemd',
   detect,
@@ -322,5 +333,6 @@ export const systemdStrategy: Strategy<SystemdDetection> = {
     stop: 'sudo systemctl disable --now ollama',
   }),
   restartChange,
+  installed,
   writablePaths: (locations, platformPath) => [platformPath.join(locations.root, DROP_IN_PATH)],
 };

@@ -115,7 +115,7 @@ describe('Ctrl-C while a change is applied', () => {
       child.kill('SIGINT');
       const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
       expect(stderr).toContain('finishing the current change first, so nothing is left half-applied');
-      expect(stderr).toContain('Every change was rolled back.');
+      expect(stderr).toContain('Every change was rolled back, and Ollama was restarted on the configuration it had before.');
       expect(code).toBe(1);
       expect(existsSync(path.join(root, 'etc/systemd/system/ollama.service.d/stigmer-setup.conf'))).toBe(false);
     } finally {

@@ -12,6 +12,7 @@ import { applySetup, applyUndo, planUndo, type Applier, type RecordState } from 
 import { SystemFiles } from '../../scripts/system-files.ts';
 import { allowedFor, readRecord, RECORD_NAME } from '../../scripts/undo-record.ts';
 import { failed, ok, tempRoot, testContext, type ExecScript, type TestContext } from './support/context.ts';
+import { FakeSnapd } from './support/fake-snap.ts';
 
 let root: string;
 let cleanup: () => Promise<void>;
@@ -87,7 +88,7 @@ describe('applySetup', () => {
     expect(outcome.ok).toBe(false);
     expect(outcome.rolledBack).toBe(true);
     expect(outcome.applied).toEqual([false, false]);
-    expect(outcome.error).toMatch(/systemctl restart ollama` failed.*control process exited.*Every change was rolled back/);
+    expect(outcome.error).toMatch(/systemctl restart ollama` failed.*control process exited.*Every change was rolled back, and Ollama was restarted on the configuration it had before\./);
     expect(await readFile(conf(), 'utf8')).toBe('original\r\nwith CRLF  \n');
     // daemon-reload and restart ran once for the change and once more for the restored file.
     expect(ctx.calls.map((call) => call.args.join(' '))).toEqual(['daemon-reload', 'restart ollama', 'daemon-reload', 'restart ollama']);
@@ -99,7 +100,7 @@ describe('applySetup', () => {
   it('says so when restarting with the restored files fails too, and reports what is still in effect', async () => {
     const outcome = await setup(testContext({ exec: failRestart }), planWriting(undefined, 'new\n'));
     expect(outcome).toMatchObject({ ok: false, rolledBack: false });
-    expect(outcome.error).toMatch(/Rolling back also failed: `systemctl restart ollama` failed/);
+    expect(outcome.error).toMatch(/Rolling back also failed: restarting Ollama \(linux-systemd\) on the restored configuration failed: `systemctl restart ollama` failed/);
     // The file was put back (removed); the restart could not be redone, so it is not "rolled back".
     expect(outcome.applied).toEqual([false, false]);
     await expect(readFile(conf(), 'utf8')).rejects.toThrow(/ENOENT/);
@@ -119,6 +120,39 @@ describe('applySetup', () => {
     const outcome = await setup(ctx, planWriting(undefined, 'new\n'));
     expect(outcome).toMatchObject({ ok: false, rolledBack: false, applied: [true, false] });
     expect(outcome.error).toMatch(/Rolling back also failed: could not put back .*stigmer-setup\.conf: .* is a folder, not a regular file/);
+  });
+
+  it('restarts Ollama again at the end of a rollback even when putting a file back failed, and says what is in place', async () => {
+    // The restart fails, and meanwhile the drop-in became a folder, so the file can't be put back.
+    // The restart must still run again: it may have stopped Ollama, and Ollama must be running.
+    let restarts = 0;
+    const ctx = testContext({
+      exec: async (_command, args) => {
+        if (args[0] !== 'restart') return ok();
+        if (restarts++ > 0) return ok();
+        await rm(conf());
+        await mkdir(conf());
+        return failed('Job for ollama.service failed.');
+      },
+    });
+    const outcome = await setup(ctx, planWriting(undefined, 'new\n'));
+    expect(ctx.calls.map((call) => call.args.join(' '))).toEqual(['daemon-reload', 'restart ollama', 'daemon-reload', 'restart ollama']);
+    expect(outcome).toMatchObject({ ok: false, rolledBack: false, applied: [true, false] });
+    expect(outcome.error).toMatch(/Rolling back also failed: could not put back .*stigmer-setup\.conf/);
+    expect(outcome.error).not.toMatch(/restarting Ollama .* failed/);
+  });
+
+  it('says Ollama was not restarted when the failure came before any restart', async () => {
+    const snapd = new FakeSnapd();
+    snapd.failNext = { verb: 'set', result: failed('error: cannot perform the following tasks:\n- Run configure hook of "ollama" snap (run hook "configure": exit status 1)') };
+    const plan = planWriting(undefined, 'new\n');
+    // The file is written, then the setting fails: the restart never ran.
+    plan.changes.splice(1, 0, { type: 'setting', store: 'snap', key: 'host', before: undefined, after: '"0.0.0.0:11434"', privileged: false, argv: snapStore.command('host', '"0.0.0.0:11434"').argv });
+    const ctx = testContext({ exec: (command, args) => (command === 'snap' ? snapd.exec(command, args) : ok()) });
+    const outcome = await applySetup(applier(ctx), plan, {});
+    expect(outcome.error).toMatch(/configure hook.*Every change was rolled back; Ollama was not restarted, so it runs as before\./);
+    expect(ctx.calls.some((call) => call.command === 'systemctl')).toBe(false);
+    await expect(readFile(conf(), 'utf8')).rejects.toThrow(/ENOENT/);
   });
 
   it('keeps no undo record for a plan that only restarts', async () => {
@@ -201,7 +235,8 @@ describe('undo', () => {
     // Setup made ollama.service.d, not etc/systemd/system: only the one it made goes.
     await expect(stat(path.dirname(conf()))).rejects.toThrow(/ENOENT/);
     expect((await stat(path.join(root, 'etc/systemd/system'))).isDirectory()).toBe(true);
-    expect(ctx.calls.map((call) => call.args.join(' '))).toEqual(['daemon-reload', 'restart ollama']);
+    // First the question whether ollama.service still exists (it does: LoadState is not not-found).
+    expect(ctx.calls.map((call) => call.args.join(' '))).toEqual(['show ollama.service --property=LoadState', 'daemon-reload', 'restart ollama']);
   });
 
   it('keeps a copy (0600) of a file the user edited after setup', async () => {
@@ -237,23 +272,19 @@ describe('undo', () => {
 });
 
 describe('settings (snap)', () => {
-  /** A snap whose `host` option lives in this test, answering `snap get/set/unset` like snapd. */
+  /** A snap whose `host` option lives in snapd's fake, which follows snapd's get/set rules. */
   function fakeSnap(initial: string | undefined) {
-    let host = initial;
-    const script: ExecScript = (command, args) => {
-      if (command !== 'snap') return ok();
-      if (args[0] === 'get') return host === undefined ? failed('error: snap "ollama" has no "host" configuration option', 1) : ok(`${host}\n`);
-      if (args[0] === 'set') host = (args[2] ?? '').replace(/^host=/, '');
-      if (args[0] === 'unset') host = undefined;
-      return ok();
-    };
-    return { script, get: () => host };
+    const snapd = new FakeSnapd();
+    if (initial !== undefined) snapd.config.host = initial;
+    const script: ExecScript = (command, args) => snapd.exec(command, args);
+    return { script, get: () => snapd.config.host };
   }
+  /** The plan snapStrategy makes: values are the option's JSON documents, as `snap get -d` shows them. */
   const setHost = (before: string | undefined, after: string): Plan => ({
     strategy: 'linux-snap',
     target: { host: '0.0.0.0', port: 11434 },
     changes: [
-      { type: 'setting', store: 'snap', key: 'host', before, after, privileged: false, argv: snapStore.command('host', after).argv },
+      { type: 'setting', store: 'snap', key: 'host', before: before === undefined ? undefined : JSON.stringify(before), after: JSON.stringify(after), privileged: false, argv: snapStore.command('host', JSON.stringify(after)).argv },
       { type: 'restart', strategy: 'linux-snap', steps: [['snap', 'restart', 'ollama']], privileged: false },
     ],
     summary: '',
@@ -267,10 +298,10 @@ describe('settings (snap)', () => {
     expect((await setup(ctx, setHost('127.0.0.1:11434', '0.0.0.0:11434'))).ok).toBe(true);
     expect((await setup(ctx, setHost('0.0.0.0:11434', '[::]:11434'))).ok).toBe(true);
     expect(snap.get()).toBe('[::]:11434');
-    expect((await readState(ctx)).record?.settings).toEqual([{ store: 'snap', key: 'host', before: '127.0.0.1:11434' }]);
+    expect((await readState(ctx)).record?.settings).toEqual([{ store: 'snap', key: 'host', before: '"127.0.0.1:11434"' }]);
     const { outcome, changes } = await undoAll(snap.script);
     expect(outcome.ok).toBe(true);
-    expect(changes[0]).toMatchObject({ type: 'setting', before: '[::]:11434', after: '127.0.0.1:11434' });
+    expect(changes[0]).toMatchObject({ type: 'setting', before: '"[::]:11434"', after: '"127.0.0.1:11434"' });
     expect(snap.get()).toBe('127.0.0.1:11434');
   });
 

@@ -97,7 +97,7 @@ describe('setup --yes on a systemd host', () => {
     expect(await run(['--yes', '--json', '--root', root], ctx)).toBe(1);
     const report = json(ctx);
     expect(report.ok).toBe(false);
-    expect(report.error).toMatch(/Job for ollama.service failed\. Every change was rolled back\./);
+    expect(report.error).toMatch(/Job for ollama.service failed\. Every change was rolled back, and Ollama was restarted on the configuration it had before\./);
     expect(report.changes.every((change: { applied: boolean }) => !change.applied)).toBe(true);
     await expect(readFile(dropIn(), 'utf8')).rejects.toThrow(/ENOENT/);
     expect(systemd.loadedHost).toBe(`127.0.0.1:${port}`);

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { notInstalledStrategy } from '../../platforms/linux/index.ts';
 import { manualStrategy } from '../../platforms/linux/manual.ts';
-import { snapStrategy } from '../../platforms/linux/snap.ts';
+import { snapDetectionOf, snapStrategy } from '../../platforms/linux/snap.ts';
 import { DROP_IN_PATH, renderDropIn, systemdStrategy, type SystemdDetection } from '../../platforms/linux/systemd.ts';
 import type { Change, FileChange, PlanRequest } from '../../platforms/types.ts';
 import { decidePlan } from '../../scripts/plan.ts';
@@ -118,7 +118,7 @@ describe('decidePlan', () => {
   it('asks the snap strategy on a snap machine', () => {
     const plan = decidePlan(snapFacts(undefined, { listeners: [listener('127.0.0.1')], containerProbe: probe('refused') }), request());
     expect(plan.strategy).toBe('linux-snap');
-    expect(commands(plan.changes)[0]).toEqual(['snap', 'set', 'ollama', 'host=0.0.0.0:11434']);
+    expect(commands(plan.changes)[0]).toEqual(['snap', 'set', '-t', 'ollama', 'host="0.0.0.0:11434"']);
   });
 
   it('refuses to plan without a strategy (a platform not implemented)', () => {
@@ -283,7 +283,7 @@ describe('snap plan', () => {
   it('sets the host option as a typed setting (unset before, so undo unsets it) and restarts the snap', () => {
     const plan = snapStrategy.plan(snapDetection(undefined), request({ elevate: ['sudo'] }));
     expect(plan.changes).toEqual([
-      { type: 'setting', store: 'snap', key: 'host', before: undefined, after: '0.0.0.0:11434', privileged: true, argv: ['sudo', 'snap', 'set', 'ollama', 'host=0.0.0.0:11434'] },
+      { type: 'setting', store: 'snap', key: 'host', before: undefined, after: '"0.0.0.0:11434"', privileged: true, argv: ['sudo', 'snap', 'set', '-t', 'ollama', 'host="0.0.0.0:11434"'] },
       { type: 'restart', strategy: 'linux-snap', steps: [['sudo', 'snap', 'restart', 'ollama']], privileged: true },
     ]);
     expect(plan.blockers).toEqual([]);
@@ -291,8 +291,21 @@ describe('snap plan', () => {
 
   it('records the previous value as the setting\'s before, which undo sets back', () => {
     const plan = snapStrategy.plan(snapDetection('127.0.0.1:11434'), request());
-    expect(commands(plan.changes)[0]).toEqual(['snap', 'set', 'ollama', 'host=0.0.0.0:11434']);
-    expect(plan.changes[0]).toMatchObject({ type: 'setting', before: '127.0.0.1:11434', after: '0.0.0.0:11434' });
+    // The values are the option's JSON documents: `snap set -t` puts back exactly what `snap get -d` read.
+    expect(commands(plan.changes)[0]).toEqual(['snap', 'set', '-t', 'ollama', 'host="0.0.0.0:11434"']);
+    expect(plan.changes[0]).toMatchObject({ type: 'setting', before: '"127.0.0.1:11434"', after: '"0.0.0.0:11434"' });
+  });
+
+  it('records a host option that is a nested table as its JSON document, and says setup replaces it', () => {
+    const plan = snapStrategy.plan(snapDetectionOf('{"primary":"127.0.0.1:11434","extra":{"port":1}}'), request());
+    expect(plan.changes[0]).toMatchObject({ type: 'setting', before: '{"primary":"127.0.0.1:11434","extra":{"port":1}}', after: '"0.0.0.0:11434"' });
+    expect(plan.warnings).toEqual([expect.stringMatching(/holds \{"primary".*not an address; setup replaces it, and undo puts it back exactly/)]);
+  });
+
+  it('changes nothing, with a blocker, when the host option could not be read (never "unset" by guess)', () => {
+    const plan = snapStrategy.plan({ ...snapDetectionOf(undefined), readError: "Could not read the ollama snap's host option: boom." }, request());
+    expect(plan.changes).toEqual([]);
+    expect(plan.blockers).toEqual([{ message: "Could not read the ollama snap's host option: boom.", fix: expect.stringMatching(/sudo snap get -d ollama host/) }]);
   });
 
   it('changes nothing when the snap already has that address (":11434" is 0.0.0.0:11434 too)', () => {

@@ -22,6 +22,11 @@ export class FakeSystemd {
   restarts = 0;
   /** OLLAMA_HOST values with which the service dies right after starting. */
   crashesWith = new Set<string>();
+  /**
+   * Ollama was uninstalled (its unit file removed, then daemon-reload): `show` answers
+   * LoadState=not-found with exit 0, and `restart` fails with systemctl's "Unit … not found." (exit 5).
+   */
+  uninstalled = false;
 
   /** `unitHost` is what ollama.service itself sets (Environment= in the unit); drop-ins override it. */
   /** The drop-ins (path and content) systemd read at the last daemon-reload. */
@@ -76,6 +81,11 @@ export class FakeSystemd {
       const { stderr } = this.failNext;
       this.failNext = undefined;
       return failed(stderr);
+    }
+    if (this.uninstalled) {
+      if (verb === 'show') return ok(['LoadState=not-found', 'FragmentPath=', 'DropInPaths=', 'Environment=', 'ActiveState=inactive', 'NeedDaemonReload=no', 'MainPID=0'].join('\n'));
+      if (verb === 'daemon-reload') return ok();
+      if (verb === 'restart' || verb === 'start') return failed(`Failed to ${verb} ollama.service: Unit ollama.service not found.`, 5);
     }
     if (verb === 'show') {
       const environment = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...(this.loadedHost ? [`OLLAMA_HOST=${this.loadedHost}`] : [])];
