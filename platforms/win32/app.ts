@@ -103,7 +103,9 @@ export async function findRelaunch(ctx: Context, defaultPath: string, running: r
     if ('error' in found) return { path, refused: `the Ollama app runs (pid ${pids}), but where it was started from can't be read (${found.error})` };
     const paths = new Set<string>();
     for (const app of apps) {
-      const known = found.processes.find((entry) => entry.pid === app.pid)?.path;
+      const entry = found.processes.find((candidate) => candidate.pid === app.pid);
+      if (entry?.rejectedPath) return { path, refused: `the Ollama app runs (pid ${app.pid}), but the path Windows gives for its executable holds a control character or is too long` };
+      const known = entry?.path;
       if (known === undefined) return { path, refused: `the Ollama app runs (pid ${app.pid}), but Windows does not say which file it was started from (another user's app, or an elevated one, can't be read)` };
       paths.add(known);
     }

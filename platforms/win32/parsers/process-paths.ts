@@ -18,6 +18,8 @@ export interface ProcessPath {
   pid: number;
   /** The executable the process was started from; undefined when Windows did not say. */
   path?: string;
+  /** Windows gave a path, but not one to trust (a control character, or too long). */
+  rejectedPath?: true;
 }
 
 const MAX_TEXT = 1024 * 1024;
@@ -31,10 +33,11 @@ function pidOf(entry: Record<string, unknown>): number | undefined {
   return typeof pid === 'number' && Number.isSafeInteger(pid) && pid > 0 && pid <= 0xffffffff ? pid : undefined;
 }
 
-function pathOf(entry: Record<string, unknown>): string | undefined {
+function pathOf(entry: Record<string, unknown>): Pick<ProcessPath, 'path' | 'rejectedPath'> {
   const path = entry.ExecutablePath ?? entry.Path;
-  if (typeof path !== 'string' || path === '' || path.length > MAX_PATH || CONTROL.test(path)) return undefined;
-  return path;
+  if (path === undefined || path === null || path === '') return {};
+  if (typeof path !== 'string' || path.length > MAX_PATH || CONTROL.test(path)) return { rejectedPath: true };
+  return { path };
 }
 
 /** The processes and their paths, or undefined when the text is not that JSON. */
@@ -55,8 +58,7 @@ export function parseProcessPathsJson(text: string): ProcessPath[] | undefined {
     if (item === null || typeof item !== 'object' || Array.isArray(item)) return undefined;
     const pid = pidOf(item as Record<string, unknown>);
     if (pid === undefined) return undefined;
-    const path = pathOf(item as Record<string, unknown>);
-    out.push(path === undefined ? { pid } : { pid, path });
+    out.push({ pid, ...pathOf(item as Record<string, unknown>) });
   }
   return out;
 }
