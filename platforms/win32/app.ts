@@ -56,8 +56,9 @@ export interface WinAppDetection extends Detection {
   machineHost?: string;
   /** Why OLLAMA_HOST could not be read (then nothing may be changed: "unset" would be a guess). */
   unreadable?: string;
-  /** Why the app could not be started again after a stop (then it must not be stopped). */
+  /** Why the app could not be started again after a stop (then it must not be stopped), and what to do. */
   relaunchRefused?: string;
+  relaunchFix?: string;
   expose?: boolean;
   /** A range Windows reserved (Hyper-V, WinNAT) that holds the port, when one does. */
   reserved?: ExcludedPortRange;
@@ -87,7 +88,12 @@ export interface Relaunch {
   /** The best known executable: the running app's own, else the default install's. */
   path: string;
   refused?: string;
+  /** What the user does about a refusal. */
+  fix?: string;
 }
+
+/** For an app that is not running, whose default install is not there: the Start menu knows where it is. */
+const START_FIX = 'Start Ollama from the Start menu (that starts it from wherever it is installed), then run this again.';
 
 /**
  * Know how to start the app again before stopping it: the executable the running app was started
@@ -115,7 +121,7 @@ export async function findRelaunch(ctx: Context, defaultPath: string, running: r
   const info = await ctx.fs.inspect(path);
   if (info?.kind !== 'file') {
     const what = apps.length > 0 ? 'the running app\'s executable' : 'the app';
-    return { path, refused: `${what}, ${path}, ${info === undefined ? 'does not exist (moved or uninstalled)' : `is ${describeKind(info.kind)}, not a program`}, so the app could not be started again` };
+    return { path, refused: `${what}, ${path}, ${info === undefined ? 'does not exist (moved or uninstalled)' : `is ${describeKind(info.kind)}, not a program`}, so the app could not be started again`, fix: apps.length > 0 ? RELAUNCH_FIX : START_FIX };
   }
   return { path };
 }
@@ -143,7 +149,7 @@ async function detect(ctx: Context, options: DetectOptions): Promise<WinAppDetec
   if (reserved) problems.push(reservedProblem(reserved, options.port));
   if (unreadable) problems.push({ status: 'fail', message: `OLLAMA_HOST could not be read: ${unreadable}.`, why: 'Without it, where the app listens is a guess, and setup would not know what undo must put back.', fix: 'Check that powershell.exe runs: powershell -NoProfile -Command "[Environment]::GetEnvironmentVariable(\'OLLAMA_HOST\',\'User\')"' });
   if (relaunch.refused && running) {
-    problems.push({ status: 'warn', message: `A restart of the Ollama app is not possible: ${relaunch.refused}.`, why: 'stigmer-setup stops the app only when it can start it again.', fix: RELAUNCH_FIX });
+    problems.push({ status: 'warn', message: `A restart of the Ollama app is not possible: ${relaunch.refused}.`, why: 'stigmer-setup stops the app only when it can start it again.', fix: relaunch.fix ?? RELAUNCH_FIX });
   }
   if (userHost !== undefined && bindScope(parseOllamaHost(userHost).host) === 'wildcard') {
     problems.push({
@@ -165,6 +171,7 @@ async function detect(ctx: Context, options: DetectOptions): Promise<WinAppDetec
     machineHost,
     unreadable,
     relaunchRefused: relaunch.refused,
+    relaunchFix: relaunch.fix,
     expose,
     reserved,
     port: options.port,
@@ -219,7 +226,7 @@ async function restart(ctx: Context, change: RestartChange): Promise<void> {
   const launch = change.steps.at(-1) as string[];
   const before = (await tasklist(ctx)).filter(isOllamaImage);
   const relaunch = await findRelaunch(ctx, launch[0] as string, before);
-  if (relaunch.refused) throw new StepError(`Nothing was stopped: ${relaunch.refused}. ${RELAUNCH_FIX}`);
+  if (relaunch.refused) throw new StepError(`Nothing was stopped: ${relaunch.refused}. ${relaunch.fix ?? RELAUNCH_FIX}`);
   // The steps are also the report of what ran: the app started is the one that was running.
   change.steps[change.steps.length - 1] = [relaunch.path, ...launch.slice(1)];
   const problems: string[] = [];
@@ -271,7 +278,7 @@ function plan(detection: WinAppDetection, request: PlanRequest): Plan {
   const configured = detection.configuredHost !== undefined && sameBindAddress(parseOllamaHost(detection.configuredHost), request.target);
   if (detection.relaunchRefused && !(configured && listensAsRequested(request))) {
     base.summary = 'The Ollama app could not be started again after a restart, so it is not stopped and nothing is changed.';
-    base.blockers.push({ message: `A restart of the Ollama app is not possible: ${detection.relaunchRefused}.`, fix: RELAUNCH_FIX });
+    base.blockers.push({ message: `A restart of the Ollama app is not possible: ${detection.relaunchRefused}.`, fix: detection.relaunchFix ?? RELAUNCH_FIX });
     return base;
   }
   const restartIt = restartFrom(detection.appPath, request.target.port);

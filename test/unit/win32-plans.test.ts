@@ -230,6 +230,15 @@ describe('the tray app restart: never stop what can\'t be started again', () => 
     }
   });
 
+  it('undo with the app not running and not at the default path: refuses before stopping anything, and says to use the Start menu', async () => {
+    const { ctx, killed, launched } = restartMachine({ tasklist: '', files: [] });
+    await expect(winAppStrategy.restart?.(ctx, winAppStrategy.restartChange?.({ elevate: [], env: ENV }) as RestartChange, async () => {})).rejects.toThrow(
+      `Nothing was stopped: the app, ${APP}, does not exist (moved or uninstalled), so the app could not be started again. Start Ollama from the Start menu (that starts it from wherever it is installed), then run this again.`,
+    );
+    expect(killed).toEqual([]);
+    expect(launched).toEqual([]);
+  });
+
   it('waits for the pids it stopped, not for the port: another listener there changes nothing', async () => {
     const { ctx, killed, launched } = restartMachine({ user: '0.0.0.0:11434' });
     await winAppStrategy.restart?.(ctx, winAppStrategy.restartChange?.({ elevate: [], env: ENV, port: 11434 }) as RestartChange, async () => {});
