@@ -13,9 +13,8 @@
  * by starting the app, whatever failed on the way; its message then says what did.
  */
 import path, { type PlatformPath } from 'node:path';
-import type { Context } from '../../scripts/context.ts';
+import { describeKind, type Context } from '../../scripts/context.ts';
 import { bindScope, formatBindAddress, parseOllamaHost, sameBindAddress } from '../../scripts/ollama-host.ts';
-import { describeKind } from '../../scripts/context.ts';
 import { quotePowerShell, UnquotableError } from '../../scripts/shell-quote.ts';
 import { describeFailure, StepError } from '../../scripts/system-files.ts';
 import { SETUP_COMMAND } from '../commands.ts';
