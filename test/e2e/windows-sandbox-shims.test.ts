@@ -15,10 +15,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { parseExcludedPortRanges } from '../../platforms/win32/parsers/netsh.ts';
 import { parseNetstatListening, type WindowsListener } from '../../platforms/win32/parsers/netstat.ts';
 import { parseScQuery, scServiceMissing } from '../../platforms/win32/parsers/sc-query.ts';
+import { parseProcessPathsJson } from '../../platforms/win32/parsers/process-paths.ts';
 import { parseTasklistCsv } from '../../platforms/win32/parsers/tasklist.ts';
+import { environmentReadScript, parseEnvironmentRead } from '../../platforms/win32/powershell.ts';
+import { processPathsScript } from '../../platforms/win32/processes.ts';
 import { PROBE_SCRIPT } from '../../scripts/container-probe.ts';
 import { freePort, startStandin, type RunningStandin } from '../support/standin-process.ts';
-import { APP_IMAGE, createSandbox, firstExternalIPv4, SERVER_IMAGE, waitFor, type Sandbox, type SandboxOptions } from '../support/windows/sandbox.mjs';
+import { APP_IMAGE, createSandbox, firstExternalIPv4, recordProcess, SERVER_IMAGE, waitFor, type Sandbox, type SandboxOptions } from '../support/windows/sandbox.mjs';
 
 interface Run {
   status: number | null;
@@ -451,5 +454,49 @@ describe('docker (Docker Desktop, WSL 2)', () => {
     expect(probe(box, standin.port)).toMatchObject({ outcome: 'ok', status: 200, foreignHostStatus: 200, address: firstExternalIPv4() });
     const own = run(box, 'docker', ['run', '--rm', '--pull=never', 'python:3.11-slim', 'python3', '-c', PROBE_SCRIPT, `http://127.0.0.1:${standin.port}`]);
     expect(JSON.parse(own.stdout.trim())).toMatchObject({ outcome: 'refused' });
+  });
+});
+
+describe('the tray app restart: the scripts and states it relies on', () => {
+  it('reads one variable as PowerShell 5.1 answers the script: unset, empty and any value, exactly', () => {
+    const box = sandbox({ userEnv: { OLLAMA_HOST: 'http://127.0.0.1:11434\n# note\r' }, machineEnv: { OLLAMA_HOST: '' } });
+    const read = (scope: 'User' | 'Machine') => {
+      const result = ps(box, environmentReadScript('OLLAMA_HOST', scope));
+      expect(result.status).toBe(0);
+      return parseEnvironmentRead(result.stdout);
+    };
+    expect(read('User')).toEqual({ value: 'http://127.0.0.1:11434\n# note\r' });
+    // An empty REG_SZ (reg.exe can write one; .NET's SetEnvironmentVariable can't) is '' , not $null.
+    expect(read('Machine')).toEqual({ value: '' });
+    const bare = sandbox();
+    expect(parseEnvironmentRead(ps(bare, environmentReadScript('OLLAMA_HOST', 'User')).stdout)).toEqual({ value: undefined });
+  });
+
+  it('Win32_Process gives each running app the Windows path it was started from, wherever it is installed', async () => {
+    const box = sandbox({ appDir: 'D:\\Apps\\Ollama' });
+    expect(box.paths.app).toBe('D:\\Apps\\Ollama\\ollama app.exe');
+    const pid = await box.startApp();
+    const result = ps(box, processPathsScript(APP_IMAGE));
+    expect(result.status).toBe(0);
+    expect(result.stdout).toMatch(/^\[\r\n {4}\{\r\n {8}"ProcessId": {2}\d+,\r\n {8}"ExecutablePath": {2}"D:\\\\Apps\\\\Ollama\\\\ollama app\.exe"\r\n {4}\}\r\n\]\r\n$/);
+    expect(parseProcessPathsJson(result.stdout)).toEqual([{ pid, path: 'D:\\Apps\\Ollama\\ollama app.exe' }]);
+    // None running: an empty array (ConvertTo-Json -InputObject @()).
+    await box.killAll();
+    expect(parseProcessPathsJson(ps(box, processPathsScript(APP_IMAGE)).stdout)).toEqual([]);
+  });
+
+  it('taskkill /F reports a stuck process terminated, and it stays listed until it ends', async () => {
+    const box = sandbox();
+    const child = spawn('sleep', ['30'], { env: box.env, stdio: 'ignore' });
+    await new Promise((resolve) => child.once('spawn', resolve));
+    const pid = child.pid as number;
+    recordProcess(box.dir, { pid, image: 'llama-server.exe' });
+    box.configure({ stuckPids: [pid] });
+    const kill = run(box, 'taskkill', ['/F', '/T', '/IM', 'llama-server.exe']);
+    expect(kill.status).toBe(0);
+    expect(kill.stdout).toContain(`SUCCESS: The process with PID ${pid}`);
+    await sleep(200);
+    expect(parseTasklistCsv(run(box, 'tasklist', ['/FO', 'CSV', '/NH']).stdout).some((entry) => entry.pid === pid && entry.imageName === 'llama-server.exe')).toBe(true);
+    child.kill('SIGKILL');
   });
 });

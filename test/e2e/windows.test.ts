@@ -9,14 +9,14 @@
  * restarted app gets the new value and the stand-in listens on every interface, a second run
  * changes nothing, and undo removes the value again. These tests need port 11434.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BUNDLE, type JsonReport } from './cli.ts';
-import { createSandbox, waitFor, type Sandbox, type SandboxOptions } from '../support/windows/sandbox.mjs';
+import { createSandbox, firstExternalIPv4, recordProcess, waitFor, type Sandbox, type SandboxOptions } from '../support/windows/sandbox.mjs';
 
 const PORT = 11434;
 const APP = 'C:\\Users\\ada\\AppData\\Local\\Programs\\Ollama\\ollama app.exe';
@@ -31,7 +31,10 @@ function sandbox(options: Omit<SandboxOptions, 'dir'> = {}): Sandbox {
   return box;
 }
 
+const servers: net.Server[] = [];
+
 afterEach(async () => {
+  for (const server of servers.splice(0)) await new Promise((resolve) => server.close(resolve));
   for (const box of boxes.splice(0)) await box.killAll();
   for (const root of roots.splice(0)) rmSync(root, { recursive: true, force: true });
 });
@@ -174,5 +177,139 @@ describe('the tray app', () => {
     expect(setup.report.error).toContain('Port 11434 is inside 11400-11499, a range Windows reserved');
     expect(setup.report.error).toContain('net stop winnat; net start winnat');
     expect(changing(box, mark)).toEqual([]);
+  });
+});
+
+/** The app processes of the sandbox: pid, the path each was started from, the OLLAMA_HOST it got. */
+const apps = (box: Sandbox) => box.processes().filter((process) => process.image === 'ollama app.exe');
+const taskkills = (box: Sandbox, since: number) => box.transcript().slice(since).filter(({ cmd }) => cmd === 'taskkill');
+
+describe('the tray app restart never leaves Ollama stopped (issue 12 §1, §7)', () => {
+  it('another program listening on the port (an ssh -L [::1]:11434 tunnel) does not block setup or undo', async () => {
+    // On Linux a [::]:11434 server can't coexist with the tunnel (Windows lets a wildcard bind next to
+    // a specific one), so the change here is to this machine's own IPv4 address.
+    const address = firstExternalIPv4() as string;
+    const box = sandbox({ runtime: 'no-forward' });
+    await box.startApp();
+    await waitListening(/^127\.0\.0\.1:11434$/);
+    const tunnel = net.createServer();
+    servers.push(tunnel);
+    await new Promise<void>((resolve, reject) => tunnel.once('error', reject).listen({ host: '::1', port: PORT, ipv6Only: true }, resolve));
+    expect(listening()).toContain(`[::1]:${PORT}`);
+
+    let mark = box.transcript().length;
+    const setup = cli(box, ['--yes', '--host', `${address}:${PORT}`]);
+    expect(setup.code, setup.stderr + JSON.stringify(setup.report, null, 2)).toBe(0);
+    expect(setup.report.changes.every((change) => change.applied)).toBe(true);
+    expect(listening()).toContain(`${address}:${PORT}`);
+    expect(apps(box).map((app) => app.ollamaHost)).toEqual([`${address}:${PORT}`]);
+    expect(taskkills(box, mark)).toHaveLength(3);
+
+    mark = box.transcript().length;
+    const undo = cli(box, ['undo', '--yes']);
+    expect(undo.code, undo.stderr + JSON.stringify(undo.report, null, 2)).toBe(0);
+    await waitListening(/^127\.0\.0\.1:11434$/);
+    expect(apps(box).map((app) => app.ollamaHost)).toEqual([null]);
+    expect(listening()).toContain(`[::1]:${PORT}`);
+  });
+
+  for (const appDir of ['C:\\Program Files\\Ollama', 'D:\\Apps\\Ollama']) {
+    it(`an app installed in ${appDir} is started again from there by setup and by undo`, async () => {
+      const box = sandbox({ runtime: 'no-forward', appDir });
+      const app = `${appDir}\\ollama app.exe`;
+      await box.startApp();
+      await waitListening(/^127\.0\.0\.1:11434$/);
+      const setup = cli(box, ['--yes']);
+      expect(setup.code, setup.stderr + JSON.stringify(setup.report, null, 2)).toBe(0);
+      expect(setup.report.changes.at(-1)).toEqual({ type: 'command', argv: [app, '--hide'], applied: true });
+      await waitListening(WILDCARD);
+      expect(apps(box).map((process) => [process.path, process.ollamaHost])).toEqual([[app, `0.0.0.0:${PORT}`]]);
+      const undo = cli(box, ['undo', '--yes']);
+      expect(undo.code, undo.stderr + JSON.stringify(undo.report, null, 2)).toBe(0);
+      expect(undo.report.changes.at(-1)).toEqual({ type: 'command', argv: [app, '--hide'], applied: true });
+      await waitListening(/^127\.0\.0\.1:11434$/);
+      expect(apps(box).map((process) => process.path)).toEqual([app]);
+    });
+  }
+
+  it('a running app whose executable is gone is refused before anything is stopped, by setup and by undo', async () => {
+    const box = sandbox({ runtime: 'no-forward' });
+    await box.startApp();
+    await waitListening(/^127\.0\.0\.1:11434$/);
+    // Setup with the file in place, so that there is something to undo.
+    expect(cli(box, ['--yes']).code).toBe(0);
+    await waitListening(WILDCARD);
+    const [running] = apps(box);
+    unlinkSync(box.file(APP));
+
+    let mark = box.transcript().length;
+    const undo = cli(box, ['undo', '--yes']);
+    expect(undo.code).toBe(1);
+    expect(undo.report.error).toContain(`Nothing was stopped: the running app's executable, ${APP}, does not exist`);
+    expect(taskkills(box, mark)).toEqual([]);
+    expect(apps(box).map((app) => app.pid)).toEqual([running?.pid]);
+    // The old state is in place (the value put back again) and undo can run later.
+    expect(box.userEnv()).toEqual({ OLLAMA_HOST: `0.0.0.0:${PORT}` });
+    expect(box.readText(box.paths.undoFile)).toBeDefined();
+
+    // A --host change would need a restart: refused at plan time, nothing written.
+    mark = box.transcript().length;
+    const setup = cli(box, ['--yes', '--host', '127.0.0.1:11500']);
+    expect(setup.code).toBe(1);
+    expect(JSON.stringify(setup.report)).toContain('A restart of the Ollama app is not possible');
+    expect(changing(box, mark)).toEqual([]);
+    expect(apps(box).map((app) => app.pid)).toEqual([running?.pid]);
+    await waitListening(WILDCARD);
+  });
+
+  it('a process that outlives the wait: the app is started all the same, and the message says what happened', async () => {
+    const box = sandbox({ runtime: 'no-forward' });
+    await box.startApp();
+    await waitListening(/^127\.0\.0\.1:11434$/);
+    // A runner stuck in a driver call: taskkill reports it terminated, but it stays.
+    const runner = spawn('sleep', ['120'], { env: box.env, stdio: 'ignore', detached: true });
+    await new Promise((resolve) => runner.once('spawn', resolve));
+    recordProcess(box.dir, { pid: runner.pid as number, image: 'llama-server.exe' });
+    box.configure({ stuckPids: [runner.pid as number] });
+
+    const setup = cli(box, ['--yes']);
+    expect(setup.code).toBe(1);
+    expect(setup.report.error).toContain(`llama-server.exe (pid ${runner.pid}) still ran 15 s after taskkill`);
+    expect(setup.report.error).toContain(`The app was started again from ${APP}`);
+    // Rolled back: the old value, and the app runs with it.
+    expect(box.userEnv()).toEqual({});
+    await waitListening(/^127\.0\.0\.1:11434$/);
+    expect(apps(box).map((app) => app.ollamaHost)).toEqual([null]);
+  }, 90_000);
+
+  it('a Machine-scope OLLAMA_HOST survives setup and undo: the app comes back where it listened before', async () => {
+    const box = sandbox({ runtime: 'no-forward', machineEnv: { OLLAMA_HOST: '127.0.0.2:11434' } });
+    await box.startApp();
+    await waitListening(/^127\.0\.0\.2:11434$/);
+    const setup = cli(box, ['--yes']);
+    expect(setup.code, setup.stderr + JSON.stringify(setup.report, null, 2)).toBe(0);
+    await waitListening(WILDCARD);
+    const undo = cli(box, ['undo', '--yes']);
+    expect(undo.code, undo.stderr + JSON.stringify(undo.report, null, 2)).toBe(0);
+    expect(box.userEnv()).toEqual({});
+    expect(box.machineEnv()).toEqual({ OLLAMA_HOST: '127.0.0.2:11434' });
+    await waitListening(/^127\.0\.0\.2:11434$/);
+    expect(apps(box).map((app) => app.ollamaHost)).toEqual(['127.0.0.2:11434']);
+  });
+
+  // Needs the lossless undo record (H5's part of §2) as well: it may fail on this branch alone.
+  it('a User value holding a newline is put back byte for byte by undo (§2)', async () => {
+    // Ollama trims the space around it (Go's strings.TrimSpace), so the app still listens on 127.0.0.1.
+    const before = '\n127.0.0.1:11434\r';
+    const box = sandbox({ runtime: 'no-forward', userEnv: { OLLAMA_HOST: before } });
+    await box.startApp();
+    await waitListening(/^127\.0\.0\.1:11434$/);
+    const setup = cli(box, ['--yes']);
+    expect(setup.code, setup.stderr + JSON.stringify(setup.report, null, 2)).toBe(0);
+    expect(box.userEnv()).toEqual({ OLLAMA_HOST: `0.0.0.0:${PORT}` });
+    const undo = cli(box, ['undo', '--yes']);
+    expect(undo.code, undo.stderr + JSON.stringify(undo.report, null, 2)).toBe(0);
+    expect(box.userEnv()).toEqual({ OLLAMA_HOST: before });
+    await waitListening(/^127\.0\.0\.1:11434$/);
   });
 });

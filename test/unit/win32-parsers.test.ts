@@ -3,7 +3,9 @@ import { parseGetNetTcpConnectionListeners, parseGetNetTcpConnectionTable } from
 import { excludedRangeFor, isPortExcluded, parseExcludedPortRanges } from '../../platforms/win32/parsers/netsh.ts';
 import { parseNetstatListening, parseNetstatTcpRows, type WindowsListener } from '../../platforms/win32/parsers/netstat.ts';
 import { parseScQuery, parseScQueryAll, scServiceMissing } from '../../platforms/win32/parsers/sc-query.ts';
+import { parseProcessPathsJson } from '../../platforms/win32/parsers/process-paths.ts';
 import { parseCsvLine, parseTasklistCsv } from '../../platforms/win32/parsers/tasklist.ts';
+import { parseEnvironmentRead } from '../../platforms/win32/powershell.ts';
 import { isWsl, parseDefaultGateway, parseWslConfig, wslConfigNetworkingMode, wslVersion } from '../../platforms/win32/parsers/wsl.ts';
 import { fixture } from './support/fixtures.ts';
 
@@ -421,5 +423,44 @@ describe('hostile input', () => {
     collect(parseWslConfig(win32('wslconfig-wsl2-inline-comments-wsl-12161.ini')));
     expect(strings.length).toBeGreaterThan(100);
     expect(strings.filter((s) => UNSAFE.test(s))).toEqual([]);
+  });
+});
+
+describe('Win32_Process through ConvertTo-Json (Windows PowerShell 5.1)', () => {
+  it('reads an array of processes with their executables (a real capture, 9 processes)', () => {
+    const rows = parseProcessPathsJson(crlf(win32('get-ciminstance-win32-process-json-array-terminal64.json')));
+    expect(rows).toHaveLength(9);
+    expect(rows?.[0]).toEqual({ pid: 21248, path: 'C:\\MT5PortableGoldMission\\terminal64.exe' });
+    expect(rows?.find((row) => row.pid === 17676)).toEqual({ pid: 17676, path: 'C:\\Program Files\\MetaTrader 5\\terminal64.exe' });
+  });
+
+  it('reads one object, which is what ConvertTo-Json prints for a pipeline of one (a real capture)', () => {
+    expect(parseProcessPathsJson(win32('get-ciminstance-win32-process-json-one-object-notepad.json'))).toEqual([
+      { pid: 16828, path: 'C:\\Program Files\\WindowsApps\\Microsoft.WindowsNotepad_11.2607.14.0_x64__8wekyb3d8bbwe\\Notepad\\Notepad.exe' },
+    ]);
+  });
+
+  it('reads nothing (an empty pipeline prints nothing) and an empty array as no processes; a null path as unknown', () => {
+    expect(parseProcessPathsJson('')).toEqual([]);
+    expect(parseProcessPathsJson('[\r\n\r\n]\r\n')).toEqual([]);
+    expect(parseProcessPathsJson('{"ProcessId":  4100, "ExecutablePath":  null}')).toEqual([{ pid: 4100 }]);
+    // Get-Process | Select-Object Id,Path names them Id and Path.
+    expect(parseProcessPathsJson('{"Id":  4100, "Path":  "C:\\\\x\\\\ollama app.exe"}')).toEqual([{ pid: 4100, path: 'C:\\x\\ollama app.exe' }]);
+  });
+});
+
+describe('one environment variable, read losslessly', () => {
+  it('tells unset from empty from a value, and keeps every character (newline, CR, spaces, non-ASCII)', () => {
+    expect(parseEnvironmentRead('unset\r\n')).toEqual({ value: undefined });
+    expect(parseEnvironmentRead('value:\r\n')).toEqual({ value: '' });
+    for (const value of ['0.0.0.0:11434', ' 127.0.0.1:11434 \r', 'a\nb\r\n', 'C:\\Users\\Jürgen', '\u{1F600}']) {
+      expect(parseEnvironmentRead(`value:${Buffer.from(value, 'utf8').toString('base64')}\r\n`)).toEqual({ value });
+    }
+  });
+
+  it('anything else is an error, never "unset": PowerShell\'s raw output, an error text, broken base64', () => {
+    for (const text of ['', '\r\n', '0.0.0.0:11434\r\n', 'value:not base64!\r\n', 'value:abc\r\n', 'unset\r\nunset\r\n']) {
+      expect(parseEnvironmentRead(text)).toHaveProperty('error');
+    }
   });
 });

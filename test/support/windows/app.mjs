@@ -120,11 +120,11 @@ async function stopPid(pid, startTime) {
   }
 }
 
-export async function runApp({ sandbox }) {
+export async function runApp({ sandbox, imagePath }) {
   const config = readConfig(sandbox);
   // Go: filepath.Join(os.Getenv("LOCALAPPDATA"), "Ollama", ...)
   const localAppData = process.env.LOCALAPPDATA || config.localAppData;
-  const paths = winPaths(localAppData);
+  const paths = winPaths(localAppData, config.appDir);
   const file = (winPath) => sandboxFile(sandbox, winPath);
   fs.mkdirSync(file(paths.dataDir), { recursive: true });
   const log = (level, msg, attrs) => fs.appendFileSync(file(paths.appLog), slog(level, msg, attrs));
@@ -134,7 +134,7 @@ export async function runApp({ sandbox }) {
     log('INFO', 'existing instance found, exiting');
     process.exit(0);
   }
-  recordProcess(sandbox, { pid: process.pid, image: APP_IMAGE, parentPid: process.ppid, ollamaHost: process.env.OLLAMA_HOST });
+  recordProcess(sandbox, { pid: process.pid, image: APP_IMAGE, parentPid: process.ppid, ollamaHost: process.env.OLLAMA_HOST, path: imagePath });
 
   // The app's store creates the database on first start.
   if (!fs.existsSync(file(paths.db))) sqlite([file(paths.db)], SETTINGS_SCHEMA);
@@ -236,5 +236,6 @@ if (process.argv[1] && fs.realpathSync(process.argv[1]) === fileURLToPath(import
     process.stderr.write('usage: node app.mjs --sandbox <dir> [ollama app arguments]\n');
     process.exit(2);
   }
-  await runApp({ sandbox });
+  const pathAt = process.argv.indexOf('--image-path');
+  await runApp({ sandbox, imagePath: pathAt === -1 ? undefined : process.argv[pathAt + 1] });
 }

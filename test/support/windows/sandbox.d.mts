@@ -39,6 +39,10 @@ export interface SandboxOptions {
   userEnv?: Record<string, string>;
   /** Initial Machine-scope store. */
   machineEnv?: Record<string, string>;
+  /** The app's folder, a Windows path (default `%LOCALAPPDATA%\Programs\Ollama`), e.g. `D:\Apps\Ollama`. */
+  appDir?: string;
+  /** Pids that `taskkill /F` reports terminated but that keep running (stuck in a driver call). */
+  stuckPids?: number[];
 }
 
 export interface SandboxConfig {
@@ -49,6 +53,8 @@ export interface SandboxConfig {
   service: ServiceState;
   excludedPorts: ExcludedPortRange[];
   runtime: SandboxRuntime;
+  appDir?: string;
+  stuckPids?: number[];
 }
 
 export interface ProcessRecord {
@@ -60,6 +66,8 @@ export interface ProcessRecord {
   /** OLLAMA_HOST in the process's environment when it started (null if unset). */
   ollamaHost: string | null;
   started: string;
+  /** The Windows path it was started from (Win32_Process.ExecutablePath); absent when unknown. */
+  path?: string;
 }
 
 export interface TranscriptEntry {
@@ -95,6 +103,8 @@ export interface Sandbox {
   file(winPath: string): string;
   readText(winPath: string): string | undefined;
   config(): SandboxConfig;
+  /** Write (another copy of) the fake app at this Windows path. */
+  installApp(winApp: string): void;
   /** Change options of a running sandbox (e.g. excluded ports, admin, service). */
   configure(partial: Partial<Omit<SandboxConfig, 'service'>> & { service?: boolean | ServiceState }): void;
   /** The User-scope store now. */
@@ -121,7 +131,8 @@ export interface Sandbox {
 
 export declare const DEFAULTS: Readonly<Omit<Required<SandboxOptions>, 'dir'>>;
 export declare function createSandbox(options: SandboxOptions): Sandbox;
-export declare function winPaths(localAppData: string): WinPaths;
+export declare function winPaths(localAppData: string, appDir?: string): WinPaths;
+export declare function recordProcess(dir: string, record: { pid: number; image: string; parentPid?: number; ollamaHost?: string; path?: string }): ProcessRecord | undefined;
 export declare function sandboxFile(dir: string, winPath: string): string;
 /** Poll every 50 ms until `check` returns something other than undefined/false; throws after `timeoutMs`. */
 export declare function waitFor<T>(check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs?: number, what?: string): Promise<T>;

@@ -39,6 +39,10 @@ const STORE_FILES = { User: 'env-user.json', Machine: 'env-machine.json' };
 
 export const DEFAULTS = Object.freeze({
   localAppData: 'C:\\Users\\ada\\AppData\\Local',
+  /** The app's folder (a Windows path); undefined: the per-user default, %LOCALAPPDATA%\\Programs\\Ollama. */
+  appDir: undefined,
+  /** Pids that taskkill /F reports as terminated but that keep running (a process stuck in a driver call). */
+  stuckPids: [],
   userProfile: 'C:\\Users\\ada',
   appInstalled: true,
   admin: false,
@@ -53,9 +57,9 @@ export const DEFAULTS = Object.freeze({
 // Windows paths as sandbox files
 
 /** The Windows paths the fake app and the product use, for one %LOCALAPPDATA%. */
-export function winPaths(localAppData) {
+export function winPaths(localAppData, appDir) {
   const w = path.win32;
-  const installDir = w.join(localAppData, 'Programs', 'Ollama');
+  const installDir = appDir ?? w.join(localAppData, 'Programs', 'Ollama');
   const dataDir = w.join(localAppData, 'Ollama');
   return {
     installDir,
@@ -212,10 +216,12 @@ export function procInSandbox(pid, dir) {
 }
 
 /** Remember that `pid` is a Windows process named `image` (only while it runs). */
-export function recordProcess(dir, { pid, image, parentPid, ollamaHost }) {
+export function recordProcess(dir, { pid, image, parentPid, ollamaHost, path: winPath }) {
   const stat = procStat(pid);
   if (stat === undefined) return undefined;
   const record = { pid, image, parentPid: parentPid ?? stat.ppid, startTime: stat.startTime, ollamaHost: ollamaHost ?? null, started: new Date().toISOString() };
+  // The Windows path it was started from (Win32_Process.ExecutablePath); absent: Windows won't say.
+  if (winPath !== undefined) record.path = winPath;
   fs.mkdirSync(path.join(dir, PROCESS_DIR), { recursive: true });
   writeJsonAtomic(path.join(dir, PROCESS_DIR, `${pid}.json`), record);
   return record;
@@ -340,13 +346,14 @@ export async function waitFor(check, timeoutMs = 10_000, what = 'condition') {
 
 const shQuote = (text) => `'${text.replace(/'/g, `'\\''`)}'`;
 
-function launcherSource(dir) {
+function launcherSource(dir, winPath) {
   // A shell script that execs node (same pid): a file named "...\ollama app.exe" would be neither an
-  // ES module nor safe to load as CommonJS inside a "type": "module" package.
+  // ES module nor safe to load as CommonJS inside a "type": "module" package. It passes the app its
+  // own Windows path, which Windows would know as the process's executable.
   return [
     '#!/bin/sh',
     '# Fake "ollama app.exe" of a stigmer-setup Windows sandbox; the logic is in app.mjs.',
-    `exec ${shQuote(process.execPath)} ${shQuote(APP_MODULE)} --sandbox ${shQuote(dir)} "$@"`,
+    `exec ${shQuote(process.execPath)} ${shQuote(APP_MODULE)} --sandbox ${shQuote(dir)} --image-path ${shQuote(winPath)} "$@"`,
     '',
   ].join('\n');
 }
@@ -364,18 +371,21 @@ export function createSandbox(options) {
     service: opts.service === true ? 'running' : opts.service || false,
     excludedPorts: opts.excludedPorts,
     runtime: opts.runtime,
+    appDir: opts.appDir,
+    stuckPids: opts.stuckPids,
   };
   writeConfig(dir, config);
   writeStore(dir, 'User', { ...opts.userEnv });
   writeStore(dir, 'Machine', { ...opts.machineEnv });
   fs.writeFileSync(path.join(dir, TRANSCRIPT_FILE), '');
 
-  const paths = winPaths(opts.localAppData);
-  if (opts.appInstalled) {
-    fs.mkdirSync(sandboxFile(dir, paths.installDir), { recursive: true });
-    fs.writeFileSync(sandboxFile(dir, paths.app), launcherSource(dir), { mode: 0o755 });
-    fs.chmodSync(sandboxFile(dir, paths.app), 0o755);
-  }
+  const paths = winPaths(opts.localAppData, opts.appDir);
+  const installApp = (winApp) => {
+    fs.mkdirSync(sandboxFile(dir, path.win32.dirname(winApp)), { recursive: true });
+    fs.writeFileSync(sandboxFile(dir, winApp), launcherSource(dir, winApp), { mode: 0o755 });
+    fs.chmodSync(sandboxFile(dir, winApp), 0o755);
+  };
+  if (opts.appInstalled) installApp(paths.app);
 
   const pathDirs = [BIN_DIR, dir, '/usr/bin', '/bin'];
   const nodeDir = path.dirname(process.execPath);
@@ -406,6 +416,8 @@ export function createSandbox(options) {
     file,
     readText,
     config: () => readConfig(dir),
+    /** Install (another copy of) the app at a Windows path, e.g. 'C:\\Program Files\\Ollama\\ollama app.exe'. */
+    installApp,
     configure(partial) {
       const next = { ...readConfig(dir), ...partial };
       if (partial.service === true) next.service = 'running';

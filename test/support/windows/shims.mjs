@@ -69,6 +69,55 @@ function psError(message, script, category, errorId) {
   ].join(CRLF);
 }
 
+// ---------------------------------------------------------------------------
+// Whole scripts the product runs that are more than one statement. Each is matched as a whole and
+// answered as Windows PowerShell 5.1 would answer it.
+
+const ENCODED_GET = new RegExp(
+  `^\\$v\\s*=\\s*\\[(?:System\\.)?Environment\\]::GetEnvironmentVariable\\(\\s*'([A-Za-z_][A-Za-z0-9_]*)'\\s*,\\s*'(User|Machine)'\\s*\\)\\s*;\\s*` +
+    `if\\s*\\(\\s*\\$null\\s+-eq\\s+\\$v\\s*\\)\\s*\\{\\s*'unset'\\s*\\}\\s*else\\s*\\{\\s*'value:'\\s*\\+\\s*\\[Convert\\]::ToBase64String\\(\\s*\\[(?:System\\.)?Text\\.Encoding\\]::UTF8\\.GetBytes\\(\\s*\\$v\\s*\\)\\s*\\)\\s*\\}$`,
+  'i',
+);
+
+/**
+ * `$v = [Environment]::GetEnvironmentVariable('NAME','User'); if ($null -eq $v) { 'unset' } else { 'value:' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes($v)) }`:
+ * GetEnvironmentVariable gives $null for a missing name and the stored string otherwise (an empty
+ * REG_SZ is ''); a string statement writes one line. Returns the output, or undefined if not this script.
+ */
+export function encodedEnvironmentRead(dir, script) {
+  const m = ENCODED_GET.exec(script.trim());
+  if (!m) return undefined;
+  const value = storeGet(readStore(dir, scopeName(m[2])), m[1]);
+  return value === undefined ? `unset${CRLF}` : `value:${Buffer.from(value, 'utf8').toString('base64')}${CRLF}`;
+}
+
+const PROCESS_QUERY =
+  /^\[Console\]::OutputEncoding\s*=\s*\[(?:System\.)?Text\.UTF8Encoding\]::new\(\s*\$false\s*\)\s*;\s*ConvertTo-Json\s+-InputObject\s+@\(\s*Get-CimInstance\s+-ClassName\s+Win32_Process\s+-Filter\s+'Name=''([^']+)'''\s*\|\s*Select-Object\s+ProcessId\s*,\s*ExecutablePath\s*\)$/i;
+
+/** ConvertTo-Json of Windows PowerShell 5.1: 4-space indents and two spaces after each colon (test/fixtures/win32/get-ciminstance-*.json). */
+function psJsonArray(objects) {
+  if (objects.length === 0) return `[${CRLF}${CRLF}]`;
+  const value = (v) => (v === null ? 'null' : JSON.stringify(v));
+  const items = objects.map((o) => [`    {`, Object.entries(o).map(([k, v]) => `        ${JSON.stringify(k)}:  ${value(v)}`).join(`,${CRLF}`), `    }`].join(CRLF));
+  return `[${CRLF}${items.join(`,${CRLF}`)}${CRLF}]`;
+}
+
+/**
+ * `ConvertTo-Json -InputObject @(Get-CimInstance -ClassName Win32_Process -Filter 'Name=''IMAGE''' | Select-Object ProcessId,ExecutablePath)`:
+ * the sandbox's live processes of that image with the Windows path each was started from (null when
+ * none was recorded, as Windows gives for a process it won't open). Output is UTF-8, as the script's
+ * first statement asks. Returns the output, or undefined if not this script.
+ */
+export function processPathQuery(dir, script) {
+  const m = PROCESS_QUERY.exec(script.trim());
+  if (!m) return undefined;
+  const image = m[1].toLowerCase();
+  const rows = liveRecords(dir)
+    .filter((r) => r.image.toLowerCase() === image)
+    .map((r) => ({ ProcessId: r.pid, ExecutablePath: r.path ?? null }));
+  return `${psJsonArray(rows)}${CRLF}`;
+}
+
 export async function powershell({ dir, args, config }) {
   let script;
   for (let i = 0; i < args.length; i++) {
@@ -101,6 +150,13 @@ export async function powershell({ dir, args, config }) {
       ),
     );
     return 1;
+  }
+  for (const whole of [encodedEnvironmentRead, processPathQuery]) {
+    const answer = whole(dir, script);
+    if (answer !== undefined) {
+      out(answer);
+      return 0;
+    }
   }
   const statements = script
     .split(/[;\r\n]+/)
@@ -386,7 +442,7 @@ export async function tasklist({ dir, args }) {
 // ===========================================================================
 // taskkill [/F] [/T] /IM <image> | /PID <pid>
 
-export async function taskkill({ dir, args }) {
+export async function taskkill({ dir, args, config }) {
   let force = false;
   let tree = false;
   const images = [];
@@ -454,7 +510,9 @@ export async function taskkill({ dir, args }) {
       done.add(p.pid);
       const isRoot = p.pid === root;
       if (force) {
-        kill(p.pid, 'SIGKILL');
+        // TerminateProcess only starts the termination: a process blocked in a driver call stays
+        // listed until that call returns. The sandbox's `stuckPids` are such processes.
+        if (!(config.stuckPids ?? []).includes(p.pid)) kill(p.pid, 'SIGKILL');
         out(tree ? `SUCCESS: The process with PID ${p.pid} (child process of PID ${p.ppid}) has been terminated.${CRLF}` : `SUCCESS: The process "${image}" with PID ${p.pid} has been terminated.${CRLF}`);
       } else if (isRoot && image.toLowerCase() === APP_IMAGE) {
         // Without /F taskkill asks the windows of the process to close: the tray app quits gracefully.
