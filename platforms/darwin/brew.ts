@@ -155,7 +155,15 @@ async function detect(ctx: Context, options: DetectOptions): Promise<BrewDetecti
     if (!envFile || parseBrewEnvFile(envFile.content).notUtf8Line === undefined) return undefined;
     if (!(await formulaInstalled(ctx, undefined))) return undefined;
     infoFailed = true;
+    // brew can't say whether its job runs; launchd can (either label brew uses).
     service = { name: 'ollama' };
+    for (const label of BREW_LABELS) {
+      const print = await ctx.exec('launchctl', ['print', `${guiDomain(ctx.uid)}/${label}`], { timeoutMs: 10_000 });
+      if (print.exitCode !== 0) continue;
+      const job = parseLaunchctlPrint(print.stdout);
+      service = { name: 'ollama', serviceName: label, loaded: true, running: job.pid !== undefined, pid: job.pid };
+      break;
+    }
   } else {
     if (!(await formulaInstalled(ctx, service))) return undefined;
     envFile = await ctx.fs.read(envFilePath);
