@@ -59,7 +59,8 @@ function isRubyStripByte(byte: number): boolean {
 /** Onigmo's [[:space:]] on a UTF-8 string (Unicode White_Space), for Homebrew's String#blank?. */
 const BLANK = /^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$/u;
 
-const decoder = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: keep a byte-order mark as a character, as Ruby does (TextDecoder drops it by default).
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 function decodeUtf8(bytes: Buffer): string | undefined {
   try {

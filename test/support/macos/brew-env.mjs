@@ -21,7 +21,8 @@
 /** Raised where Ruby would raise; the shim prints it as brew's top level does ("Error: …", exit 1). */
 export class RubyArgumentError extends Error {}
 
-const UTF8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: Ruby keeps a byte-order mark as part of the line (TextDecoder would drop it).
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const RUBY_STRIP = new Set([0x00, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x20]);
 const ONIGMO_SPACE = /^[\u0009-\u000d\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$/u;
 
