@@ -84,7 +84,7 @@ async function waitListening(pattern: RegExp): Promise<void> {
 
 /** The commands that change something, in order (reads run concurrently, so their order is not pinned). */
 function changing(sb: Sandbox): string[] {
-  const reads = /^(brew (--version|services info)|launchctl (print|getenv)|lsof|ps|sw_vers|docker|pgrep)/;
+  const reads = /^(brew (--version|services info|list --versions)|launchctl (print|getenv)|lsof|ps|sw_vers|docker|pgrep)/;
   return sb
     .transcript()
     .map(({ cmd, args }) => [cmd, ...args].join(' ').replaceAll(sb.home, '~').replaceAll(`gui/${uid}`, 'gui/$UID'))
