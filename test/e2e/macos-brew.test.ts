@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BUNDLE, type JsonReport } from './cli.ts';
-import { brewServicesStart, createSandbox, launchdJob, type Sandbox, type SandboxOptions } from '../support/macos/sandbox.mjs';
+import { brewServicesStart, createSandbox, launchdJob, openApp, type Sandbox, type SandboxOptions } from '../support/macos/sandbox.mjs';
 import { waitFor } from './support/shell.ts';
 
 const PORT = 11434;
@@ -134,6 +134,22 @@ describe('the env file, as brew reads it', () => {
     const run = cli(sb, ['--dry-run']);
     expect(run.code, run.stderr.slice(0, 2000)).toBe(0);
     expect(run.report.changes).toEqual([expect.objectContaining({ type: 'file', path: envFile(sb), action: 'modify' }), expect.objectContaining({ type: 'command' })]);
+  });
+});
+
+describe('brew services info for a formula that is not installed', () => {
+  it('is not an installation: with only Ollama.app installed, doctor reports one installation, and --host configures the app', async () => {
+    // brew is there and knows the formula (info answers, status "none"), but there is no keg.
+    const sb = sandbox({ brewInstalled: false, appInstalled: true });
+    expect((await sb.run('brew', ['services', 'info', 'ollama', '--json'])).code).toBe(0);
+    await openApp(sb);
+    await waitListening(LOOPBACK);
+    const doctor = cli(sb, ['doctor']);
+    expect(doctor.report.strategy).toBe('darwin-app');
+    expect(doctor.report.checks.find((check) => check.id === 'ollama.conflict')?.status ?? 'ok').not.toBe('warn');
+    expect(JSON.stringify(doctor.report)).not.toContain('Homebrew service');
+    const dry = cli(sb, ['--dry-run', '--host', '0.0.0.0:11434']);
+    expect(dry.report.strategy).toBe('darwin-app');
   });
 });
 
