@@ -173,7 +173,8 @@ describe('brew services info for a formula that is not installed', () => {
 describe('a `brew services restart` that fails after brew stopped the service', () => {
   const original = () => fixture('darwin/homebrew.mxcl.ollama-camjn-dotfiles.plist');
 
-  async function restartWith(bootstrap: () => ExecResult) {
+  const BOOTSTRAP_FAILED = failed('Bootstrap failed: 5: Input/output error\nError: Failure while executing; `/bin/launchctl bootstrap gui/501 …` exited with 5.');
+  async function restartWith(bootstrap: () => ExecResult, brewAnswer: ExecResult = BOOTSTRAP_FAILED) {
     await mkdir(path.dirname(plistPath()), { recursive: true });
     await writeFile(plistPath(), original(), { mode: 0o644 });
     const ctx = testContext({
@@ -183,7 +184,7 @@ describe('a `brew services restart` that fails after brew stopped the service', 
         if (line === 'brew services restart ollama') {
           // brew's stop: bootout, then `rm service.dest`; its start then fails at bootstrap.
           await unlink(plistPath());
-          return failed('Bootstrap failed: 5: Input/output error\nError: Failure while executing; `/bin/launchctl bootstrap gui/501 …` exited with 5.');
+          return brewAnswer;
         }
         if (command === 'launchctl' && args[0] === 'print') return failed('Could not find service "homebrew.mxcl.ollama" in domain for user gui: 501', 113);
         if (command === 'launchctl' && args[0] === 'bootout') return failed('Boot-out failed: 3: No such process', 3);
@@ -205,6 +206,13 @@ describe('a `brew services restart` that fails after brew stopped the service', 
     expect(outcome).toContain('Ollama was started again from the LaunchAgent it had before');
     expect(await readFile(plistPath(), 'utf8')).toBe(original());
     expect(ctx.calls.map((call) => [call.command, ...call.args].join(' '))).toContain(`launchctl bootstrap gui/${ctx.uid ?? 501} ${plistPath()}`);
+  });
+
+  it('a brew stopped by our timeout between its stop and its start is handled the same way', async () => {
+    const { outcome } = await restartWith(() => ok(), { exitCode: null, stdout: '', stderr: '', failure: 'timeout' });
+    expect(outcome).toContain('did not finish within 120 s');
+    expect(outcome).toContain('Ollama was started again from the LaunchAgent it had before');
+    expect(await readFile(plistPath(), 'utf8')).toBe(original());
   });
 
   it('when that bootstrap fails too, the message says Ollama is stopped and names the command that starts it', async () => {
@@ -261,5 +269,51 @@ describe("Ollama.app's db.sqlite", () => {
     await writeFile(database(), 'not really sqlite');
     const reading = await readExpose(testContext({ exec: () => NOT_FOUND }), database());
     expect(reading).toEqual({ value: undefined, unknownBecause: 'sqlite3 is not installed' });
+  });
+});
+
+describe('older Homebrew: a reload whose bootstrap fails after the bootout', () => {
+  it('the rollback puts the old plist back and bootstraps that one, so the job is loaded again on the old configuration', async () => {
+    const { executeChanges } = await import('../../scripts/apply.ts');
+    const { SystemFiles } = await import('../../scripts/system-files.ts');
+    const { darwinPlatform } = await import('../../platforms/darwin/index.ts');
+    const original = Buffer.from(fixture('darwin/homebrew.mxcl.ollama-camjn-dotfiles.plist'));
+    await mkdir(path.dirname(plistPath()), { recursive: true });
+    await writeFile(plistPath(), original, { mode: 0o644 });
+    let loaded = true;
+    const bootstrapped: Buffer[] = [];
+    const ctx = testContext({
+      env: { HOME: home },
+      exec: async (command, args): Promise<ExecResult> => {
+        if (command !== 'launchctl') return NOT_FOUND;
+        if (args[0] === 'print') return loaded ? ok('state = running\n') : failed('Could not find service', 113);
+        if (args[0] === 'bootout') {
+          if (!loaded) return failed('Boot-out failed: 3: No such process', 3);
+          loaded = false;
+          return ok();
+        }
+        if (args[0] === 'bootstrap') {
+          const content = await readFile(args[2] as string);
+          bootstrapped.push(content);
+          // The edited plist never loads (launchd keeps answering 5); the original does.
+          if (!content.equals(original)) return failed('Bootstrap failed: 5: Input/output error', 5);
+          loaded = true;
+          return ok();
+        }
+        return NOT_FOUND;
+      },
+    });
+    const after = Buffer.from(original.toString().replace('<dict>', '<dict>\n\t<key>Comment</key>\n\t<string>edited</string>'));
+    const changes = [
+      { type: 'file' as const, path: plistPath(), action: 'modify' as const, before: original, after, mode: 0o644, privileged: false },
+      brewStrategy.restartChange?.({ elevate: [], uid: ctx.uid, job: plistPath() }) as RestartChange,
+    ];
+    const outcome = await executeChanges({ ctx, support: darwinPlatform, files: new SystemFiles(ctx, [], path.posix), stateDir: path.join(home, 'state') }, changes);
+    expect(outcome.ok).toBe(false);
+    expect(outcome.rolledBack).toBe(true);
+    expect(outcome.error).toContain('Every change was rolled back.');
+    expect((await readFile(plistPath())).equals(original)).toBe(true);
+    expect(bootstrapped.at(-1)?.equals(original)).toBe(true);
+    expect(loaded).toBe(true);
   });
 });
