@@ -151,7 +151,13 @@ async function detect(ctx: Context, options: DetectOptions): Promise<BrewDetecti
   if (!service) {
     // brew fails outright on an env file it can't read; that is still a Homebrew installation.
     if (info.failure || info.exitCode === 0) return undefined;
-    envFile = await ctx.fs.read(envFilePath);
+    try {
+      envFile = await ctx.fs.read(envFilePath);
+    } catch (error) {
+      // brew failed for some other reason; an env file we won't read says nothing about it.
+      if (error instanceof UnsafePathError) return undefined;
+      throw error;
+    }
     if (!envFile || parseBrewEnvFile(envFile.content).notUtf8Line === undefined) return undefined;
     if (!(await formulaInstalled(ctx, undefined))) return undefined;
     infoFailed = true;

@@ -317,3 +317,11 @@ describe('older Homebrew: a reload whose bootstrap fails after the bootout', () 
     expect(loaded).toBe(true);
   });
 });
+
+describe('no Homebrew ollama, and an env file that is not a regular file', () => {
+  it('brew not knowing the formula is "not installed", whatever sits at the env file\'s path (a FIFO is not opened)', async () => {
+    await mkdir(path.dirname(envPath()), { recursive: true });
+    expect(spawnSync('mkfifo', [envPath()]).status).toBe(0);
+    expect(await detectBrew({ infoFails: 'Error: No available formula with the name "ollama".' })).toBeUndefined();
+  });
+});
