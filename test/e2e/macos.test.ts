@@ -84,7 +84,7 @@ async function waitListening(pattern: RegExp): Promise<void> {
 
 /** The commands that change something, in order (reads run concurrently, so their order is not pinned). */
 function changing(sb: Sandbox): string[] {
-  const reads = /^(brew (--version|services info)|launchctl (print|getenv)|lsof|ps|sw_vers|docker|pgrep)/;
+  const reads = /^(brew (--version|services info|list --versions)|launchctl (print|getenv)|lsof|ps|sw_vers|docker|pgrep)/;
   return sb
     .transcript()
     .map(({ cmd, args }) => [cmd, ...args].join(' ').replaceAll(sb.home, '~').replaceAll(`gui/${uid}`, 'gui/$UID'))
@@ -108,7 +108,7 @@ describe('Homebrew 4.x: the plist, as in the seed', () => {
       { type: 'command', argv: ['launchctl', 'bootout', `gui/${uid}/homebrew.mxcl.ollama`], applied: true },
       { type: 'command', argv: ['launchctl', 'bootstrap', `gui/${uid}`, sb.plistPath], applied: true },
     ]);
-    expect(setup.report.warnings.join(' ')).toContain('`brew services restart ollama` and `brew upgrade` rewrite');
+    expect(setup.report.warnings.join(' ')).toContain('`brew services start ollama` and `brew services restart ollama` rewrite');
     // The golden transcript: the reload, the modern way; never the legacy load/unload.
     expect(changing(sb)).toEqual(['launchctl bootout gui/$UID/homebrew.mxcl.ollama', 'launchctl bootstrap gui/$UID ~/Library/LaunchAgents/homebrew.mxcl.ollama.plist']);
     await waitListening(WILDCARD);

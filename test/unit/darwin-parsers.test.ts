@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
 import { parseBrewServicesInfo, parseBrewVersion, supportsServiceEnvFile } from '../../platforms/darwin/parsers/brew.ts';
+import { parseBrewEnvFile } from '../../platforms/darwin/parsers/brew-env.ts';
+import { brewEnvOverrides } from '../support/macos/brew-env.mjs';
 import { launchctlServiceMissing, parseLaunchctlPrint } from '../../platforms/darwin/parsers/launchctl-print.ts';
 import { decodeLsofCommand, parseLsofListen, type LsofListener } from '../../platforms/darwin/parsers/lsof.ts';
 import { environmentVariables, PlistError, readPlistDict, withEnvironmentVariable } from '../../platforms/darwin/plist-file.ts';
@@ -288,6 +291,69 @@ describe('brew services info --json', () => {
     expect(parseBrewServicesInfo('['.repeat(500_000) + ']'.repeat(500_000))).toBeUndefined();
     expect(parseBrewServicesInfo(' '.repeat(2_000_000) + all)).toBeUndefined();
     expect(parseBrewServicesInfo(undefined as unknown as string)).toBeUndefined();
+  });
+});
+
+describe("Homebrew's services/<formula>.env", () => {
+  // Homebrew's own lines (service.rb effective_environment_variables, extend/blank/string.rb), run
+  // by a real Ruby reading UTF-8, as brew does on a Mac (it sets LC_ALL=en_US.UTF-8; -E UTF-8 here). Only where `ruby` is installed (not in CI):
+  // it is the check that the TypeScript model and Ruby agree, byte for byte.
+  const ruby = spawnSync('ruby', ['-e', 'print 1'], { encoding: 'utf8' }).stdout === '1';
+  const BREW = String.raw`
+    class String; def blank? = empty? || /\A[[:space:]]*\z/.match?(self); end
+    class NilClass; def blank? = true; end
+    require "json"
+    begin
+      out = File.foreach(ARGV[0]).map(&:strip).reject { |l| l.empty? || l.start_with?("#") }.each_with_object({}) do |line, hash|
+        key, value = line.split("=", 2)
+        next if key.blank? || value.nil?
+        hash[key.strip] = value.strip
+      end
+      print JSON.generate(out.to_a)
+    rescue ArgumentError => e
+      print JSON.generate({ "error" => e.message })
+    end`;
+  const CASES: [string, Buffer][] = [
+    ['export', Buffer.from('export OLLAMA_HOST=0.0.0.0:11434\n')],
+    ['quotes', Buffer.from('OLLAMA_HOST="0.0.0.0:11434"\nB=\'x\'\n')],
+    ['duplicates', Buffer.from('A=1\nB=2\nA=3\n')],
+    ['crlf, no final newline', Buffer.from('A=1\r\nB = 2 \r\n  C=3')],
+    ['bom', Buffer.from('\uFEFFA=1\n# c\n')],
+    ['nul and vt', Buffer.from('\u0000 A=1\u0000\n\u000bB=\f2\n')],
+    ['unicode spaces', Buffer.from('\u00a0A=1\n\u3000=x\nC\u2003=y\n')],
+    ['invalid lines', Buffer.from('=x\nNOEQ\n # not a comment? \n#c\nA==b\n')],
+    ['latin-1 comment', Buffer.concat([Buffer.from('# caf'), Buffer.from([0xe9]), Buffer.from('\nA=1\n')])],
+    ['lone cr', Buffer.from('A=1\rB=2\n')],
+  ];
+
+  it.skipIf(!ruby).each(CASES)('agrees with Ruby running brew\'s code: %s', async (_name, content) => {
+    const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(`${tmpdir()}/brew-env-`);
+    try {
+      writeFileSync(`${dir}/ollama.env`, content);
+      const result = spawnSync('ruby', ['-E', 'UTF-8', '-e', BREW, `${dir}/ollama.env`], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C.UTF-8' }, timeout: 20_000 });
+      const answer = JSON.parse(result.stdout) as [string, string][] | { error: string };
+      const ours = parseBrewEnvFile(content);
+      // The macOS sandbox's brew model must agree with Ruby too: it is what the e2e tests trust.
+      const sandbox = (() => {
+        try {
+          return [...brewEnvOverrides(content, 'ollama.env').overrides];
+        } catch (error) {
+          return { error: (error as Error).message };
+        }
+      })();
+      expect(sandbox).toEqual(answer);
+      if (!Array.isArray(answer)) {
+        expect(answer.error).toBe('invalid byte sequence in UTF-8');
+        expect(ours.notUtf8Line).toBeDefined();
+      } else {
+        expect(ours.notUtf8Line).toBeUndefined();
+        expect([...ours.variables]).toEqual(answer);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -9,7 +9,8 @@ import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { appStrategy, renderAgent, type AppDetection } from '../../platforms/darwin/app.ts';
-import { brewEnvFilePath, brewStrategy, envFileValue, withEnvFileValue, type BrewDetection } from '../../platforms/darwin/brew.ts';
+import { brewEnvFilePath, brewStrategy, type BrewDetection } from '../../platforms/darwin/brew.ts';
+import { parseBrewEnvFile, withBrewEnvValue } from '../../platforms/darwin/parsers/brew-env.ts';
 import { environmentVariables, readPlistDict } from '../../platforms/darwin/plist-file.ts';
 import type { Change, FileChange, PlanRequest, RestartChange, SettingChange } from '../../platforms/types.ts';
 import type { ExecResult } from '../../scripts/context.ts';
@@ -34,11 +35,13 @@ function brewInfo(overrides: Record<string, unknown> = {}): string {
 }
 
 /** A machine whose brew, launchctl and ps answer as a real Mac's do. */
-function mac(options: { brewVersion?: string; info?: string; ps?: string; launchdHost?: string } = {}) {
+function mac(options: { brewVersion?: string; info?: string; ps?: string; launchdHost?: string; installed?: boolean } = {}) {
   return testContext({
     env: { HOME: home },
     exec: (command, args): ExecResult => {
       if (command === 'brew' && args[0] === '--version') return ok(fixture('darwin/brew-version-4.0.1-core-na.txt').replace('4.0.1', options.brewVersion ?? '4.0.1'));
+      // cmd/list.rb: one `name versions…` line for an installed formula; exit 1 and no output without a keg.
+      if (command === 'brew' && args[0] === 'list') return options.installed === false ? failed('', 1) : ok('ollama 0.32.3\n');
       if (command === 'brew' && args[0] === 'services') return options.info === undefined ? failed('Error: No available formula with the name "ollama".') : ok(options.info);
       if (command === 'launchctl' && args[0] === 'print') return ok(fixture('darwin/launchctl-print-gui-running-env-home-rewritten.txt'));
       if (command === 'launchctl' && args[0] === 'getenv') return ok(options.launchdHost === undefined ? '' : `${options.launchdHost}\n`);
@@ -64,12 +67,14 @@ describe('the Homebrew env file', () => {
     expect(brewEnvFilePath({ home: '/Users/ada', env: { HOMEBREW_USER_CONFIG_HOME: '/cfg' } }, path.posix)).toBe('/Users/ada/.homebrew/services/ollama.env');
   });
 
-  it('keeps every other line, replaces OLLAMA_HOST once, and drops later lines that would override it', () => {
+  it('keeps every other line, and gives every line brew applies for OLLAMA_HOST the new value (the last one is the one that wins)', () => {
     const before = Buffer.from('# mine\nOLLAMA_MODELS=/Volumes/big/models\nOLLAMA_HOST=127.0.0.1:11434\nOLLAMA_DEBUG=1\nOLLAMA_HOST=10.0.0.1:1\n');
-    expect(withEnvFileValue(before, 'OLLAMA_HOST', '0.0.0.0:11434').toString()).toBe('# mine\nOLLAMA_MODELS=/Volumes/big/models\nOLLAMA_HOST=0.0.0.0:11434\nOLLAMA_DEBUG=1\n');
-    expect(withEnvFileValue(Buffer.from('OLLAMA_DEBUG=1'), 'OLLAMA_HOST', '[::]:11434').toString()).toBe('OLLAMA_DEBUG=1\nOLLAMA_HOST=[::]:11434\n');
-    expect(withEnvFileValue(undefined, 'OLLAMA_HOST', '0.0.0.0:11434').toString()).toBe('OLLAMA_HOST=0.0.0.0:11434\n');
-    expect(envFileValue('#OLLAMA_HOST=1.1.1.1:1\nOLLAMA_HOST="0.0.0.0:11434"\n', 'OLLAMA_HOST')).toBe('0.0.0.0:11434');
+    expect(parseBrewEnvFile(before).variables.get('OLLAMA_HOST')).toBe('10.0.0.1:1');
+    expect(withBrewEnvValue(before, 'OLLAMA_HOST', '0.0.0.0:11434').toString()).toBe('# mine\nOLLAMA_MODELS=/Volumes/big/models\nOLLAMA_HOST=0.0.0.0:11434\nOLLAMA_DEBUG=1\nOLLAMA_HOST=0.0.0.0:11434\n');
+    expect(withBrewEnvValue(Buffer.from('OLLAMA_DEBUG=1'), 'OLLAMA_HOST', '[::]:11434').toString()).toBe('OLLAMA_DEBUG=1\nOLLAMA_HOST=[::]:11434\n');
+    expect(withBrewEnvValue(undefined, 'OLLAMA_HOST', '0.0.0.0:11434').toString()).toBe('OLLAMA_HOST=0.0.0.0:11434\n');
+    // brew does no unquoting: the quotes reach Ollama, whose Var() trims them.
+    expect(parseBrewEnvFile(Buffer.from('#OLLAMA_HOST=1.1.1.1:1\nOLLAMA_HOST="0.0.0.0:11434"\n')).variables.get('OLLAMA_HOST')).toBe('"0.0.0.0:11434"');
   });
 });
 
@@ -129,7 +134,9 @@ describe('Homebrew before 6.0.15: the plist (the seed\'s fix)', () => {
     expect(restarts(plan.changes)).toEqual([
       { type: 'restart', strategy: 'darwin-brew', steps: [['launchctl', 'bootout', `gui/${uid}/homebrew.mxcl.ollama`], ['launchctl', 'bootstrap', `gui/${uid}`, plistPath()]], privileged: false, job: plistPath() },
     ]);
-    expect(plan.warnings.join(' ')).toContain('`brew services restart ollama` and `brew upgrade` rewrite');
+    expect(plan.warnings.join(' ')).toContain('`brew services start ollama` and `brew services restart ollama` rewrite');
+    expect(plan.warnings.join(' ')).toContain('(`brew upgrade` leaves it alone)');
+    expect(plan.warnings.join(' ')).toContain('(`brew update`, then run stigmer-setup again)');
     expect(plan.warnings.join(' ')).toContain('Homebrew 6.0.15 and later keep it in');
   });
 

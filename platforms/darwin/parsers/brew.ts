@@ -10,7 +10,9 @@
  * `brew services info --json` prints an array of objects with name, service_name, running, loaded,
  * schedulable, pid, exit_code, user, status, file, registered, loaded_file and (when the formula has
  * a command) command, working_dir, log_path, … (`FormulaWrapper#to_hash`). Older Homebrew prints a
- * subset, so every field is optional here except `name`.
+ * subset, so every field is optional here except `name`. brew answers the same way for a formula
+ * it knows but has not installed (status "none", `file` in the opt prefix that does not exist), so
+ * an entry here is not yet an installation (brew.ts checks).
  *
  * Nothing here throws.
  */
@@ -28,6 +30,8 @@ export interface BrewServiceInfo {
   serviceName?: string;
   running?: boolean;
   loaded?: boolean;
+  /** A service file is in ~/Library/LaunchAgents (or /Library/LaunchDaemons); Homebrew 4.4.27 and later. */
+  registered?: boolean;
   /** `started`, `stopped`, `none`, `error`, `scheduled`, `unknown`, `other`. */
   status?: string;
   user?: string;
@@ -88,6 +92,7 @@ function toInfo(entry: unknown): BrewServiceInfo | undefined {
     serviceName: text(record['service_name'], 512),
     running: flag(record['running']),
     loaded: flag(record['loaded']),
+    registered: flag(record['registered']),
     status: text(record['status'], 64),
     user: text(record['user'], 256),
     file: text(record['file']),

@@ -137,6 +137,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { build as buildPlist, parse as parsePlist } from 'plist';
+import { brewEnvOverrides } from './brew-env.mjs';
 
 // ---------------------------------------------------------------------------
 // Paths (all relative to this file: never a hard-coded checkout location)
@@ -960,17 +961,10 @@ export function brewServiceEnv(cfg, env) {
     warnings.push(`Skipping ${file}: file is group-writable.`);
     return { env: vars, warnings, file };
   }
-  for (const raw of readFileSync(file, 'utf8').split('\n')) {
-    const line = raw.trim();
-    if (line === '' || line.startsWith('#')) continue;
-    const eq = line.indexOf('=');
-    const key = eq < 0 ? line : line.slice(0, eq);
-    if (eq < 0 || key.trim() === '') {
-      warnings.push(`Skipping invalid line in ${file}: ${line}`);
-      continue;
-    }
-    vars[key.trim()] = line.slice(eq + 1).trim();
-  }
+  // Read as bytes and parsed as Ruby does (brew-env.mjs); a file brew can't read throws, as brew does.
+  const parsed = brewEnvOverrides(readFileSync(file), file);
+  warnings.push(...parsed.warnings);
+  for (const [key, value] of parsed.overrides) vars[key] = value;
   return { env: vars, warnings, file };
 }
 
