@@ -74,10 +74,10 @@ function describeDetection(facts: Facts): string {
   return lines.join('\n');
 }
 
-/** The command that reverts setup, for the user's own shell, with `--root` when one was given. */
-function undoCommand(ctx: Context, options: CliOptions): string {
+/** One of our own commands to paste, for the user's own shell, with `--root` when one was given. */
+function ownCommand(ctx: Context, options: CliOptions, command: 'undo' | 'doctor'): string {
   const quote = ctx.platform === 'win32' ? quotePowerShell : quotePosix;
-  return `npx stigmer-setup undo${options.root === '/' ? '' : ` --root ${quote(options.root)}`}`;
+  return `npx stigmer-setup ${command}${options.root === '/' ? '' : ` --root ${quote(options.root)}`}`;
 }
 
 /**
@@ -110,7 +110,7 @@ function finish(ctx: Context, options: CliOptions, outcome: Outcome): number {
 
 /** A signal stopped the run: say what is in place, on stderr and in the one JSON object. */
 function interrupted(ctx: Context, options: CliOptions, progress: Progress, signal: SignalName): number {
-  const message = progress.interruptedMessage(signal, undoCommand(ctx, options));
+  const message = progress.interruptedMessage(signal, { undo: ownCommand(ctx, options, 'undo'), doctor: ownCommand(ctx, options, 'doctor') });
   ctx.terminal.printError(message);
   if (options.json) ctx.terminal.printJson({ ...progress.json(), ok: false, error: message, signal });
   return SIGNAL_EXIT[signal];
@@ -253,7 +253,7 @@ async function setup(ctx: Context, options: CliOptions, support: PlatformSupport
       progress.stopIfInterrupted();
       return { exitCode: EXIT.failed, report: { ...planned, changes: jsonChanges(plan.changes, outcome.applied), error: outcome.error } };
     }
-    applying.succeed(`Applied. Undo with: ${undoCommand(ctx, options)}`);
+    applying.succeed(`Applied. Undo with: ${ownCommand(ctx, options, 'undo')}`);
     // 6. Verify: it answered before and not after? Then the change broke Ollama: don't leave it that way.
     progress.at('wait');
     const answers = !plan.changes.some((change) => change.type === 'restart') || (await waitForOllama(ctx, address, target.port));

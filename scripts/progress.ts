@@ -81,10 +81,11 @@ export class Progress {
   }
 
   /**
-   * One line (or two) saying what is in place after `signal` stopped the run: nothing changed,
-   * the change applied (and how to revert it), rolled back, or partly applied.
+   * One line saying what is in place after `signal` stopped the run: nothing changed, the change
+   * applied (and the commands that check and revert it), rolled back, or partly applied.
    */
-  interruptedMessage(signal: SignalName, undoCommand: string): string {
+  interruptedMessage(signal: SignalName, commands: { undo: string; doctor: string }): string {
+    const undoCommand = commands.undo;
     const stopped = `Stopped by ${signal} ${DOING[this.phase]}`;
     const command = this.report.command;
     if (command === 'doctor' || this.report.dryRun) return `${stopped}; nothing was changed.`;
@@ -97,7 +98,7 @@ export class Progress {
       if (!this.applyStarted) return `${stopped}; nothing was restored: setup's change is still in place. Undo it with: ${undoCommand}`;
       if (inPlace === 0) return `${stopped}; nothing was restored:${failure} Setup's change is still in place; undo it with: ${undoCommand}`;
       if (inPlace === this.changes.length) {
-        return `${stopped}: the restore is applied, so the configuration from before setup is back${unverified}. Check it with: npx stigmer-setup doctor`;
+        return `${stopped}: the restore is applied, so the configuration from before setup is back${unverified}. Check it with: ${commands.doctor}`;
       }
       return `${stopped}: the restore is only partly applied (${this.describeApplied()}).${failure} Run ${undoCommand} again.`;
     }
@@ -106,7 +107,7 @@ export class Progress {
     if (inPlace === this.changes.length) {
       // A plan that only restarts Ollama leaves nothing for undo to restore.
       const undo = this.changes.some((change) => change.type !== 'restart') ? ` Undo it with: ${undoCommand}` : '';
-      return `${stopped}: the change is applied and stays in place${unverified}. Check it with: npx stigmer-setup doctor.${undo}`;
+      return `${stopped}: the change is applied and stays in place${unverified}. Check it with: ${commands.doctor}.${undo}`;
     }
     return `${stopped}: the change is only partly applied (${this.describeApplied()}).${failure} Undo it with: ${undoCommand}`;
   }

@@ -167,7 +167,7 @@ describe('a signal after the change is applied, while setup waits for Ollama to 
       expect(code).toBe(exitCode);
       // It stops at once, not after the 30 s wait.
       expect(Date.now() - sentAt).toBeLessThan(5000);
-      const message = `Stopped by ${signal} while waiting for Ollama to answer after the restart: the change is applied and stays in place, but it was not verified. Check it with: npx stigmer-setup doctor. Undo it with: npx stigmer-setup undo --root ${sandbox.root}`;
+      const message = `Stopped by ${signal} while waiting for Ollama to answer after the restart: the change is applied and stays in place, but it was not verified. Check it with: npx stigmer-setup doctor --root ${sandbox.root}. Undo it with: npx stigmer-setup undo --root ${sandbox.root}`;
       expect(output.stderr).toContain(message);
       expect(output.stderr).not.toContain('nothing was changed');
       const report = JSON.parse(output.stdout) as { ok: boolean; signal: string; error: string; changes: { applied: boolean }[]; checks: unknown[] };

@@ -381,7 +381,7 @@ describe('a signal at each step says what is in place, and keeps the JSON contra
     ] as const)('during %s (%s): exit %i, "the change is applied" and how to undo it, every change applied, lock released', async (step, signal, exitCode, doing) => {
       const { code, report, message } = await interruptedRun([], step, signal);
       expect(code).toBe(exitCode);
-      expect(message).toBe(`Stopped by ${signal} ${doing}: the change is applied and stays in place, but it was not verified. Check it with: npx stigmer-setup doctor. ${undoHint()}`);
+      expect(message).toBe(`Stopped by ${signal} ${doing}: the change is applied and stays in place, but it was not verified. Check it with: npx stigmer-setup doctor --root ${root}. ${undoHint()}`);
       expect(report).toMatchObject({ ok: false, command: 'setup', strategy: 'linux-systemd', signal, error: message, checks: [] });
       expect(report?.changes.map((change: { applied: boolean }) => change.applied)).toEqual([true, true, true]);
       // The change is live, and stays: a wait a signal cut short is no reason to roll back.
@@ -451,7 +451,7 @@ describe('a signal at each step says what is in place, and keeps the JSON contra
     ] as const)('during %s (%s): exit %i, "the restore is applied", every change applied, lock released', async (step, signal, exitCode, doing) => {
       const { code, report, message } = await interruptedRun(['undo'], step, signal);
       expect(code).toBe(exitCode);
-      expect(message).toBe(`Stopped by ${signal} ${doing}: the restore is applied, so the configuration from before setup is back, but it was not verified. Check it with: npx stigmer-setup doctor`);
+      expect(message).toBe(`Stopped by ${signal} ${doing}: the restore is applied, so the configuration from before setup is back, but it was not verified. Check it with: npx stigmer-setup doctor --root ${root}`);
       expect(report).toMatchObject({ ok: false, command: 'undo', signal, error: message, checks: [] });
       expect(report?.changes.length).toBeGreaterThan(0);
       expect(report?.changes.every((change: { applied: boolean }) => change.applied)).toBe(true);
