@@ -4,7 +4,7 @@
  * without colour. No Docker needed; a real stand-in Ollama with a crafted argv supplies the name.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -86,7 +86,7 @@ describe('what a process calls itself never reaches the terminal as control code
  * and runs `restart` as `restartScript` says (a docker shim that is not there keeps detection off
  * the shared daemon).
  */
-function linuxSandbox(prefix: string, restartScript: (scratch: string) => string) {
+function linuxSandbox(prefix: string, restartScript: (scratch: string) => string, showScript: (scratch: string) => string = () => '') {
   const scratch = mkdtempSync(path.join(os.tmpdir(), prefix));
   const bin = path.join(scratch, 'bin');
   const root = path.join(scratch, 'root');
@@ -97,7 +97,7 @@ function linuxSandbox(prefix: string, restartScript: (scratch: string) => string
     [
       '#!/bin/sh',
       'case "$1" in',
-      "  show) printf 'LoadState=loaded\\nFragmentPath=/etc/systemd/system/ollama.service\\nDropInPaths=\\nEnvironment=\\nActiveState=active\\nNeedDaemonReload=no\\nMainPID=0\\n' ;;",
+      `  show) ${showScript(scratch)} printf 'LoadState=loaded\\nFragmentPath=/etc/systemd/system/ollama.service\\nDropInPaths=\\nEnvironment=\\nActiveState=active\\nNeedDaemonReload=no\\nMainPID=0\\n' ;;`,
       `  restart) ${restartScript(scratch)} ;;`,
       'esac',
       'exit 0',
@@ -106,9 +106,10 @@ function linuxSandbox(prefix: string, restartScript: (scratch: string) => string
     { mode: 0o755 },
   );
   writeFileSync(path.join(bin, 'docker'), '#!/bin/sh\necho "docker: not in this sandbox" >&2\nexit 127\n', { mode: 0o755 });
+  const env = { ...process.env, PATH: `${bin}:/usr/bin:/bin` };
   const start = (args: string[]) => {
     const child = spawn(process.execPath, [BUNDLE, '--yes', '--root', root, ...args], {
-      env: { ...process.env, PATH: `${bin}:/usr/bin:/bin` },
+      env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const output = { stdout: '', stderr: '' };
@@ -117,7 +118,7 @@ function linuxSandbox(prefix: string, restartScript: (scratch: string) => string
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
     return { child, output, exited };
   };
-  return { scratch, root, start, dropIn: path.join(root, 'etc/systemd/system/ollama.service.d/stigmer-setup.conf'), lock: path.join(root, 'var/lib/stigmer-setup/lock'), cleanup: () => rmSync(scratch, { recursive: true, force: true }) };
+  return { scratch, root, env, start, dropIn: path.join(root, 'etc/systemd/system/ollama.service.d/stigmer-setup.conf'), lock: path.join(root, 'var/lib/stigmer-setup/lock'), cleanup: () => rmSync(scratch, { recursive: true, force: true }) };
 }
 
 async function waitFor(file: string): Promise<void> {
@@ -175,6 +176,52 @@ describe('a signal after the change is applied, while setup waits for Ollama to 
       expect(report.changes.map((change) => change.applied)).toEqual([true, true, true]);
       expect(existsSync(sandbox.dropIn)).toBe(true);
       expect(existsSync(sandbox.lock)).toBe(false);
+    } finally {
+      sandbox.cleanup();
+    }
+  });
+});
+
+describe('a signal before anything changed', () => {
+  it('SIGTERM during detection stops its commands at once: exit 143, "nothing was changed", one JSON object', async () => {
+    // A `systemctl show` that hangs: the signal must kill it, not wait for it.
+    const sandbox = linuxSandbox('stigmer-signal-detect-', () => 'exit 0', (scratch) => `touch ${scratch}/showing; sleep 30;`);
+    try {
+      const { child, output, exited } = sandbox.start(['doctor', '--json']);
+      await waitFor(path.join(sandbox.scratch, 'showing'));
+      const sentAt = Date.now();
+      child.kill('SIGTERM');
+      expect(await exited).toBe(143);
+      expect(Date.now() - sentAt).toBeLessThan(5000);
+      expect(output.stderr).toContain('Stopped by SIGTERM while looking at Ollama and containers; nothing was changed.');
+      expect(JSON.parse(output.stdout)).toMatchObject({ ok: false, command: 'doctor', signal: 'SIGTERM', changes: [], checks: [] });
+    } finally {
+      sandbox.cleanup();
+    }
+  });
+
+  it('SIGTERM at the prompt abandons the question: exit 143, "nothing was changed", the process ends', async () => {
+    const sandbox = linuxSandbox('stigmer-signal-prompt-', (scratch) => `touch ${scratch}/restarted`);
+    try {
+      const pidFile = path.join(sandbox.scratch, 'pid');
+      // `script` gives the bundle a real terminal, so setup asks; the shell records the bundle's pid.
+      const inner = `echo $$ > ${pidFile}; exec "${process.execPath}" "${BUNDLE}" --root "${sandbox.root}" --host 0.0.0.0:11434`;
+      const env: NodeJS.ProcessEnv = { ...sandbox.env };
+      delete env.CI;
+      const child = spawn('script', ['-qec', `sh -c '${inner}'`, '/dev/null'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+      let output = '';
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      for (let waited = 0; waited < 200 && !output.includes('Apply these changes?'); waited++) await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(output).toContain('Apply these changes?');
+      process.kill(Number(readFileSync(pidFile, 'utf8').trim()), 'SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      const code = await exited;
+      clearTimeout(timer);
+      expect(code).toBe(143);
+      expect(output).toContain('Stopped by SIGTERM before applying; nothing was changed.');
+      expect(existsSync(path.join(sandbox.scratch, 'restarted'))).toBe(false);
+      expect(existsSync(sandbox.dropIn)).toBe(false);
     } finally {
       sandbox.cleanup();
     }
