@@ -17,7 +17,7 @@ import { applySetup, applyUndo, keepEdits, planUndo, type Applier, type RecordSt
 import { HELP, parseCli, UsageError, type CliOptions } from './args.ts';
 import { anyFailed, runChecks } from './checks/index.ts';
 import type { Finding } from './checks/types.ts';
-import { CancelledError, describeKind, UnsafePathError, type Context, type Platform } from './context.ts';
+import { CancelledError, describeKind, UnsafePathError, type Context, type PathInfo, type Platform } from './context.ts';
 import { ContainerNotFoundError, gatherFacts, hostProbeAddress, probeHost, type Facts } from './facts.ts';
 import { InterruptedError, SIGNAL_EXIT, type SignalName } from './interrupt.ts';
 import { acquireLock, LockedError } from './lock.ts';
@@ -337,8 +337,14 @@ async function resolveRoot(ctx: Context, root: string): Promise<{ root: string }
   if (seen.kind === 'directory') return { root };
   if (seen.kind !== 'symlink') return { error: `--root ${root} is ${describeKind(seen.kind)}, not a folder.` };
   const target = await ctx.fs.readLink(root);
-  const pointsAt = await ctx.fs.inspect(root, { follow: true }).catch(() => undefined);
   const link = `--root ${root} is a symlink${target === undefined ? '' : ` to ${target}`}`;
+  let pointsAt: PathInfo | undefined;
+  try {
+    pointsAt = await ctx.fs.inspect(root, { follow: true });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return { error: code === 'ELOOP' ? `${link}, which leads back to itself (a symlink loop).` : `${link}, which can't be followed: ${oneLine((error as Error).message)}.` };
+  }
   if (!pointsAt) return { error: `${link}, which does not exist (a dangling symlink).` };
   if (pointsAt.kind !== 'directory') return { error: `${link}, which is ${describeKind(pointsAt.kind)}, not a folder.` };
   const real = await ctx.fs.realPath(root);
