@@ -25,7 +25,7 @@ import { DEFAULT_PORT, formatBindAddress } from './ollama-host.ts';
 import { decidePlan } from './plan.ts';
 import { Progress } from './progress.ts';
 import { jsonChanges, renderChanges, renderFindings, renderPlan, type JsonReport } from './report.ts';
-import { quotePosix, quotePowerShell } from './shell-quote.ts';
+import { quotePosix } from './shell-quote.ts';
 import { SystemFiles } from './system-files.ts';
 import { oneLine } from './text.ts';
 import { allowedFor, readRecord, UndoRecordError } from './undo-record.ts';
@@ -74,9 +74,9 @@ function describeDetection(facts: Facts): string {
   return lines.join('\n');
 }
 
-/** One of our own commands to paste, for the user's own shell, with `--root` when one was given. */
-function ownCommand(ctx: Context, options: CliOptions, command: 'undo' | 'doctor'): string {
-  const quote = ctx.platform === 'win32' ? quotePowerShell : quotePosix;
+/** One of our own commands to paste, for the platform's shell, with `--root` when one was given. */
+function ownCommand(support: PlatformSupport, options: CliOptions, command: 'undo' | 'doctor'): string {
+  const quote = support.quote ?? quotePosix;
   return `npx stigmer-setup ${command}${options.root === '/' ? '' : ` --root ${quote(options.root)}`}`;
 }
 
@@ -109,8 +109,8 @@ function finish(ctx: Context, options: CliOptions, outcome: Outcome): number {
 }
 
 /** A signal stopped the run: say what is in place, on stderr and in the one JSON object. */
-function interrupted(ctx: Context, options: CliOptions, progress: Progress, signal: SignalName): number {
-  const message = progress.interruptedMessage(signal, { undo: ownCommand(ctx, options, 'undo'), doctor: ownCommand(ctx, options, 'doctor') });
+function interrupted(ctx: Context, options: CliOptions, support: PlatformSupport, progress: Progress, signal: SignalName): number {
+  const message = progress.interruptedMessage(signal, { undo: ownCommand(support, options, 'undo'), doctor: ownCommand(support, options, 'doctor') });
   ctx.terminal.printError(message);
   if (options.json) ctx.terminal.printJson({ ...progress.json(), ok: false, error: message, signal });
   return SIGNAL_EXIT[signal];
@@ -253,7 +253,7 @@ async function setup(ctx: Context, options: CliOptions, support: PlatformSupport
       progress.stopIfInterrupted();
       return { exitCode: EXIT.failed, report: { ...planned, changes: jsonChanges(plan.changes, outcome.applied), error: outcome.error } };
     }
-    applying.succeed(`Applied. Undo with: ${ownCommand(ctx, options, 'undo')}`);
+    applying.succeed(`Applied. Undo with: ${ownCommand(support, options, 'undo')}`);
     // 6. Verify: it answered before and not after? Then the change broke Ollama: don't leave it that way.
     progress.at('wait');
     const answers = !plan.changes.some((change) => change.type === 'restart') || (await waitForOllama(ctx, address, target.port));
@@ -391,7 +391,7 @@ export async function run(argv: string[], ctx: Context): Promise<number> {
     const signal = error instanceof InterruptedError ? error.signal : (ctx.terminal.interrupt.reason as SignalName | undefined);
     if (signal) {
       if (options.debug && !(error instanceof InterruptedError) && error instanceof Error && error.stack) ctx.terminal.printError(error.stack);
-      return interrupted(ctx, options, progress, signal);
+      return interrupted(ctx, options, support, progress, signal);
     }
     if (error instanceof CancelledError) {
       ctx.terminal.printError('Cancelled; nothing was changed.');

@@ -126,6 +126,28 @@ describe('signals where they are least convenient', () => {
   });
 });
 
+describe('the commands the message gives are one command each', () => {
+  it('a --root with a space and a quote is quoted for the shell in "Undo it with" and "Check it with"', async () => {
+    const odd = path.join(root, "it's a root");
+    await mkdir(odd);
+    const oddSystemd = new FakeSystemd(odd, `127.0.0.1:${await freePort()}`);
+    await oddSystemd.start();
+    try {
+      const ctx: TestContext = testContext({
+        exec: (command, args) => (command === 'systemctl' ? oddSystemd.exec(args) : NOT_FOUND),
+        onSpinner: (text) => void (text === 'Verifying…' && ctx.raise('SIGINT')),
+      });
+      expect(await run(['--yes', '--root', odd], ctx)).toBe(130);
+      const quoted = `'${root}/it'\\''s a root'`;
+      expect(ctx.stderr.at(-1)).toContain(`Check it with: npx stigmer-setup doctor --root ${quoted}. Undo it with: npx stigmer-setup undo --root ${quoted}`);
+      // Pasted into sh, the quoted word is the folder again.
+      expect(execFileSync('sh', ['-c', `printf %s ${quoted}`], { encoding: 'utf8' })).toBe(odd);
+    } finally {
+      await oddSystemd.stop();
+    }
+  });
+});
+
 describe('--root that is not a folder', () => {
   it.each([
     ['a symlink loop', async (link: string) => symlink(link, link), (link: string) => `--root ${link} is a symlink to ${link}, which leads back to itself (a symlink loop).`],
