@@ -266,6 +266,11 @@ export interface PlatformSupport {
    */
   preflight?(ctx: Context): string | undefined;
   /**
+   * One value as one word for the shell a user of this platform pastes our commands into
+   * (scripts/shell-quote.ts); POSIX sh when absent.
+   */
+  quote?(value: string): string;
+  /**
    * How Stigmer's supervisor networks the agent-runner here (stigmer.md §1): on Linux it shares the
    * host's network (--network host); elsewhere it is bridged, and only "localhost" in the base URL
    * is rewritten to host.docker.internal.

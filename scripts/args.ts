@@ -46,7 +46,9 @@ Options:
   -V, --version             show the version
 
 Exit codes: 0 done or nothing to do · 1 a step or check failed · 2 bad usage or invalid input
-(nothing changed) · 130 cancelled
+(nothing changed) · 130 cancelled, or stopped by SIGINT (Ctrl-C) · 143 stopped by SIGTERM
+A signal stops the run at its next step (a change being applied finishes or rolls back first);
+it then says what is in place, and --json still prints its one object.
 
 Examples:
   npx stigmer-setup --dry-run          # see exactly what would change
@@ -100,6 +102,10 @@ export function parseCli(argv: string[]): CliOptions {
   }
   if (values.root !== undefined && !path.isAbsolute(values.root)) {
     throw new UsageError(`--root must be an absolute path (got ${JSON.stringify(values.root)})`);
+  }
+  // The root goes into the undo command we print for pasting: a control character can't.
+  if (values.root !== undefined && /[\x00-\x1f\x7f-\x9f]/.test(values.root)) {
+    throw new UsageError(`--root must not contain control characters (got ${JSON.stringify(values.root)})`);
   }
   return {
     command,

@@ -6,7 +6,9 @@
  *   doctor  detect, then the checks, read-only
  *   undo    read and validate the undo record, then (locked) restore, restart, verify
  * Every side effect goes through the Context handed to run(); everything that differs between
- * operating systems comes from the platform registry.
+ * operating systems comes from the platform registry. A Progress notes what is in place as the run
+ * goes, and each step begins with `progress.at(step)`: that is where a signal (SIGINT, SIGTERM)
+ * stops the run, which then says what is in place and prints its one JSON object.
  */
 import packageJson from '../package.json' with { type: 'json' };
 import { loadPlatform } from '../platforms/index.ts';
@@ -15,16 +17,20 @@ import { applySetup, applyUndo, keepEdits, planUndo, recordBlockers, type Applie
 import { HELP, parseCli, UsageError, type CliOptions } from './args.ts';
 import { anyFailed, runChecks } from './checks/index.ts';
 import type { Finding } from './checks/types.ts';
-import { CancelledError, UnsafePathError, type Context, type Platform } from './context.ts';
+import { CancelledError, describeKind, UnsafePathError, type Context, type PathInfo, type Platform } from './context.ts';
 import { ContainerNotFoundError, gatherFacts, hostProbeAddress, probeHost, type Facts } from './facts.ts';
+import { InterruptedError, SIGNAL_EXIT, type SignalName } from './interrupt.ts';
 import { acquireLock, LockedError } from './lock.ts';
 import { DEFAULT_PORT, formatBindAddress } from './ollama-host.ts';
 import { decidePlan } from './plan.ts';
+import { Progress } from './progress.ts';
 import { jsonChanges, renderChanges, renderFindings, renderPlan, type JsonReport } from './report.ts';
+import { quotePosix } from './shell-quote.ts';
 import { SystemFiles } from './system-files.ts';
 import { oneLine } from './text.ts';
 import { allowedFor, readRecord, UndoRecordError } from './undo-record.ts';
 
+/** Exit codes; a signal ends the run with 128 + its number (SIGNAL_EXIT: 130 for SIGINT, 143 for SIGTERM). */
 export const EXIT = { ok: 0, failed: 1, usage: 2, cancelled: 130 } as const;
 const NEEDS_YES = 'Run with --yes to apply unattended, or --dry-run to preview.';
 /** How long to wait for Ollama to come back after a restart before verifying anyway. */
@@ -68,14 +74,20 @@ function describeDetection(facts: Facts): string {
   return lines.join('\n');
 }
 
+/** One of our own commands to paste, for the platform's shell, with `--root` when one was given. */
+function ownCommand(support: PlatformSupport, options: CliOptions, command: 'undo' | 'doctor'): string {
+  const quote = support.quote ?? quotePosix;
+  return `npx stigmer-setup ${command}${options.root === '/' ? '' : ` --root ${quote(options.root)}`}`;
+}
+
 /**
  * Ollama binds a moment after a restart returns: wait (bounded) until it answers where it was
  * configured to listen before verifying. The restart stops the old process first, so any answer
- * now comes from the new one.
+ * now comes from the new one. A signal ends the wait: the caller's next step reports it.
  */
 async function waitForOllama(ctx: Context, address: string, port: number): Promise<boolean> {
   const deadline = ctx.clock.now().getTime() + RESTART_WAIT_MS;
-  for (let attempt = 0; attempt < 120 && ctx.clock.now().getTime() < deadline; attempt++) {
+  for (let attempt = 0; attempt < 120 && ctx.clock.now().getTime() < deadline && !ctx.terminal.interrupt.aborted; attempt++) {
     if ((await probeHost(ctx, address, port)).ok) return true;
     await ctx.clock.sleep(500);
   }
@@ -96,15 +108,24 @@ function finish(ctx: Context, options: CliOptions, outcome: Outcome): number {
   return outcome.exitCode;
 }
 
+/** A signal stopped the run: say what is in place, on stderr and in the one JSON object. */
+function interrupted(ctx: Context, options: CliOptions, support: PlatformSupport, progress: Progress, signal: SignalName): number {
+  const message = progress.interruptedMessage(signal, { undo: ownCommand(support, options, 'undo'), doctor: ownCommand(support, options, 'doctor') });
+  ctx.terminal.printError(message);
+  if (options.json) ctx.terminal.printJson({ ...progress.json(), ok: false, error: message, signal });
+  return SIGNAL_EXIT[signal];
+}
+
 async function confirmOrCancel(ctx: Context, options: CliOptions, question: string): Promise<boolean> {
   if (options.yes) return true;
   return ctx.terminal.confirm(question, true);
 }
 
-async function doctor(ctx: Context, options: CliOptions, support: PlatformSupport, out: Output): Promise<Outcome> {
+async function doctor(ctx: Context, options: CliOptions, support: PlatformSupport, out: Output, progress: Progress): Promise<Outcome> {
   const spinner = out.spinner('Checking Ollama and containers…');
   const facts = await gatherFacts(ctx, { support, root: options.root, container: options.container, port: options.host?.port });
   spinner.stop();
+  progress.stopIfInterrupted();
   // Only the findings: every one of them names what it looked at, so a healthy machine shows
   // nothing but ✓ lines (setup, which is about to change things, prints what it detected first).
   const findings = checkAndPrint(ctx, facts, out, { leadingBlank: false });
@@ -112,11 +133,16 @@ async function doctor(ctx: Context, options: CliOptions, support: PlatformSuppor
   return { exitCode: anyFailed(findings) ? EXIT.failed : EXIT.ok, report: { ...report, ok: !anyFailed(findings), checks: findings } };
 }
 
-async function verify(ctx: Context, options: CliOptions, support: PlatformSupport, out: Output, port: number | undefined): Promise<Finding[]> {
+async function verify(ctx: Context, options: CliOptions, support: PlatformSupport, out: Output, progress: Progress, port: number | undefined): Promise<Finding[]> {
+  progress.at('verify');
   const spinner = out.spinner('Verifying…');
   const facts = await gatherFacts(ctx, { support, root: options.root, container: options.container, port });
   spinner.stop();
-  return checkAndPrint(ctx, facts, out);
+  // Facts gathered while a signal stopped their commands would be wrong: report the signal instead.
+  progress.stopIfInterrupted();
+  const findings = checkAndPrint(ctx, facts, out);
+  progress.checks(findings);
+  return findings;
 }
 
 /** The check catalogue on these facts, printed brew-doctor style. */
@@ -135,10 +161,12 @@ const SUDO_DECLINED = 'sudo did not authenticate; nothing was changed.';
  * password prompt garbles both), so the steps that follow reuse the cached credentials and a wrong
  * password stops us before anything changed.
  */
-async function authenticate(ctx: Context, changes: Change[], elevate: string[], out: Output): Promise<boolean> {
+async function authenticate(ctx: Context, changes: Change[], elevate: string[], out: Output, progress: Progress): Promise<boolean> {
   if (elevate[0] !== 'sudo' || elevate.includes('-n') || !changes.some((change) => change.privileged)) return true;
   out.print('Some steps need root: sudo may ask for your password.');
   const result = await ctx.exec('sudo', ['-v'], { inheritTerminal: true });
+  // Ctrl-C at the password prompt reaches sudo and us: that is a signal, not a wrong password.
+  progress.stopIfInterrupted();
   if (result.exitCode === 0) return true;
   ctx.terminal.printError(`stigmer-setup: ${SUDO_DECLINED}`);
   return false;
@@ -152,22 +180,28 @@ function applierFor(ctx: Context, options: CliOptions, support: PlatformSupport,
   return { ctx, support, files: new SystemFiles(ctx, elevate, support.path), stateDir: support.stateDir(locationsFor(ctx, options, support)) };
 }
 
-/** Run `work` holding the lock; a second run waits briefly, then stops. */
+/**
+ * Run `work` holding the lock; a second run waits briefly, then stops. The release runs whatever
+ * happened, a signal included (held off like a change: after a signal nothing else may start).
+ */
 async function locked<T>(applier: Applier, work: () => Promise<T>): Promise<T> {
   const lock = await acquireLock(applier.ctx, applier.files, applier.support.path, applier.stateDir);
   try {
     return await work();
   } finally {
-    await lock.release();
+    await applier.ctx.terminal.uninterruptible(() => lock.release());
   }
 }
 
-async function setup(ctx: Context, options: CliOptions, support: PlatformSupport, out: Output): Promise<Outcome> {
+async function setup(ctx: Context, options: CliOptions, support: PlatformSupport, out: Output, progress: Progress): Promise<Outcome> {
   // 2. Detect
+  progress.at('detect');
   const spinner = out.spinner('Looking at Ollama and containers…');
   const facts = await gatherFacts(ctx, { support, root: options.root, container: options.container, port: options.host?.port });
   spinner.stop();
+  progress.at('plan');
   const report = baseReport(options, support.id, facts.detection?.strategy ?? 'none');
+  progress.report = report;
   out.print(describeDetection(facts));
   // Detection always names an installation, "none found" included.
   if (!facts.strategy) throw new Error(`no installation was detected on ${support.id}`);
@@ -185,6 +219,7 @@ async function setup(ctx: Context, options: CliOptions, support: PlatformSupport
   out.print('');
   out.print(renderPlan(plan, options.dryRun));
   const planned = { ...report, strategy: plan.strategy, summary: plan.summary, warnings: plan.warnings, changes: jsonChanges(plan.changes, []) };
+  progress.planned(planned, plan.changes);
   if (plan.blockers.length > 0) {
     const findings = checkAndPrint(ctx, facts, out);
     return { exitCode: EXIT.failed, report: { ...planned, checks: findings, error: plan.blockers.map((b) => `${b.message} Fix: ${b.fix}`).join(' ') } };
@@ -199,34 +234,42 @@ async function setup(ctx: Context, options: CliOptions, support: PlatformSupport
   }
 
   // 4. Confirm
+  progress.at('confirm');
   if (!(await confirmOrCancel(ctx, options, 'Apply these changes?'))) throw new CancelledError();
 
   // 5. Apply, one run at a time
-  if (!(await authenticate(ctx, plan.changes, elevate, out))) return { exitCode: EXIT.failed, report: { ...planned, error: SUDO_DECLINED } };
+  if (!(await authenticate(ctx, plan.changes, elevate, out, progress))) return { exitCode: EXIT.failed, report: { ...planned, error: SUDO_DECLINED } };
   const target = plan.target ?? request.target;
   const address = hostProbeAddress(target.host);
   const strategy = facts.strategy;
   // The lock covers the verification too: another run that changes Ollama between our apply and
   // our checks would make this run report on that run's change instead of its own.
   return locked(applier, async (): Promise<Outcome> => {
+    progress.at('apply');
     const applying = out.spinner('Applying…');
     const outcome = await ctx.terminal.uninterruptible(() => applySetup(applier, plan, state));
+    progress.appliedFlags(outcome.applied, outcome.error);
     if (!outcome.ok) {
       applying.fail(outcome.error);
+      progress.stopIfInterrupted();
       return { exitCode: EXIT.failed, report: { ...planned, changes: jsonChanges(plan.changes, outcome.applied), error: outcome.error } };
     }
-    applying.succeed(`Applied. Undo with: npx stigmer-setup undo${options.root === '/' ? '' : ` --root ${options.root}`}`);
+    applying.succeed(`Applied. Undo with: ${ownCommand(support, options, 'undo')}`);
     // 6. Verify: it answered before and not after? Then the change broke Ollama: don't leave it that way.
+    progress.at('wait');
     const answers = !plan.changes.some((change) => change.type === 'restart') || (await waitForOllama(ctx, address, target.port));
+    progress.stopIfInterrupted(); // a wait a signal cut short says nothing about Ollama: never roll back for it
     if (!answers && facts.hostProbe.ok && outcome.rollback) {
       const rollback = outcome.rollback;
+      progress.at('rollback');
       const problems = await ctx.terminal.uninterruptible(() => rollback());
       const error = `Ollama did not answer on ${formatBindAddress({ host: address, port: target.port })} within ${RESTART_WAIT_MS / 1000} s after the change, so it was rolled back${problems.length ? `, but rolling back failed: ${problems.join('; ')}` : ''}. See: ${strategy.commands(facts.detection as NonNullable<Facts['detection']>, target.port).logs}`;
+      progress.failure = error;
       out.print(error);
-      const findings = await verify(ctx, options, support, out, facts.port);
+      const findings = await verify(ctx, options, support, out, progress, facts.port);
       return { exitCode: EXIT.failed, report: { ...planned, changes: jsonChanges(plan.changes, outcome.applied), checks: findings, error } };
     }
-    const findings = await verify(ctx, options, support, out, target.port);
+    const findings = await verify(ctx, options, support, out, progress, target.port);
     return {
       exitCode: anyFailed(findings) ? EXIT.failed : EXIT.ok,
       report: { ...planned, ok: !anyFailed(findings), changes: jsonChanges(plan.changes, outcome.applied), checks: findings },
@@ -234,17 +277,20 @@ async function setup(ctx: Context, options: CliOptions, support: PlatformSupport
   });
 }
 
-async function undo(ctx: Context, options: CliOptions, support: PlatformSupport, out: Output): Promise<Outcome> {
+async function undo(ctx: Context, options: CliOptions, support: PlatformSupport, out: Output, progress: Progress): Promise<Outcome> {
+  progress.at('plan');
   const elevate = support.elevation(ctx, options.yes);
   const applier = applierFor(ctx, options, support, elevate);
   const state = await readRecord(ctx, allowedFor(support, locationsFor(ctx, options, support)), applier.stateDir);
   const report = baseReport(options, support.id, state?.record.restart[0]?.strategy ?? 'none');
+  progress.report = report;
   if (!state) {
     out.print(`Nothing to undo: there is no record of changes by stigmer-setup in ${applier.stateDir}.`);
     return { exitCode: EXIT.ok, report: { ...report, ok: true, summary: 'nothing to undo' } };
   }
   const { record } = state;
   const { changes, warnings } = await planUndo(applier, record, ctx.clock.now());
+  progress.stopIfInterrupted();
   const restored = [...record.files.map((file) => file.path), ...record.settings.map((setting) => `${setting.store} ${setting.key}`)];
   // No restart when Ollama was uninstalled since setup (planUndo says so in its warnings).
   const restarts = changes.some((change) => change.type === 'restart');
@@ -253,28 +299,59 @@ async function undo(ctx: Context, options: CliOptions, support: PlatformSupport,
   out.print(renderChanges(changes, options.dryRun).replace(/^/gm, '  '));
   for (const warning of warnings) out.print(`! ${warning}`);
   const planned: JsonReport = { ...report, summary, warnings, changes: jsonChanges(changes, []) };
+  progress.planned(planned, changes);
   if (options.dryRun) {
     out.print('\nDry run: nothing was changed.');
     return { exitCode: EXIT.ok, report: { ...planned, ok: true } };
   }
+  progress.at('confirm');
   if (!(await confirmOrCancel(ctx, options, 'Restore these files and restart Ollama?'))) throw new CancelledError();
-  if (!(await authenticate(ctx, changes, elevate, out))) return { exitCode: EXIT.failed, report: { ...planned, error: SUDO_DECLINED } };
+  if (!(await authenticate(ctx, changes, elevate, out, progress))) return { exitCode: EXIT.failed, report: { ...planned, error: SUDO_DECLINED } };
 
   // As in setup, the lock covers the verification, so the report is about this run's restore.
   return locked(applier, async (): Promise<Outcome> => {
+    progress.at('apply');
     const restoring = out.spinner('Restoring…');
     const outcome = await ctx.terminal.uninterruptible(() => applyUndo(applier, changes, state));
+    progress.appliedFlags(outcome.applied, outcome.error);
     if (!outcome.ok) {
       restoring.fail(outcome.error);
+      progress.stopIfInterrupted();
       return { exitCode: EXIT.failed, report: { ...planned, changes: jsonChanges(changes, outcome.applied), error: outcome.error } };
     }
     restoring.succeed('Restored.');
+    progress.at('wait');
     if (changes.some((change) => change.type === 'restart')) await waitForOllama(ctx, '127.0.0.1', record.port ?? DEFAULT_PORT);
-    const findings = await verify(ctx, options, support, out, undefined);
+    const findings = await verify(ctx, options, support, out, progress, undefined);
     // Undo succeeded once the files are back; containers failing to reach Ollama is how it was before.
     out.print('Undo restored the configuration from before setup; containers may no longer reach Ollama, as before.');
     return { exitCode: EXIT.ok, report: { ...planned, ok: true, changes: jsonChanges(changes, outcome.applied), checks: findings } };
   });
+}
+
+/**
+ * `--root` names the folder that stands for "/": a folder, or a symlink to one (resolved here, so
+ * every path the run writes and records is the folder's real path). Anything else is refused with
+ * what it is. Returns the error message, or the resolved root.
+ */
+async function resolveRoot(ctx: Context, root: string): Promise<{ root: string } | { error: string }> {
+  const seen = await ctx.fs.inspect(root);
+  if (!seen) return { error: `--root ${root} does not exist.` };
+  if (seen.kind === 'directory') return { root };
+  if (seen.kind !== 'symlink') return { error: `--root ${root} is ${describeKind(seen.kind)}, not a folder.` };
+  const target = await ctx.fs.readLink(root);
+  const link = `--root ${root} is a symlink${target === undefined ? '' : ` to ${target}`}`;
+  let pointsAt: PathInfo | undefined;
+  try {
+    pointsAt = await ctx.fs.inspect(root, { follow: true });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return { error: code === 'ELOOP' ? `${link}, which leads back to itself (a symlink loop).` : `${link}, which can't be followed: ${oneLine((error as Error).message)}.` };
+  }
+  if (!pointsAt) return { error: `${link}, which does not exist (a dangling symlink).` };
+  if (pointsAt.kind !== 'directory') return { error: `${link}, which is ${describeKind(pointsAt.kind)}, not a folder.` };
+  const real = await ctx.fs.realPath(root);
+  return real ? { root: real } : { error: `${link}, which can't be resolved.` };
 }
 
 export async function run(argv: string[], ctx: Context): Promise<number> {
@@ -294,24 +371,34 @@ export async function run(argv: string[], ctx: Context): Promise<number> {
     ctx.terminal.print(packageJson.version);
     return EXIT.ok;
   }
-  if (options.root !== '/' && (await ctx.fs.inspect(options.root))?.kind !== 'directory') {
-    return usageError(ctx, `--root ${options.root} does not exist or is not a folder.`);
+  if (options.root !== '/') {
+    const root = await resolveRoot(ctx, options.root);
+    if ('error' in root) return usageError(ctx, root.error);
+    options = { ...options, root: root.root };
   }
   const mutates = options.command !== 'doctor' && !options.dryRun;
   // Prompting needs a terminal on both ends, and --json output must not be mixed with a prompt.
   if (mutates && !options.yes && (!ctx.isTTY || options.json)) return usageError(ctx, NEEDS_YES);
 
   const support = await loadPlatform(options.platform ?? ctx.platform);
+  const progress = new Progress(ctx, baseReport(options, support.id, 'none'));
   const refusal = support.preflight?.(ctx);
-  if (refusal) return usageError(ctx, refusal);
+  if (refusal && !ctx.terminal.interrupt.aborted) return usageError(ctx, refusal);
   const out = new Output(ctx, options.json);
   try {
     const command = { setup, doctor, undo }[options.command];
-    return finish(ctx, options, await command(ctx, options, support, out));
+    return finish(ctx, options, await command(ctx, options, support, out, progress));
   } catch (error) {
+    // Whatever failed after a signal failed because of it (a command it stopped, one it refused
+    // to start): report the signal and what is in place.
+    const signal = error instanceof InterruptedError ? error.signal : (ctx.terminal.interrupt.reason as SignalName | undefined);
+    if (signal) {
+      if (options.debug && !(error instanceof InterruptedError) && error instanceof Error && error.stack) ctx.terminal.printError(error.stack);
+      return interrupted(ctx, options, support, progress, signal);
+    }
     if (error instanceof CancelledError) {
       ctx.terminal.printError('Cancelled; nothing was changed.');
-      if (options.json) ctx.terminal.printJson({ ...baseReport(options, support.id, 'none'), error: 'cancelled' });
+      if (options.json) ctx.terminal.printJson({ ...progress.json(), error: 'cancelled' });
       return EXIT.cancelled;
     }
     if (error instanceof ContainerNotFoundError) return usageError(ctx, error.message);
@@ -321,7 +408,8 @@ export async function run(argv: string[], ctx: Context): Promise<number> {
     const message = known ? (error as Error).message : oneLine((error as Error).message ?? String(error), 600);
     ctx.terminal.printError(`stigmer-setup: ${message}`);
     if (options.debug && !known && error instanceof Error && error.stack) ctx.terminal.printError(error.stack);
-    if (options.json) ctx.terminal.printJson({ ...baseReport(options, support.id, 'none'), error: message });
+    // The planned changes with their applied flags as they are: an error after the apply leaves it in place.
+    if (options.json) ctx.terminal.printJson({ ...progress.json(), ok: false, error: message });
     return EXIT.failed;
   }
 }

@@ -88,8 +88,13 @@ export interface WriteOptions {
 }
 
 export interface FileSystem {
-  /** lstat: undefined when nothing is there. Never follows a symlink at `path`. */
-  inspect(path: string): Promise<PathInfo | undefined>;
+  /**
+   * lstat: undefined when nothing is there. Never follows a symlink at `path`, unless `follow`
+   * (stat: what the link points at; undefined for a dangling link).
+   */
+  inspect(path: string, options?: { follow?: boolean }): Promise<PathInfo | undefined>;
+  /** The path with every symlink in it resolved (realpath); undefined when it, or a link's target, does not exist. */
+  realPath(path: string): Promise<string | undefined>;
   /**
    * A regular file's bytes, mode and owner; undefined when nothing is there. Opens without
    * blocking and without following a symlink at `path` (unless `follow`), and throws
@@ -162,9 +167,17 @@ export interface Terminal {
   /**
    * Run `work` with Ctrl-C and SIGTERM held off: a change interrupted between writing a file and
    * restarting the service would be half-applied. The signal is noted and the work finishes (or
-   * rolls back) first.
+   * rolls back) first; then `interrupt` is aborted. Work that must run even after a signal (the
+   * lock's release) runs here too: after a signal, commands, requests and waits start only here.
    */
   uninterruptible<T>(work: () => Promise<T>): Promise<T>;
+  /**
+   * Aborted when SIGINT or SIGTERM arrives (its `reason` is the signal's name, 'SIGINT' or
+   * 'SIGTERM'), or, when one arrives during `uninterruptible`, as soon as that work ends. The flow
+   * checks it at every step and then reports what is in place; the context itself stops what is
+   * running (children are killed, waits end, a prompt is abandoned) and starts nothing new.
+   */
+  interrupt: AbortSignal;
 }
 
 export interface NetworkAddress {

@@ -14,8 +14,18 @@ if (quick !== undefined) {
   process.stdout.on('error', () => {});
   process.stdout.write(`${quick.replace(/\n$/, '')}\n`);
 } else {
-  const [{ run }, { canAnimate, createNodeContext, installSignalHandlers }] = await Promise.all([import('./cli.ts'), import('./node-context.ts')]);
+  const [{ run }, { canAnimate, createNodeContext, installSignalHandlers }, { Interrupter }] = await Promise.all([
+    import('./cli.ts'),
+    import('./node-context.ts'),
+    import('./interrupt.ts'),
+  ]);
+  // Signals become an event the run observes (interrupt.ts): it reports what is in place, then returns.
+  const interrupter = new Interrupter();
+  installSignalHandlers(interrupter);
   const ora = canAnimate(process.env) ? (await import('ora')).default : undefined;
-  installSignalHandlers();
-  process.exitCode = await run(argv, createNodeContext({ ora }));
+  const code = await run(argv, createNodeContext({ ora, interrupter }));
+  process.exitCode = code;
+  // After a signal, something may still hold the event loop open (a prompt that was abandoned,
+  // reading the terminal): exit once what we printed has been flushed.
+  if (interrupter.received) process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
 }

@@ -22,6 +22,7 @@ import {
   type Platform,
   type Spinner,
 } from './context.ts';
+import { Interrupter, InterruptedError, SIGNAL_EXIT, type SignalName } from './interrupt.ts';
 import { stripControl } from './text.ts';
 
 /** A command's output beyond this is dropped: we parse small answers, and a runaway tool must not fill memory. */
@@ -29,8 +30,14 @@ const MAX_OUTPUT = 4 * 1024 * 1024;
 /** Files we read are configuration files; anything larger is not one of them. */
 const MAX_FILE = 16 * 1024 * 1024;
 
-/** Children still running, so Ctrl-C outside a change can take their whole process groups down with us. */
-const running = new Set<ChildProcess>();
+/**
+ * A context's children still running, so a signal outside a change can take their whole process
+ * groups down, and the interrupter that says whether a new one may start.
+ */
+interface Children {
+  running: Set<ChildProcess>;
+  interrupter: Interrupter;
+}
 
 function killGroup(child: ChildProcess): void {
   // A negative pid signals the whole process group: a `systemctl` whose helper keeps the pipe open
@@ -53,7 +60,14 @@ function childEnvironment(extra: ExecOptions['env']): NodeJS.ProcessEnv | undefi
   return env;
 }
 
-function runCommand(command: string, args: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
+/** What a command asked for after a signal gets: it never starts, and the flow moves on to report. */
+function notStarted(interrupter: Interrupter): ExecResult {
+  return { exitCode: null, stdout: '', stderr: `not run: stigmer-setup was interrupted (${interrupter.received})`, failure: 'spawn-error' };
+}
+
+function runCommand(children: Children, command: string, args: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
+  const { running, interrupter } = children;
+  if (!interrupter.mayStart) return Promise.resolve(notStarted(interrupter));
   return new Promise((resolve) => {
     let child: ChildProcess;
     try {
@@ -149,9 +163,9 @@ function pathInfo(stats: Stats): PathInfo {
 const NO_FOLLOW = fsConstants.O_NOFOLLOW ?? 0;
 const NON_BLOCKING = fsConstants.O_NONBLOCK ?? 0;
 
-async function inspect(file: string): Promise<PathInfo | undefined> {
+async function inspect(file: string, options: { follow?: boolean } = {}): Promise<PathInfo | undefined> {
   try {
-    return pathInfo(await fsp.lstat(file));
+    return pathInfo(await (options.follow ? fsp.stat(file) : fsp.lstat(file)));
   } catch (error) {
     if (isMissing(error)) return undefined;
     throw error;
@@ -208,6 +222,14 @@ async function makeParents(dir: string): Promise<string[]> {
 
 const nodeFs: FileSystem = {
   inspect,
+  async realPath(file) {
+    try {
+      return await fsp.realpath(file);
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw error;
+    }
+  },
   async ensureDir(dir) {
     const seen = await inspect(dir);
     if (seen?.kind === 'directory') return [];
@@ -339,15 +361,23 @@ const nodeFs: FileSystem = {
   },
 };
 
-function httpGet(url: string, options: { timeoutMs: number; headers?: Record<string, string> }): Promise<HttpResult> {
+function httpGet(interrupter: Interrupter, url: string, options: { timeoutMs: number; headers?: Record<string, string> }): Promise<HttpResult> {
+  if (!interrupter.mayStart) return Promise.resolve({ kind: 'error', code: 'other', message: `not sent: stigmer-setup was interrupted (${interrupter.received})` });
   return new Promise((resolve) => {
     let settled = false;
     const finish = (result: HttpResult) => {
       if (!settled) {
         settled = true;
+        interrupter.signal.removeEventListener('abort', cancel);
         resolve(result);
       }
     };
+    // A signal ends a request under way: the run is about to report and stop.
+    const cancel = () => {
+      request.destroy();
+      finish({ kind: 'error', code: 'other', message: `interrupted (${interrupter.received})` });
+    };
+    interrupter.signal.addEventListener('abort', cancel, { once: true });
     const request = http.get(url, { headers: options.headers, timeout: options.timeoutMs, agent: false }, (response) => {
       let body = '';
       response.setEncoding('utf8');
@@ -403,26 +433,33 @@ function write(stream: NodeJS.WriteStream, text: string): void {
   }
 }
 
-const SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143 } as const;
-let holding = 0;
+/** After a signal, how long the flow has to report and return before the process exits anyway. */
+const STOP_DEADLINE_MS = 10_000;
 
 /**
- * Ctrl-C and SIGTERM: while a change is being applied (holding > 0) they are noted and the change
- * finishes or rolls back; otherwise every running child's process group is killed and we exit
- * with nothing changed. Installed by the bin only, never by tests that import this module.
+ * Ctrl-C and SIGTERM become an event on `interrupter` (see interrupt.ts): while a change is being
+ * applied they are noted and the change finishes or rolls back; otherwise the context stops what
+ * is running and cli.ts reports what is in place, then returns 130 or 143. Installed by the bin
+ * only, never by tests that import this module.
  */
-export function installSignalHandlers(): void {
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+export function installSignalHandlers(interrupter: Interrupter): void {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const satisfies readonly SignalName[]) {
     process.on(signal, () => {
-      if (holding > 0) {
+      const outcome = interrupter.raise(signal);
+      if (outcome === 'held' || (outcome === 'repeated' && interrupter.holding)) {
         write(process.stderr, '\nstigmer-setup: finishing the current change first, so nothing is left half-applied…\n');
-        return;
       }
-      for (const child of running) killGroup(child);
-      write(process.stderr, '\nCancelled; nothing was changed.\n');
-      process.exit(SIGNAL_EXIT[signal]);
     });
   }
+  // A safety net, never reached by the flow as written: every wait ends on the signal, so the
+  // report comes within milliseconds. If something still hangs, don't ignore the user's signal.
+  interrupter.signal.addEventListener('abort', () => {
+    const signal = interrupter.received as SignalName;
+    setTimeout(() => {
+      write(process.stderr, `stigmer-setup: did not stop within ${STOP_DEADLINE_MS / 1000} s of ${signal}; exiting now. Run npx stigmer-setup doctor to see what is in place.\n`);
+      process.exit(SIGNAL_EXIT[signal]);
+    }, STOP_DEADLINE_MS).unref();
+  });
 }
 
 function symbol(kind: 'succeed' | 'fail', color: boolean): string {
@@ -468,12 +505,22 @@ export interface NodeContextOptions {
    * and CI never pay for loading it. Without it, spinners are plain lines.
    */
   ora?: typeof oraFunction;
+  /** Where signals arrive: the bin shares one with installSignalHandlers; a new, quiet one otherwise. */
+  interrupter?: Interrupter;
 }
 
 export function createNodeContext(options: NodeContextOptions = {}): Context {
   guardStream(process.stdout);
   guardStream(process.stderr);
   const color = colorEnabled(process.env, Boolean(process.stderr.isTTY));
+  const interrupter = options.interrupter ?? new Interrupter();
+  const children: Children = { running: new Set(), interrupter };
+  const spinners = new Set<{ stop(): void }>();
+  interrupter.signal.addEventListener('abort', () => {
+    for (const child of children.running) killGroup(child);
+    // An animated spinner would go on drawing over the report.
+    for (const spinner of spinners) spinner.stop();
+  });
   return {
     platform: process.platform as Platform,
     env: process.env,
@@ -482,7 +529,7 @@ export function createNodeContext(options: NodeContextOptions = {}): Context {
     isRoot: typeof process.getuid === 'function' && process.getuid() === 0,
     uid: typeof process.getuid === 'function' ? process.getuid() : undefined,
     pid: process.pid,
-    exec: runCommand,
+    exec: (command, args, execOptions) => runCommand(children, command, args, execOptions),
     launch,
     processExists(pid) {
       try {
@@ -499,10 +546,21 @@ export function createNodeContext(options: NodeContextOptions = {}): Context {
       );
     },
     fs: nodeFs,
-    http: { get: httpGet },
+    http: { get: (url, requestOptions) => httpGet(interrupter, url, requestOptions) },
     clock: {
       now: () => new Date(),
-      sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+      // A wait ends early on a signal: the loop around it sees the signal and stops.
+      sleep: (ms) =>
+        new Promise((resolve) => {
+          if (!interrupter.mayStart) return resolve();
+          const timer = setTimeout(done, ms);
+          function done() {
+            clearTimeout(timer);
+            interrupter.signal.removeEventListener('abort', done);
+            resolve();
+          }
+          interrupter.signal.addEventListener('abort', done, { once: true });
+        }),
     },
     terminal: {
       color,
@@ -518,6 +576,7 @@ export function createNodeContext(options: NodeContextOptions = {}): Context {
         const ora = options.ora;
         if (!ora || !canAnimate(process.env)) return plainSpinner(text, silent || closedStreams.has(process.stderr), color);
         const spinner = ora({ text: stripControl(text), isSilent: silent || closedStreams.has(process.stderr), isEnabled: true, discardStdin: false, color: color ? 'cyan' : false }).start();
+        spinners.add(spinner);
         return {
           succeed: (done) => spinner.stopAndPersist({ symbol: symbol('succeed', color), text: done === undefined ? undefined : stripControl(done) }),
           fail: (done) => spinner.stopAndPersist({ symbol: symbol('fail', color), text: done === undefined ? undefined : stripControl(done) }),
@@ -528,22 +587,31 @@ export function createNodeContext(options: NodeContextOptions = {}): Context {
         let cancelled = false;
         // Loaded only when a question is asked: every run without a prompt skips it.
         const { default: prompts } = await import('prompts');
-        const answer = await prompts(
-          { type: 'confirm', name: 'value', message: question, initial },
-          // prompts resolves with partial answers on Ctrl-C unless onCancel says otherwise.
-          { onCancel: () => { cancelled = true; return false; } },
-        );
-        if (cancelled || typeof answer.value !== 'boolean') throw new CancelledError();
-        return answer.value;
-      },
-      async uninterruptible(work) {
-        holding++;
+        interrupter.throwIfInterrupted();
+        // A signal from outside (SIGTERM, or kill -INT: Ctrl-C typed here is a key, which prompts
+        // reads as a cancel) abandons the question; the bin exits once the run has reported.
+        let stop: () => void = () => {};
+        const interrupted = new Promise<never>((_, reject) => {
+          stop = () => reject(new InterruptedError(interrupter.received as SignalName));
+          interrupter.signal.addEventListener('abort', stop, { once: true });
+        });
         try {
-          return await work();
+          const answer = await Promise.race([
+            prompts(
+              { type: 'confirm', name: 'value', message: question, initial },
+              // prompts resolves with partial answers on Ctrl-C unless onCancel says otherwise.
+              { onCancel: () => { cancelled = true; return false; } },
+            ),
+            interrupted,
+          ]);
+          if (cancelled || typeof answer.value !== 'boolean') throw new CancelledError();
+          return answer.value;
         } finally {
-          holding--;
+          interrupter.signal.removeEventListener('abort', stop);
         }
       },
+      uninterruptible: (work) => interrupter.hold(work),
+      interrupt: interrupter.signal,
     },
   };
 }

@@ -5,6 +5,7 @@ import { summarize } from './checks/index.ts';
 import type { Finding } from './checks/types.ts';
 import type { Platform } from './context.ts';
 import { unifiedDiff } from './diff.ts';
+import type { SignalName } from './interrupt.ts';
 import { describeCommand } from './system-files.ts';
 import { stripControl } from './text.ts';
 import { displayValue } from './undo-record.ts';
@@ -94,6 +95,8 @@ export interface JsonReport {
   checks: Finding[];
   warnings: string[];
   error?: string;
+  /** Set only when a signal stopped the run (ok is then false and error says what is in place). */
+  signal?: SignalName;
 }
 
 /** One entry per file and setting; a restart is listed as the commands it runs, each with its own entry. */

@@ -6,6 +6,7 @@
  */
 import path from 'node:path';
 import { manualStrategy } from '../manual.ts';
+import { quotePowerShell } from '../../scripts/shell-quote.ts';
 import { notInstalled } from '../none.ts';
 import type { PlatformSupport } from '../types.ts';
 import { localAppData, winAppStrategy } from './app.ts';
@@ -34,6 +35,8 @@ export const win32Platform: PlatformSupport = {
   stateDir: (locations) => path.win32.join(localAppData({ ...locations.env, USERPROFILE: locations.env.USERPROFILE ?? locations.home }, path.win32), 'stigmer-setup'),
   // No sudo on Windows: a step that needs elevation says so instead.
   elevation: () => [],
+  // Commands we print for pasting are PowerShell's.
+  quote: quotePowerShell,
   readListeners,
   isWsl: async () => false,
   stigmerRunnerNetwork: 'bridge',

@@ -3,13 +3,14 @@
  * Ollama on a random loopback port, a real /proc; systemctl is the small fake in
  * support/fake-systemd.ts (the e2e suite runs the real one).
  */
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CHECKS } from '../../scripts/checks/index.ts';
 import { run } from '../../scripts/cli.ts';
 import { readListeners } from '../../platforms/linux/listeners.ts';
 import { widestScope } from '../../scripts/listeners.ts';
+import type { SignalName } from '../../scripts/interrupt.ts';
 import { createNodeContext } from '../../scripts/node-context.ts';
 import { freePort } from '../support/standin-process.ts';
 import { failed, NOT_FOUND, ok, tempRoot, testContext, type TestContext } from './support/context.ts';
@@ -72,8 +73,9 @@ describe('setup --yes on a systemd host', () => {
     expect(await scope()).toBe('wildcard');
     expect(report.checks.find((c: { id: string }) => c.id === 'ollama.listener')).toMatchObject({ status: 'ok' });
     expect(ctx.stdout).toEqual([]);
-    // The writes and restarts ran with Ctrl-C held off.
-    expect(ctx.shielded).toBe(1);
+    // The reload and the restart ran with signals held off.
+    const steps = ctx.calls.filter((call) => call.command === 'systemctl' && ['daemon-reload', 'restart'].includes(call.args[0] as string));
+    expect(steps.map((call) => [call.args[0], call.shielded])).toEqual([['daemon-reload', true], ['restart', true]]);
   });
 
   it('changes nothing the second time, and undo brings loopback back', async () => {
@@ -293,6 +295,212 @@ describe('doctor', () => {
     const ctx = machine({ env: { HOME: '/var/root', SUDO_USER: 'ada' } });
     expect(await run(['--yes', '--platform', 'darwin', '--root', root], ctx)).toBe(2);
     expect(ctx.stderr).toEqual([expect.stringMatching(/^stigmer-setup: run without sudo: on macOS stigmer-setup changes only your own launchd settings/)]);
+    expect(ctx.calls).toEqual([]);
+  });
+});
+
+describe('a signal at each step says what is in place, and keeps the JSON contract', () => {
+  type Step = 'detect' | 'plan' | 'confirm' | 'apply' | 'wait' | 'verify';
+  const lockFile = () => path.join(root, 'var/lib/stigmer-setup/lock');
+  const recordFile = () => path.join(root, 'var/lib/stigmer-setup/undo.json');
+  const undoHint = () => `Undo it with: npx stigmer-setup undo --root ${root}`;
+  const exists = (file: string) => stat(file).then(() => true, () => false);
+
+  /**
+   * A machine on which `signal` arrives during `step`: as detection starts, when the undo record
+   * is read for the plan, at the prompt, during the restart (inside the apply), at the first
+   * probe after the restart (the wait for Ollama), or as the checks start.
+   */
+  function interruptedAt(step: Step, signal: SignalName): TestContext {
+    let restarted = false;
+    const ctx: TestContext = machine({
+      isTTY: step === 'confirm',
+      answers: step === 'confirm' ? [signal] : [],
+      onSpinner: (text) => {
+        if ((step === 'detect' && /^(Looking at|Checking) Ollama/.test(text)) || (step === 'verify' && text === 'Verifying…')) ctx.raise(signal);
+      },
+      exec: async (command, args) => {
+        const systemctl = command === 'systemctl' ? args : command === 'sudo' && args[0] === 'systemctl' ? args.slice(1) : undefined;
+        if (!systemctl) return command === 'sudo' ? ok() : NOT_FOUND;
+        if (systemctl[0] === 'restart') {
+          restarted = true;
+          if (step === 'apply') ctx.raise(signal);
+        }
+        return systemd.exec(systemctl);
+      },
+    });
+    const { http, fs } = ctx;
+    ctx.http = {
+      get: (url, options) => {
+        if (step === 'wait' && restarted) ctx.raise(signal);
+        return http.get(url, options);
+      },
+    };
+    ctx.fs = {
+      ...fs,
+      read: (file, options) => {
+        if (step === 'plan' && file === recordFile()) ctx.raise(signal);
+        return fs.read(file, options);
+      },
+    };
+    return ctx;
+  }
+
+  async function interruptedRun(argv: string[], step: Step, signal: SignalName) {
+    const ctx = interruptedAt(step, signal);
+    const args = step === 'confirm' ? [...argv, '--root', root] : [...argv, '--yes', '--json', '--root', root];
+    const code = await run(args, ctx);
+    const report = step === 'confirm' ? undefined : json(ctx);
+    return { code, ctx, report, message: ctx.stderr.at(-1) ?? '' };
+  }
+
+  describe('setup', () => {
+    it.each([
+      ['detect', 'SIGINT', 130, 'while looking at Ollama and containers'],
+      ['plan', 'SIGTERM', 143, 'while planning'],
+      ['confirm', 'SIGTERM', 143, 'before applying'],
+    ] as const)('during %s (%s): exit %i, "nothing was changed", nothing written, no lock', async (step, signal, exitCode, doing) => {
+      const { code, ctx, report, message } = await interruptedRun([], step, signal);
+      expect(code).toBe(exitCode);
+      expect(message).toBe(`Stopped by ${signal} ${doing}; nothing was changed.`);
+      if (report) {
+        expect(report).toMatchObject({ ok: false, command: 'setup', signal, error: message, checks: [] });
+        // Before the plan is made there is nothing to list; after, every change, none applied.
+        if (step === 'plan') expect(report.changes.map((change: { applied: boolean }) => change.applied)).toEqual([false, false, false]);
+        else expect(report.changes).toEqual([]);
+      }
+      expect(ctx.calls.filter((call) => call.args.includes('restart'))).toEqual([]);
+      expect(await exists(dropIn())).toBe(false);
+      expect(await exists(lockFile())).toBe(false);
+    });
+
+    it.each([
+      ['apply', 'SIGINT', 130, 'while applying'],
+      ['wait', 'SIGTERM', 143, 'while waiting for Ollama to answer after the restart'],
+      ['verify', 'SIGINT', 130, 'while running the checks'],
+    ] as const)('during %s (%s): exit %i, "the change is applied" and how to undo it, every change applied, lock released', async (step, signal, exitCode, doing) => {
+      const { code, report, message } = await interruptedRun([], step, signal);
+      expect(code).toBe(exitCode);
+      expect(message).toBe(`Stopped by ${signal} ${doing}: the change is applied and stays in place, but it was not verified. Check it with: npx stigmer-setup doctor --root ${root}. ${undoHint()}`);
+      expect(report).toMatchObject({ ok: false, command: 'setup', strategy: 'linux-systemd', signal, error: message, checks: [] });
+      expect(report?.changes.map((change: { applied: boolean }) => change.applied)).toEqual([true, true, true]);
+      // The change is live, and stays: a wait a signal cut short is no reason to roll back.
+      expect(await readFile(dropIn(), 'utf8')).toContain(`OLLAMA_HOST=0.0.0.0:${port}`);
+      expect(systemd.loadedHost).toBe(`0.0.0.0:${port}`);
+      expect(await exists(recordFile())).toBe(true);
+      expect(await exists(lockFile())).toBe(false);
+    });
+
+    it('during an apply that fails: the rollback finishes first, then "the change was rolled back" (exit 130)', async () => {
+      systemd.failNext = { verb: 'restart', stderr: 'Job for ollama.service failed.' };
+      const { code, report, message } = await interruptedRun([], 'apply', 'SIGINT');
+      expect(code).toBe(130);
+      expect(message).toBe('Stopped by SIGINT while applying; nothing is changed: `systemctl restart ollama` failed (exit 1): Job for ollama.service failed. Every change was rolled back.');
+      expect(report?.changes.map((change: { applied: boolean }) => change.applied)).toEqual([false, false, false]);
+      expect(await exists(dropIn())).toBe(false);
+      expect(systemd.loadedHost).toBe(`127.0.0.1:${port}`);
+      expect(await exists(lockFile())).toBe(false);
+    });
+
+    it('during the rollback after Ollama did not come back: it finishes, then "the change was rolled back"', async () => {
+      systemd.crashesWith.add(`0.0.0.0:${port}`);
+      let restarts = 0;
+      const ctx: TestContext = machine({
+        exec: async (command, args) => {
+          if (command !== 'systemctl') return NOT_FOUND;
+          // The second restart is the rollback's.
+          if (args[0] === 'restart' && ++restarts === 2) ctx.raise('SIGTERM');
+          return systemd.exec(args);
+        },
+      });
+      expect(await run(['--yes', '--json', '--root', root], ctx)).toBe(143);
+      const report = json(ctx);
+      expect(report.error).toMatch(/^Stopped by SIGTERM while rolling back; nothing is changed: Ollama did not answer on 127\.0\.0\.1:\d+ within 30 s after the change, so it was rolled back\. See: journalctl -u ollama -n 50\.$/);
+      expect(report.changes.map((change: { applied: boolean }) => change.applied)).toEqual([false, false, false]);
+      expect(systemd.loadedHost).toBe(`127.0.0.1:${port}`);
+      expect(await exists(lockFile())).toBe(false);
+    });
+  });
+
+  describe('undo', () => {
+    beforeEach(async () => {
+      expect(await run(['--yes', '--root', root], machine())).toBe(0);
+    });
+
+    it.each([
+      ['plan', 'SIGTERM', 143, 'while planning'],
+      ['confirm', 'SIGINT', 130, 'before applying'],
+    ] as const)('during %s (%s): exit %i, "nothing was restored", setup\'s change still in place', async (step, signal, exitCode, doing) => {
+      const { code, report, message } = await interruptedRun(['undo'], step, signal);
+      expect(code).toBe(exitCode);
+      // Interrupted while the record is read, the restore is not planned yet; at the prompt it is.
+      const inPlace = step === 'plan' ? 'whatever setup changed is still in place' : "setup's change is still in place";
+      expect(message).toBe(`Stopped by ${signal} ${doing}; nothing was restored: ${inPlace}. ${undoHint()}`);
+      if (report) {
+        expect(report).toMatchObject({ ok: false, command: 'undo', signal, error: message, checks: [], changes: [] });
+      }
+      expect(await readFile(dropIn(), 'utf8')).toContain(`OLLAMA_HOST=0.0.0.0:${port}`);
+      expect(await exists(recordFile())).toBe(true);
+      expect(await exists(lockFile())).toBe(false);
+    });
+
+    it.each([
+      ['apply', 'SIGINT', 130, 'while applying'],
+      ['wait', 'SIGTERM', 143, 'while waiting for Ollama to answer after the restart'],
+      ['verify', 'SIGTERM', 143, 'while running the checks'],
+    ] as const)('during %s (%s): exit %i, "the restore is applied", every change applied, lock released', async (step, signal, exitCode, doing) => {
+      const { code, report, message } = await interruptedRun(['undo'], step, signal);
+      expect(code).toBe(exitCode);
+      expect(message).toBe(`Stopped by ${signal} ${doing}: the restore is applied, so the configuration from before setup is back, but it was not verified. Check it with: npx stigmer-setup doctor --root ${root}`);
+      expect(report).toMatchObject({ ok: false, command: 'undo', signal, error: message, checks: [] });
+      expect(report?.changes.length).toBeGreaterThan(0);
+      expect(report?.changes.every((change: { applied: boolean }) => change.applied)).toBe(true);
+      expect(await exists(dropIn())).toBe(false);
+      expect(systemd.loadedHost).toBe(`127.0.0.1:${port}`);
+      expect(await exists(lockFile())).toBe(false);
+    });
+  });
+
+  it('doctor: exit 130, "nothing was changed", one JSON object', async () => {
+    const { code, report, message } = await interruptedRun(['doctor'], 'detect', 'SIGINT');
+    expect(code).toBe(130);
+    expect(message).toBe('Stopped by SIGINT while looking at Ollama and containers; nothing was changed.');
+    expect(report).toMatchObject({ ok: false, command: 'doctor', signal: 'SIGINT', checks: [], changes: [] });
+  });
+});
+
+describe('--root', () => {
+  it('a symlink to a folder is that folder: setup writes and records its real path', async () => {
+    const link = `${root}-link`;
+    await symlink(root, link);
+    try {
+      const ctx = machine();
+      expect(await run(['--yes', '--json', '--root', link], ctx)).toBe(0);
+      expect(json(ctx).changes[0]).toMatchObject({ type: 'file', path: dropIn(), applied: true });
+      expect(await readFile(dropIn(), 'utf8')).toContain(`OLLAMA_HOST=0.0.0.0:${port}`);
+      // Undo through the link finds the record written under the real path.
+      expect(await run(['undo', '--yes', '--root', link], machine())).toBe(0);
+      expect(await stat(dropIn()).then(() => true, () => false)).toBe(false);
+    } finally {
+      await import('node:fs/promises').then(({ rm }) => rm(link, { force: true }));
+    }
+  });
+
+  it.each([
+    ['a dangling symlink', async (link: string) => symlink(path.join(root, 'gone'), link), (link: string) => `--root ${link} is a symlink to ${path.join(root, 'gone')}, which does not exist (a dangling symlink).`],
+    ['a symlink to a file', async (link: string) => {
+      await writeFile(path.join(root, 'file'), '');
+      await symlink(path.join(root, 'file'), link);
+    }, (link: string) => `--root ${link} is a symlink to ${path.join(root, 'file')}, which is a regular file, not a folder.`],
+    ['a regular file', async (link: string) => writeFile(link, ''), (link: string) => `--root ${link} is a regular file, not a folder.`],
+    ['missing', async () => {}, (link: string) => `--root ${link} does not exist.`],
+  ])('%s is refused, saying what it is (exit 2, nothing run)', async (_, make, expected) => {
+    await mkdir(path.join(root, 'links'));
+    const link = path.join(root, 'links', 'root');
+    await make(link);
+    const ctx = machine();
+    expect(await run(['doctor', '--root', link], ctx)).toBe(2);
+    expect(ctx.stderr).toEqual([`stigmer-setup: ${expected(link)}`]);
     expect(ctx.calls).toEqual([]);
   });
 });

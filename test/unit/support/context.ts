@@ -8,18 +8,28 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { CancelledError, type Context, type ExecOptions, type ExecResult } from '../../../scripts/context.ts';
+import { InterruptedError, Interrupter, type SignalName } from '../../../scripts/interrupt.ts';
 import { createNodeContext } from '../../../scripts/node-context.ts';
 
 export type ExecScript = (command: string, args: string[], options: ExecOptions) => ExecResult | Promise<ExecResult>;
 
 export interface TestContext extends Context {
-  calls: { command: string; args: string[]; options: ExecOptions }[];
+  /** Every command run; `shielded` when it ran with signals held off (inside uninterruptible). */
+  calls: { command: string; args: string[]; options: ExecOptions; shielded: boolean }[];
   stdout: string[];
   stderr: string[];
   json: unknown[];
   confirmations: string[];
   /** How many times work ran with interrupts held off. */
   shielded: number;
+  /** Spinner texts, in the order they started. */
+  spinners: string[];
+  /**
+   * A signal arrives now, as the bin's handler would pass it on (interrupt.ts): held while a
+   * change is applied, delivered otherwise. Call it from an exec script, a spinner or a read to
+   * pick the step it interrupts.
+   */
+  raise(signal: SignalName): void;
 }
 
 export function ok(stdout = ''): ExecResult {
@@ -42,10 +52,14 @@ export function testContext(options: {
   pid?: number;
   /** Pids the lock may see as alive; the real process table otherwise. */
   alive?: (pid: number) => boolean;
-  /** Answers for confirm(); 'cancel' simulates Ctrl-C. */
-  answers?: (boolean | 'cancel')[];
+  /** Answers for confirm(); 'cancel' simulates Ctrl-C typed at the prompt, a signal name a signal sent to the process. */
+  answers?: (boolean | 'cancel' | SignalName)[];
+  /** Called as each spinner starts (e.g. to raise a signal at that step). */
+  onSpinner?: (text: string) => void;
 } = {}): TestContext {
-  const real = createNodeContext();
+  const interrupter = new Interrupter();
+  // The real context on the same interrupter: its HTTP requests and waits end on a raised signal as they would in the bin.
+  const real = createNodeContext({ interrupter });
   const script = options.exec ?? bareMachine;
   const answers = [...(options.answers ?? [])];
   const ctx: TestContext = {
@@ -62,8 +76,12 @@ export function testContext(options: {
     json: [],
     confirmations: [],
     shielded: 0,
+    spinners: [],
+    raise: (signal) => void interrupter.raise(signal),
     async exec(command, args, execOptions = {}) {
-      ctx.calls.push({ command, args: [...args], options: execOptions });
+      // As the real exec: after a signal, nothing starts outside uninterruptible.
+      if (!interrupter.mayStart) return { exitCode: null, stdout: '', stderr: `not run: stigmer-setup was interrupted (${interrupter.received})`, failure: 'spawn-error' };
+      ctx.calls.push({ command, args: [...args], options: execOptions, shielded: interrupter.holding });
       return script(command, [...args], execOptions);
     },
     clock: { now: () => new Date(), sleep: async () => {} },
@@ -73,16 +91,26 @@ export function testContext(options: {
       printStyled: (text) => void ctx.stdout.push(text),
       printError: (text) => void ctx.stderr.push(text),
       printJson: (value) => void ctx.json.push(JSON.parse(JSON.stringify(value))),
-      spinner: () => ({ succeed: () => {}, fail: (text) => void (text && ctx.stderr.push(text)), stop: () => {} }),
+      spinner: (text) => {
+        ctx.spinners.push(text);
+        options.onSpinner?.(text);
+        return { succeed: () => {}, fail: (done) => void (done && ctx.stderr.push(done)), stop: () => {} };
+      },
       uninterruptible: (work) => {
         ctx.shielded++;
-        return work();
+        return interrupter.hold(work);
       },
+      interrupt: interrupter.signal,
       async confirm(question) {
         ctx.confirmations.push(question);
         const answer = answers.shift();
         if (answer === undefined) throw new Error(`unexpected prompt: ${question}`);
         if (answer === 'cancel') throw new CancelledError();
+        if (answer === 'SIGINT' || answer === 'SIGTERM') {
+          // The real prompt is abandoned the same way when a signal arrives while it waits.
+          interrupter.raise(answer);
+          throw new InterruptedError(answer);
+        }
         return answer;
       },
     },
