@@ -395,7 +395,7 @@ describe('a signal at each step says what is in place, and keeps the JSON contra
       systemd.failNext = { verb: 'restart', stderr: 'Job for ollama.service failed.' };
       const { code, report, message } = await interruptedRun([], 'apply', 'SIGINT');
       expect(code).toBe(130);
-      expect(message).toBe('Stopped by SIGINT while applying; nothing is changed: `systemctl restart ollama` failed (exit 1): Job for ollama.service failed. Every change was rolled back.');
+      expect(message).toBe('Stopped by SIGINT while applying; nothing is changed: `systemctl restart ollama` failed (exit 1): Job for ollama.service failed. Every change was rolled back, and Ollama was restarted on the configuration it had before.');
       expect(report?.changes.map((change: { applied: boolean }) => change.applied)).toEqual([false, false, false]);
       expect(await exists(dropIn())).toBe(false);
       expect(systemd.loadedHost).toBe(`127.0.0.1:${port}`);

@@ -311,7 +311,7 @@ describe('older Homebrew: a reload whose bootstrap fails after the bootout', () 
     const outcome = await executeChanges({ ctx, support: darwinPlatform, files: new SystemFiles(ctx, [], path.posix), stateDir: path.join(home, 'state') }, changes);
     expect(outcome.ok).toBe(false);
     expect(outcome.rolledBack).toBe(true);
-    expect(outcome.error).toContain('Every change was rolled back.');
+    expect(outcome.error).toContain('Every change was rolled back, and Ollama was restarted on the configuration it had before.');
     expect((await readFile(plistPath())).equals(original)).toBe(true);
     expect(bootstrapped.at(-1)?.equals(original)).toBe(true);
     expect(loaded).toBe(true);

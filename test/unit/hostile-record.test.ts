@@ -22,6 +22,7 @@ import type { Change, Plan, PlatformSupport, SettingStoreId } from '../../platfo
 import { win32Platform } from '../../platforms/win32/index.ts';
 import { applySetup, applyUndo, planUndo, recordBlockers, type Applier, type RecordState } from '../../scripts/apply.ts';
 import { renderChanges } from '../../scripts/report.ts';
+import { environmentReadOutput } from './support/windows-powershell.ts';
 import { describeCommand, SystemFiles } from '../../scripts/system-files.ts';
 import {
   allowedFor,
@@ -71,13 +72,13 @@ function fakeLaunchctl(initial: string | undefined) {
   return { script, get: () => env.get('OLLAMA_HOST') };
 }
 
-/** PowerShell's [Environment]::Get/SetEnvironmentVariable for User scope: a string prints with CRLF, $null prints nothing. */
+/** PowerShell's [Environment]::Get/SetEnvironmentVariable for User scope, answering the product's lossless read script as PowerShell does. */
 function fakeUserEnv(initial: string | undefined) {
   let value = initial;
   const script: ExecScript = (command, args, options) => {
     if (command !== 'powershell.exe') return NOT_FOUND;
     const text = args.at(-1) ?? '';
-    if (text.includes('GetEnvironmentVariable')) return ok(value === undefined ? '' : `${value}\r\n`);
+    if (text.includes('GetEnvironmentVariable')) return ok(environmentReadOutput(value));
     if (text.includes('SetEnvironmentVariable')) {
       value = text.includes('$null') ? undefined : options.env?.STIGMER_SETUP_VALUE;
       return ok();
