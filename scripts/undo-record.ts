@@ -162,6 +162,12 @@ export function displayValue(value: string): string {
   return JSON.stringify(value).replace(/[\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 const HEX64 = /^[0-9a-f]{64}$/;
+/**
+ * A file's mode as setup records it (stat's mode & 0o7777): the permission bits and the setuid,
+ * setgid and sticky bits. Setup records a file's mode exactly, so the reader takes all twelve bits:
+ * a record that allowed only 0o777 locked undo out of any file with the sticky or setgid bit.
+ */
+const MAX_MODE = 0o7777;
 
 class Checker {
   constructor(private readonly where: string) {}
@@ -228,11 +234,11 @@ export function validateRecord(value: unknown, allowed: Allowed, where: string):
       recorded.backup = backup;
       recorded.backupSha256 = check.string(raw.backupSha256, `${entry}.backupSha256`, 64);
       if (!HEX64.test(recorded.backupSha256)) check.fail(`${entry}.backupSha256`, 'is not a sha256');
-      recorded.mode = check.integer(raw.mode, `${entry}.mode`, 0, 0o777);
+      recorded.mode = check.integer(raw.mode, `${entry}.mode`, 0, MAX_MODE);
     } else if (raw.backup !== undefined || raw.backupSha256 !== undefined) {
       check.fail(`${entry}.backup`, 'is set for a file that did not exist');
     }
-    if (raw.mode !== undefined) recorded.mode = check.integer(raw.mode, `${entry}.mode`, 0, 0o777);
+    if (raw.mode !== undefined) recorded.mode = check.integer(raw.mode, `${entry}.mode`, 0, MAX_MODE);
     if (raw.uid !== undefined) recorded.uid = check.integer(raw.uid, `${entry}.uid`, 0, 0xffffffff);
     if (raw.gid !== undefined) recorded.gid = check.integer(raw.gid, `${entry}.gid`, 0, 0xffffffff);
     if (raw.writtenSha256 !== undefined) {

@@ -11,7 +11,7 @@
  *   someone else's.
  * - Undo after Ollama was uninstalled completes: files and settings restored, no restart.
  */
-import { chmod, chown, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { darwinPlatform } from '../../platforms/darwin/index.ts';
@@ -519,5 +519,40 @@ describe('commands and values are shown escaped', () => {
     expect(shown).toBe("launchctl setenv OLLAMA_HOST $'it\\'s\\n\\x1b[2J\\u0085'");
     expect(shown).not.toMatch(RAW_CONTROL);
     expect(describeCommand(['launchctl', 'setenv', 'OLLAMA_HOST', 'a b'])).toBe("launchctl setenv OLLAMA_HOST 'a b'");
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Review (r1): what renderRecord writes about files, validateRecord must accept too.
+
+describe.skipIf(process.platform === 'win32')('what setup records about a file, undo accepts', () => {
+  const stateDir = () => linuxPlatform.stateDir({ root, home: root, env: {} });
+  const allowed = () => allowedFor(linuxPlatform, { root, home: root, env: {} });
+  const dropIn = () => path.join(root, 'etc/systemd/system/ollama.service.d/stigmer-setup.conf');
+  const applier = (ctx: TestContext): Applier => ({ ctx, support: linuxPlatform, files: new SystemFiles(ctx, [], path.posix), stateDir: stateDir() });
+  const modify = (file: string, before: Buffer): Plan => ({
+    strategy: 'linux-systemd',
+    target: { host: '0.0.0.0', port: 11434 },
+    changes: [{ type: 'file', path: file, action: 'modify', before, after: Buffer.from('[Service]\nEnvironment="OLLAMA_HOST=0.0.0.0:11434"\n'), mode: 0o644, privileged: false }],
+    summary: '',
+    blockers: [],
+    warnings: [],
+  });
+
+  it('a file whose mode has the sticky (or setgid) bit: setup records it, undo accepts the record and puts the mode back', async () => {
+    // fs.stat's mode & 0o7777 keeps the sticky, setgid and setuid bits; the old reader allowed 0..0o777
+    // only, so this record, written by setup, locked every later setup and undo out.
+    const before = Buffer.from('[Service]\nEnvironment="OLLAMA_DEBUG=1"\n');
+    await mkdir(path.dirname(dropIn()), { recursive: true });
+    await writeFile(dropIn(), before);
+    await chmod(dropIn(), 0o1644);
+    const ctx = testContext();
+    expect(await applySetup(applier(ctx), modify(dropIn(), before), {})).toMatchObject({ ok: true });
+    const state = await readRecord(ctx, allowed(), stateDir());
+    expect(state?.record.files[0]?.mode).toBe(0o1644);
+    const { changes } = await planUndo(applier(ctx), state?.record as UndoRecord, new Date());
+    expect(await applyUndo(applier(ctx), changes, state as RecordState)).toMatchObject({ ok: true });
+    expect(await readFile(dropIn())).toEqual(before);
+    expect((await stat(dropIn())).mode & 0o7777).toBe(0o1644);
   });
 });
