@@ -111,6 +111,11 @@ export function allowedFor(support: PlatformSupport, locations: Locations): Allo
 
 const PRINTABLE = /^[^\x00-\x1f\x7f-\x9f]*$/;
 
+/** The reader's rule for every text field but a setting's value: no control character, and bounded. */
+function isPlainText(value: string, max: number): boolean {
+  return value.length <= max && PRINTABLE.test(value);
+}
+
 /**
  * The longest setting value the record carries: 32767 characters, the most a Windows environment
  * variable can hold, and far beyond any real OLLAMA_HOST or snap option. The bound is there
@@ -188,7 +193,7 @@ class Checker {
   }
   string(value: unknown, entry: string, max = 4096): string {
     if (typeof value !== 'string') this.fail(entry, 'is not a string');
-    if (value.length > max || !PRINTABLE.test(value)) this.fail(entry, `${JSON.stringify(value.slice(0, 80))} is not plain text of at most ${max} characters`);
+    if (!isPlainText(value, max)) this.fail(entry, `${JSON.stringify(value.slice(0, 80))} is not plain text of at most ${max} characters`);
     return value;
   }
   integer(value: unknown, entry: string, min: number, max: number): number {
@@ -358,6 +363,21 @@ export async function readRecord(ctx: Context, allowed: Allowed, stateDir: strin
  * record that would lock undo out.
  */
 export function renderRecord(record: UndoRecord): string {
+  // The other text fields follow the reader's rule too (Checker.string, same bounds): a path with
+  // a control character (a newline in --root or HOME) would otherwise be recorded, the file
+  // changed, and the record then refused by every later setup and undo.
+  const fields: [string, string | undefined, number][] = [['createdAt', record.createdAt, 64]];
+  for (const [index, file] of record.files.entries()) {
+    fields.push([`files[${index}].path`, file.path, 4096], [`files[${index}].backup`, file.backup, 1024]);
+    for (const [dirIndex, dir] of file.createdDirs.entries()) fields.push([`files[${index}].createdDirs[${dirIndex}]`, dir, 4096]);
+  }
+  for (const [index, setting] of record.settings.entries()) fields.push([`settings[${index}].store`, setting.store, 64], [`settings[${index}].key`, setting.key, 64]);
+  for (const [index, restart] of record.restart.entries()) fields.push([`restart[${index}].strategy`, restart.strategy, 64], [`restart[${index}].job`, restart.job, 4096]);
+  for (const [entry, value, max] of fields) {
+    if (value !== undefined && !isPlainText(value, max)) {
+      throw new UndoRecordError(`The undo record's ${entry} (${displayValue(value.slice(0, 80))}${value.length > 80 ? '…' : ''}) is not plain text of at most ${max} characters, which undo would refuse to read back, so it can't be recorded for undo.`);
+    }
+  }
   for (const setting of record.settings) {
     const problem = setting.before === null ? undefined : settingValueProblem(setting.store, setting.before);
     if (problem) throw new UndoRecordError(`The previous value of ${setting.store} ${setting.key} ${problem}; it can't be recorded for undo.`);

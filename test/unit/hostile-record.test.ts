@@ -555,4 +555,23 @@ describe.skipIf(process.platform === 'win32')('what setup records about a file, 
     expect(await readFile(dropIn())).toEqual(before);
     expect((await stat(dropIn())).mode & 0o7777).toBe(0o1644);
   });
+
+  it('a path the record could not carry back (a newline in --root) is refused before anything changes', async () => {
+    // The reader refuses control characters in a path; setup used to write such a record anyway,
+    // change the file, and leave undo locked out.
+    const odd = path.join(root, 'odd\nroot');
+    const file = path.join(odd, 'etc/systemd/system/ollama.service.d/stigmer-setup.conf');
+    const before = Buffer.from('[Service]\n');
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(file, before);
+    const ctx = testContext();
+    const oddApplier: Applier = { ctx, support: linuxPlatform, files: new SystemFiles(ctx, [], path.posix), stateDir: linuxPlatform.stateDir({ root: odd, home: odd, env: {} }) };
+    const outcome = await applySetup(oddApplier, modify(file, before), {});
+    expect(outcome).toMatchObject({ ok: false, applied: [false] });
+    expect(outcome.error).toMatch(/files\[0\]\.path .*can't be recorded for undo.*Nothing was changed/);
+    expect(outcome.error).not.toMatch(RAW_CONTROL);
+    expect(await readFile(file)).toEqual(before);
+    await expect(readFile(path.join(oddApplier.stateDir, RECORD_NAME))).rejects.toThrow(/ENOENT/);
+    await expect(readFile(path.join(oddApplier.stateDir, 'backups', 'x'))).rejects.toThrow(/ENOENT/);
+  });
 });
