@@ -141,6 +141,21 @@ export function settingValueProblem(store: SettingStoreId, value: string): strin
   return undefined;
 }
 
+/**
+ * Why setup won't record `value` as a setting's previous value: settingValueProblem, and one more
+ * that only setup applies. A command's output is decoded as UTF-8, so a byte that is not UTF-8
+ * (`launchctl setenv OLLAMA_HOST $'caf\xe9'`) or a Windows value with a lone surrogate reads as
+ * U+FFFD: the bytes it stood for are not known, and restoring U+FFFD would not put them back.
+ * Not part of the reader's rule, so a record an earlier version wrote with one is still read:
+ * a stricter writer never locks undo out.
+ */
+export function recordingProblem(store: SettingStoreId, value: string): string | undefined {
+  const problem = settingValueProblem(store, value);
+  if (problem || store === 'snap') return problem;
+  if (value.includes('\ufffd')) return 'holds U+FFFD, which is how a byte that is not UTF-8 reads, so stigmer-setup does not know the bytes it stands for';
+  return undefined;
+}
+
 function isJsonDocument(text: string): boolean {
   try {
     JSON.parse(text);

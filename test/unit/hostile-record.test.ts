@@ -575,3 +575,26 @@ describe.skipIf(process.platform === 'win32')('what setup records about a file, 
     await expect(readFile(path.join(oddApplier.stateDir, 'backups', 'x'))).rejects.toThrow(/ENOENT/);
   });
 });
+
+describe('a previous value that was not valid text when it was read', () => {
+  // A command's output is decoded as UTF-8, and an invalid byte (a Latin-1 "é" set with
+  // `launchctl setenv OLLAMA_HOST $'\xe9…'`, or a Windows value holding a lone surrogate) reads
+  // as U+FFFD. Recording that and restoring it would give back different bytes than were there:
+  // setup refuses it up front instead, as it refuses any value it can't put back exactly.
+  it.each(STORES.filter((item) => item.store !== 'snap'))('the $store store: a value read as U+FFFD is refused before anything changes', async (item) => {
+    const fake = item.fake('caf\ufffd:11434');
+    const ctx = testContext({ exec: fake.script, env: { HOME: root } });
+    const plan = await settingPlan(ctx, item);
+    expect(recordBlockers(plan.changes, undefined)).toEqual([expect.objectContaining({ message: expect.stringMatching(/U\+FFFD.*could not put it back.*Nothing was changed/) })]);
+    const outcome = await applySetup(applierFor(ctx, item.support), plan, await stateOf(ctx, item.support));
+    expect(outcome).toMatchObject({ ok: false, applied: [false] });
+    expect(fake.get()).toBe('caf\ufffd:11434');
+    await expect(readFile(path.join(stateDirOf(item.support), RECORD_NAME), 'utf8')).rejects.toThrow(/ENOENT/);
+  });
+
+  it('a record that already holds such a value (written by an earlier version) is still read, so undo is not locked out', () => {
+    const allowed = allowedFor(darwinPlatform, { root, home: root, env: {} });
+    const record = { ...emptyRecord('darwin', new Date(0)), settings: [{ store: 'launchd-env' as const, key: 'OLLAMA_HOST', before: 'caf\ufffd' }] };
+    expect(validateRecord(JSON.parse(renderRecord(record)), allowed, 'test').settings[0]?.before).toBe('caf\ufffd');
+  });
+});
