@@ -5,6 +5,7 @@
  * Only fixed scripts with a fixed variable name are ever run.
  */
 import type { Context, ExecResult } from '../../scripts/context.ts';
+import { describeFailure, StepError } from '../../scripts/system-files.ts';
 import type { SettingStore } from '../types.ts';
 
 export const POWERSHELL = 'powershell.exe';
@@ -16,8 +17,22 @@ export function powershellArgv(script: string): string[] {
   return [POWERSHELL, ...ARGS, script];
 }
 
+const TIMEOUT_MS = 30_000;
+
 export function runPowerShell(ctx: Context, script: string, env?: Record<string, string | undefined>): Promise<ExecResult> {
-  return ctx.exec(POWERSHELL, [...ARGS, script], { timeoutMs: 30_000, env });
+  return ctx.exec(POWERSHELL, [...ARGS, script], { timeoutMs: TIMEOUT_MS, env });
+}
+
+/**
+ * A setting store's read. A PowerShell that failed or timed out says nothing about the value:
+ * taken as "unset", setup would record `before: null` and undo would delete the user's value. So
+ * it throws, naming the command, and setup stops before anything changes (the store is read again
+ * just before each write).
+ */
+export async function readForStore(ctx: Context, script: string, what: string): Promise<ExecResult> {
+  const result = await runPowerShell(ctx, script);
+  if (result.failure || result.exitCode !== 0) throw new StepError(`Could not read ${what}: ${describeFailure(powershellArgv(script), result, TIMEOUT_MS)} Nothing was changed.`);
+  return result;
 }
 
 function checkedName(key: string): string {
@@ -32,8 +47,10 @@ function valueOf(result: ExecResult): string | undefined {
   return value === '' ? undefined : value;
 }
 
+const getVariableScript = (key: string, scope: 'User' | 'Machine') => `[Environment]::GetEnvironmentVariable('${checkedName(key)}','${scope}')`;
+
 export async function readEnvironmentVariable(ctx: Context, key: string, scope: 'User' | 'Machine'): Promise<string | undefined> {
-  return valueOf(await runPowerShell(ctx, `[Environment]::GetEnvironmentVariable('${checkedName(key)}','${scope}')`));
+  return valueOf(await runPowerShell(ctx, getVariableScript(key, scope)));
 }
 
 /**
@@ -44,7 +61,7 @@ export async function readEnvironmentVariable(ctx: Context, key: string, scope: 
 export const userEnvStore: SettingStore = {
   id: 'windows-user-env',
   privileged: false,
-  read: (ctx, key) => readEnvironmentVariable(ctx, key, 'User'),
+  read: async (ctx, key) => valueOf(await readForStore(ctx, getVariableScript(key, 'User'), `the User variable ${key}`)),
   command(key, value) {
     const name = checkedName(key);
     if (value === undefined) return { argv: powershellArgv(`[Environment]::SetEnvironmentVariable('${name}', $null, 'User')`) };

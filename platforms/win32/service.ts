@@ -12,7 +12,7 @@ import { SETUP_COMMAND } from '../commands.ts';
 import { listensAsRequested, type DetectOptions, type Detection, type Plan, type PlanRequest, type Problem, type RestartChange, type SettingStore, type Strategy } from '../types.ts';
 import { reservedProblem, reservedRange } from './app.ts';
 import { parseScQuery, scServiceMissing } from './parsers/sc-query.ts';
-import { isElevated, powershellArgv, readEnvironmentVariable, runPowerShell } from './powershell.ts';
+import { isElevated, powershellArgv, readEnvironmentVariable, readForStore, runPowerShell } from './powershell.ts';
 
 const SERVICE_KEY = 'HKLM:\\SYSTEM\\CurrentControlSet\\Services\\ollama';
 
@@ -23,8 +23,10 @@ function entryValue(text: string, key: string): string | undefined {
   return value;
 }
 
+const multiStringScript = (key: string, name: string) => `(Get-ItemProperty -LiteralPath '${key}' -Name ${name} -ErrorAction SilentlyContinue).${name}`;
+
 async function readMultiString(ctx: Context, key: string, name: string): Promise<string> {
-  const result = await runPowerShell(ctx, `(Get-ItemProperty -LiteralPath '${key}' -Name ${name} -ErrorAction SilentlyContinue).${name}`);
+  const result = await runPowerShell(ctx, multiStringScript(key, name));
   return result.exitCode === 0 ? result.stdout : '';
 }
 
@@ -37,7 +39,8 @@ export const serviceEnvStore: SettingStore = {
   id: 'windows-service-env',
   privileged: true,
   async read(ctx, key) {
-    return entryValue(await readMultiString(ctx, SERVICE_KEY, 'Environment'), key);
+    // A failed read throws (readForStore): "unset" here would make undo delete the service's value.
+    return entryValue((await readForStore(ctx, multiStringScript(SERVICE_KEY, 'Environment'), `${key} in the ollama service's environment`)).stdout, key);
   },
   command(key, value) {
     if (!/^[A-Z][A-Z0-9_]*$/.test(key)) throw new Error(`refusing to build a PowerShell script for the variable name ${JSON.stringify(key)}`);

@@ -598,3 +598,31 @@ describe('a previous value that was not valid text when it was read', () => {
     expect(validateRecord(JSON.parse(renderRecord(record)), allowed, 'test').settings[0]?.before).toBe('caf\ufffd');
   });
 });
+
+describe('Windows: a PowerShell that fails says nothing about the value (it is not "unset")', () => {
+  const WINDOWS = STORES.filter((item) => item.store === 'windows-user-env' || item.store === 'windows-service-env');
+  // The old readers took any failed PowerShell (a timeout, exit 1) for "unset": setup then recorded
+  // `before: null`, and undo deleted the user's value, as snap did before it (§11).
+  it.each(WINDOWS)('the $store store: a read that times out or fails throws, naming the command', async (item) => {
+    const store = item.support.settingStores[item.store];
+    const timedOut: ExecScript = () => ({ exitCode: null, stdout: '', stderr: '', failure: 'timeout' });
+    await expect(store?.read(testContext({ exec: timedOut }), item.key) as Promise<unknown>).rejects.toThrow(/Could not read .*OLLAMA_HOST.*did not finish.*Nothing was changed/);
+    const denied: ExecScript = () => failed('Get-ItemProperty : Requested registry access is not allowed.\r\n');
+    await expect(store?.read(testContext({ exec: denied }), item.key) as Promise<unknown>).rejects.toThrow(/failed \(exit 1\).*registry access is not allowed.*Nothing was changed/);
+  });
+
+  it.each(WINDOWS)('the $store store: setup planned from a failed read stops before anything changes, and the value is kept', async (item) => {
+    const fake = item.fake('127.0.0.1:11434');
+    // Every read fails; a write would succeed.
+    const script: ExecScript = (command, args, options) => (/GetEnvironmentVariable|Get-ItemProperty -LiteralPath '[^']*' -Name Environment -ErrorAction SilentlyContinue\)\.Environment$/.test(args.at(-1) ?? '') ? failed('boom\r\n') : fake.script(command, args, options));
+    const ctx = testContext({ exec: script, env: { HOME: root } });
+    const store = item.support.settingStores[item.store];
+    const after = '0.0.0.0:11434';
+    // What the plan saw: "unset", as the old detection reported a failed read.
+    const change: Change = { type: 'setting', store: item.store, key: item.key, before: undefined, after, privileged: false, argv: store?.command(item.key, after).argv ?? [] };
+    const plan: Plan = { strategy: 'test', target: { host: '0.0.0.0', port: 11434 }, changes: [change], summary: '', blockers: [], warnings: [] };
+    await expect(applySetup(applierFor(ctx, item.support), plan, await stateOf(ctx, item.support))).rejects.toThrow(/Could not read/);
+    expect(fake.get()).toBe('127.0.0.1:11434');
+    await expect(readFile(path.join(stateDirOf(item.support), RECORD_NAME), 'utf8')).rejects.toThrow(/ENOENT/);
+  });
+});
