@@ -73,7 +73,9 @@ async function detect(ctx: Context, options: DetectOptions): Promise<WinServiceD
   if (!status.exists || scServiceMissing(status)) return undefined;
   const [elevated, serviceHost, nssmExtra, machineHost, reserved] = await Promise.all([
     isElevated(ctx),
-    serviceEnvStore.read(ctx, 'OLLAMA_HOST'),
+    // Detection reads leniently, as it always did (doctor goes on); the store's own read, just
+    // before setup writes, is the one that refuses a failed PowerShell.
+    readMultiString(ctx, SERVICE_KEY, 'Environment').then((text) => entryValue(text, 'OLLAMA_HOST')),
     readMultiString(ctx, `${SERVICE_KEY}\\Parameters`, 'AppEnvironmentExtra'),
     readEnvironmentVariable(ctx, 'OLLAMA_HOST', 'Machine'),
     reservedRange(ctx, options.port),
