@@ -179,7 +179,22 @@ function snapDocumentOf(raw: string): string {
  * the bidi controls, which JSON.stringify leaves raw, escaped too. Never a raw control character.
  */
 export function displayValue(value: string): string {
-  return JSON.stringify(value).replace(/[\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return escapeUnsafe(JSON.stringify(value));
+}
+
+/** DEL, the C1 controls and the bidi controls, which JSON.stringify leaves raw, as \u escapes. */
+function escapeUnsafe(json: string): string {
+  return json.replace(/[\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/**
+ * Any field of a crafted record, for a message: its JSON, escaped like displayValue and cut at 80
+ * characters. The message reaches the terminal and --json as is, and a field may hold megabytes.
+ */
+function shown(value: unknown): string {
+  if (typeof value === 'string') return `${displayValue(value.slice(0, 80))}${value.length > 80 ? '…' : ''}`;
+  const json = JSON.stringify(value) ?? String(value);
+  return escapeUnsafe(json.length > 80 ? `${json.slice(0, 80)}…` : json);
 }
 const HEX64 = /^[0-9a-f]{64}$/;
 /**
@@ -197,7 +212,7 @@ class Checker {
   object(value: unknown, entry: string, required: string[], optional: string[] = []): Record<string, unknown> {
     if (typeof value !== 'object' || value === null || Array.isArray(value)) this.fail(entry, 'is not an object');
     const record = value as Record<string, unknown>;
-    for (const key of Object.keys(record)) if (!required.includes(key) && !optional.includes(key)) this.fail(`${entry}.${key}`, 'is not a field stigmer-setup writes');
+    for (const key of Object.keys(record)) if (!required.includes(key) && !optional.includes(key)) this.fail(/^[A-Za-z]{1,32}$/.test(key) ? `${entry}.${key}` : `${entry}[${shown(key)}]`, 'is not a field stigmer-setup writes');
     for (const key of required) if (!(key in record)) this.fail(`${entry}.${key}`, 'is missing');
     return record;
   }
@@ -208,11 +223,11 @@ class Checker {
   }
   string(value: unknown, entry: string, max = 4096): string {
     if (typeof value !== 'string') this.fail(entry, 'is not a string');
-    if (!isPlainText(value, max)) this.fail(entry, `${JSON.stringify(value.slice(0, 80))} is not plain text of at most ${max} characters`);
+    if (!isPlainText(value, max)) this.fail(entry, `${shown(value)} is not plain text of at most ${max} characters`);
     return value;
   }
   integer(value: unknown, entry: string, min: number, max: number): number {
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) this.fail(entry, `${JSON.stringify(value)} is not a whole number from ${min} to ${max}`);
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) this.fail(entry, `${shown(value)} is not a whole number from ${min} to ${max}`);
     return value;
   }
   boolean(value: unknown, entry: string): boolean {
@@ -226,9 +241,9 @@ export function validateRecord(value: unknown, allowed: Allowed, where: string):
   const check = new Checker(where);
   // The version first: an older or newer record is named as such, not as a pile of odd fields.
   const version = (value as { version?: unknown } | null)?.version;
-  if (version !== 2) check.fail('version', `${JSON.stringify(version)} is not a version this stigmer-setup reads (2)`);
+  if (version !== 2) check.fail('version', `${shown(version)} is not a version this stigmer-setup reads (2)`);
   const top = check.object(value, 'the record', ['version', 'platform', 'createdAt', 'files', 'settings', 'restart'], ['port']);
-  if (top.platform !== allowed.platform) check.fail('platform', `${JSON.stringify(top.platform)} is not the platform being restored (${allowed.platform})`);
+  if (top.platform !== allowed.platform) check.fail('platform', `${shown(top.platform)} is not the platform being restored (${allowed.platform})`);
   const record: UndoRecord = {
     version: 2,
     platform: allowed.platform,
@@ -244,13 +259,13 @@ export function validateRecord(value: unknown, allowed: Allowed, where: string):
     const raw = check.object(item, entry, ['path', 'existed', 'createdDirs'], ['backup', 'backupSha256', 'mode', 'uid', 'gid', 'writtenSha256']);
     const file = check.string(raw.path, `${entry}.path`);
     if (!path.isAbsolute(file) || path.normalize(file) !== file || !allowed.files.has(file)) {
-      check.fail(`${entry}.path`, `${JSON.stringify(file)} is not a file stigmer-setup writes here`);
+      check.fail(`${entry}.path`, `${shown(file)} is not a file stigmer-setup writes here`);
     }
-    if (record.files.some((other) => other.path === file)) check.fail(`${entry}.path`, `${JSON.stringify(file)} is listed twice`);
+    if (record.files.some((other) => other.path === file)) check.fail(`${entry}.path`, `${shown(file)} is listed twice`);
     const recorded: RecordedFile = { path: file, existed: check.boolean(raw.existed, `${entry}.existed`), createdDirs: [] };
     if (recorded.existed) {
       const backup = check.string(raw.backup, `${entry}.backup`, 1024);
-      if (backup !== backupNameFor(file)) check.fail(`${entry}.backup`, `${JSON.stringify(backup)} is not the backup name of ${file}`);
+      if (backup !== backupNameFor(file)) check.fail(`${entry}.backup`, `${shown(backup)} is not the backup name of ${file}`);
       recorded.backup = backup;
       recorded.backupSha256 = check.string(raw.backupSha256, `${entry}.backupSha256`, 64);
       if (!HEX64.test(recorded.backupSha256)) check.fail(`${entry}.backupSha256`, 'is not a sha256');
@@ -271,7 +286,7 @@ export function validateRecord(value: unknown, allowed: Allowed, where: string):
       const above = file.startsWith(`${dir}${path.sep}`);
       const below = (base: string) => base !== '' && dir !== base && (dir.startsWith(`${base}${path.sep}`) || (base === path.parse(base).root && dir.startsWith(base)));
       if (!path.isAbsolute(dir) || path.normalize(dir) !== dir || !above || !(below(allowed.root) || below(allowed.home))) {
-        check.fail(`${entry}.createdDirs[${dirIndex}]`, `${JSON.stringify(dir)} is not a folder above ${file} and below ${allowed.root} or ${allowed.home}`);
+        check.fail(`${entry}.createdDirs[${dirIndex}]`, `${shown(dir)} is not a folder above ${file} and below ${allowed.root} or ${allowed.home}`);
       }
       recorded.createdDirs.push(dir);
     }
@@ -282,7 +297,7 @@ export function validateRecord(value: unknown, allowed: Allowed, where: string):
     const raw = check.object(item, entry, ['store', 'key', 'before']);
     const store = check.string(raw.store, `${entry}.store`, 64) as SettingStoreId;
     const key = check.string(raw.key, `${entry}.key`, 64);
-    if (!allowed.settings.has(`${store}\0${key}`)) check.fail(entry, `(${store} ${key}) is not a setting stigmer-setup changes here`);
+    if (!allowed.settings.has(`${store}\0${key}`)) check.fail(entry, `(${escapeUnsafe(`${store} ${key}`)}) is not a setting stigmer-setup changes here`);
     if (record.settings.some((other) => other.store === store && other.key === key)) check.fail(entry, `(${store} ${key}) is listed twice`);
     let before: string | null = null;
     if (raw.before !== null) {
@@ -299,12 +314,12 @@ export function validateRecord(value: unknown, allowed: Allowed, where: string):
     const entry = `restart[${index}]`;
     const raw = check.object(item, entry, ['strategy'], ['job']);
     const id = check.string(raw.strategy, `${entry}.strategy`, 64);
-    if (!allowed.strategies.has(id)) check.fail(`${entry}.strategy`, `${JSON.stringify(id)} is not a strategy of this platform`);
+    if (!allowed.strategies.has(id)) check.fail(`${entry}.strategy`, `${shown(id)} is not a strategy of this platform`);
     const restart: RecordedRestart = { strategy: id };
     if (raw.job !== undefined) {
       // The file a restart reloads: only one this platform's strategies write.
       const job = check.string(raw.job, `${entry}.job`);
-      if (!allowed.files.has(job)) check.fail(`${entry}.job`, `${JSON.stringify(job)} is not a file stigmer-setup writes here`);
+      if (!allowed.files.has(job)) check.fail(`${entry}.job`, `${shown(job)} is not a file stigmer-setup writes here`);
       restart.job = job;
     }
     if (!record.restart.some((other) => other.strategy === restart.strategy && other.job === restart.job)) record.restart.push(restart);

@@ -626,3 +626,64 @@ describe('Windows: a PowerShell that fails says nothing about the value (it is n
     await expect(readFile(path.join(stateDirOf(item.support), RECORD_NAME), 'utf8')).rejects.toThrow(/ENOENT/);
   });
 });
+
+describe('a crafted record is named in a short line with every control character escaped', () => {
+  const allowed = () => allowedFor(linuxPlatform, { root, home: root, env: {} });
+  const valid = () => JSON.parse(renderRecord({ ...emptyRecord('linux', new Date(0)), settings: [{ store: 'snap', key: 'host', before: '"127.0.0.1:11434"' }], restart: [{ strategy: 'linux-snap' }] }));
+  const messageOf = (record: unknown) => {
+    try {
+      validateRecord(record, allowed(), '/state/undo.json');
+    } catch (error) {
+      return (error as Error).message;
+    }
+    throw new Error('the record was accepted');
+  };
+  // JSON.stringify leaves C1 controls (U+009B is CSI) and bidi overrides raw; and a field may
+  // be megabytes of JSON. The message is printed as is by --json, so it must not carry either.
+  const C1_OR_BIDI = /[\x7f-\x9f\u202a-\u202e\u2066-\u2069]/;
+
+  it('a path, a strategy or a platform holding C1 or bidi controls', () => {
+    for (const edit of [
+      (record: Record<string, any>) => void (record.files = [{ path: `${root}/\u009b2J\u202e`, existed: false, createdDirs: [] }]),
+      (record: Record<string, any>) => void (record.restart = [{ strategy: 'linux-\u202esnap' }]),
+      (record: Record<string, any>) => void (record.platform = 'lin\u009bux'),
+      (record: Record<string, any>) => void (record.version = ['\u009b2J']),
+    ]) {
+      const record = valid();
+      edit(record);
+      const message = messageOf(record);
+      expect(message).toMatch(/can't be trusted/);
+      expect(message).not.toMatch(C1_OR_BIDI);
+    }
+  });
+
+  it('a field that is megabytes long is quoted in at most 80 characters', () => {
+    for (const edit of [
+      (record: Record<string, any>) => void (record.version = 'v'.repeat(1_000_000)),
+      (record: Record<string, any>) => void (record.platform = ['p'.repeat(1_000_000)]),
+      (record: Record<string, any>) => void (record.port = { huge: 'x'.repeat(1_000_000) }),
+    ]) {
+      const record = valid();
+      edit(record);
+      expect(messageOf(record).length).toBeLessThan(600);
+    }
+  });
+});
+
+it('an unknown field or setting with a control character in its name is named escaped too', () => {
+  const allowed = allowedFor(linuxPlatform, { root, home: root, env: {} });
+  const base = () => JSON.parse(renderRecord({ ...emptyRecord('linux', new Date(0)), settings: [], restart: [] }));
+  const field = { ...base(), ['\u009b2J'.repeat(1000)]: 1 };
+  const setting = { ...base(), settings: [{ store: 'snap\u202e', key: 'host', before: null }] };
+  for (const record of [field, setting]) {
+    let message = '';
+    try {
+      validateRecord(record, allowed, '/state/undo.json');
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/can't be trusted/);
+    expect(message).not.toMatch(/[\x7f-\x9f\u202a-\u202e]/);
+    expect(message.length).toBeLessThan(600);
+  }
+});
