@@ -12,7 +12,7 @@ import type { Blocker, Change, FileChange, Plan, PlatformSupport, RestartChange,
 import type { Context, WriteOptions } from './context.ts';
 import { StepError, runStep, type SystemFiles } from './system-files.ts';
 import { oneLine } from './text.ts';
-import { BACKUPS, backupNameFor, displayValue, emptyRecord, KEPT, RECORD_NAME, renderRecord, settingValueProblem, sha256, UndoRecordError, type RecordedFile, type UndoRecord } from './undo-record.ts';
+import { BACKUPS, backupNameFor, displayValue, emptyRecord, KEPT, RECORD_NAME, recordingProblem, renderRecord, sha256, UndoRecordError, type RecordedFile, type UndoRecord } from './undo-record.ts';
 
 export interface Applier {
   ctx: Context;
@@ -222,7 +222,7 @@ async function recordUnchanged(applier: Applier, state: RecordState): Promise<bo
 }
 
 /**
- * The previous values setup would record that the undo record can't carry (settingValueProblem:
+ * The previous values setup would record that the undo record can't carry (recordingProblem:
  * over 32767 characters, a NUL, broken Unicode). Setup refuses those up front and changes
  * nothing, rather than record what undo would then refuse. For the plan (cli) and for apply.
  */
@@ -232,7 +232,7 @@ export function recordBlockers(changes: Change[], record: UndoRecord | undefined
     if (change.type !== 'setting' || change.before === undefined) continue;
     // First write wins: a setting already recorded keeps its recorded value; this one is not kept.
     if (record?.settings.some((setting) => setting.store === change.store && setting.key === change.key)) continue;
-    const problem = settingValueProblem(change.store, change.before);
+    const problem = recordingProblem(change.store, change.before);
     if (!problem) continue;
     const shown = `${displayValue(change.before.slice(0, 80))}${change.before.length > 80 ? '…' : ''}`;
     blockers.push({

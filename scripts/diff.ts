@@ -25,8 +25,24 @@ export const MAX_DIFF_LINES = 200_000;
 
 type Op = ' ' | '-' | '+';
 
+/**
+ * Appended to a last line that has no newline after it, so it differs from the same text with one
+ * (as in git). A lone surrogate: UTF-8 decoding never produces one, so no file line ends with it.
+ */
+const NO_NEWLINE = '\udfff';
+
+/** The lines of a file: none for an empty one; a last line without its newline carries NO_NEWLINE. */
 function splitLines(text: string | undefined): string[] {
-  return text === undefined ? [] : text.replace(/\n$/, '').split('\n');
+  if (text === undefined || text === '') return [];
+  if (text.endsWith('\n')) return text.slice(0, -1).split('\n');
+  const lines = text.split('\n');
+  lines[lines.length - 1] += NO_NEWLINE;
+  return lines;
+}
+
+/** A diff line as printed: a last line without its newline is followed by git's marker. */
+function shown(line: string): string {
+  return line.endsWith(NO_NEWLINE) ? `${line.slice(0, -1)}\n\\ No newline at end of file` : line;
 }
 
 /** The whole file as one hunk, from the LCS table: only for files of at most SMALL_FILE_LINES. */
@@ -258,10 +274,10 @@ export function unifiedDiff(before: string | undefined, after: string | undefine
   const a = splitLines(before);
   const b = splitLines(after);
   if (a.length <= SMALL_FILE_LINES && b.length <= SMALL_FILE_LINES) {
-    return [...header, `@@ -${a.length ? 1 : 0},${a.length} +${b.length ? 1 : 0},${b.length} @@`, ...wholeFileLines(a, b)].join('\n');
+    return [...header, `@@ -${a.length ? 1 : 0},${a.length} +${b.length ? 1 : 0},${b.length} @@`, ...wholeFileLines(a, b).map(shown)].join('\n');
   }
   const hunks = hunkedLines(a, b);
-  if (Array.isArray(hunks)) return [...header, ...hunks].join('\n');
+  if (Array.isArray(hunks)) return [...header, ...hunks.map(shown)].join('\n');
   const { changedBefore, changedAfter, fromLine } = hunks;
   const sizes = `(of ${count(a.length)} before, ${count(b.length)} after)`;
   const what =

@@ -111,6 +111,11 @@ export function allowedFor(support: PlatformSupport, locations: Locations): Allo
 
 const PRINTABLE = /^[^\x00-\x1f\x7f-\x9f]*$/;
 
+/** The reader's rule for every text field but a setting's value: no control character, and bounded. */
+function isPlainText(value: string, max: number): boolean {
+  return value.length <= max && PRINTABLE.test(value);
+}
+
 /**
  * The longest setting value the record carries: 32767 characters, the most a Windows environment
  * variable can hold, and far beyond any real OLLAMA_HOST or snap option. The bound is there
@@ -133,6 +138,21 @@ export function settingValueProblem(store: SettingStoreId, value: string): strin
   if (value.includes('\0')) return 'holds a NUL character, which no command line or environment variable can carry, so it could not be put back';
   if (LONE_SURROGATE.test(value)) return 'is not well-formed Unicode (a lone surrogate), so it could not be put back exactly';
   if (store === 'snap' && !isJsonDocument(value)) return 'is not the JSON document of a snap option';
+  return undefined;
+}
+
+/**
+ * Why setup won't record `value` as a setting's previous value: settingValueProblem, and one more
+ * that only setup applies. A command's output is decoded as UTF-8, so a byte that is not UTF-8
+ * (`launchctl setenv OLLAMA_HOST $'caf\xe9'`) or a Windows value with a lone surrogate reads as
+ * U+FFFD: the bytes it stood for are not known, and restoring U+FFFD would not put them back.
+ * Not part of the reader's rule, so a record an earlier version wrote with one is still read:
+ * a stricter writer never locks undo out.
+ */
+export function recordingProblem(store: SettingStoreId, value: string): string | undefined {
+  const problem = settingValueProblem(store, value);
+  if (problem || store === 'snap') return problem;
+  if (value.includes('\ufffd')) return 'holds U+FFFD, which is how a byte that is not UTF-8 reads, so stigmer-setup does not know the bytes it stands for';
   return undefined;
 }
 
@@ -159,9 +179,30 @@ function snapDocumentOf(raw: string): string {
  * the bidi controls, which JSON.stringify leaves raw, escaped too. Never a raw control character.
  */
 export function displayValue(value: string): string {
-  return JSON.stringify(value).replace(/[\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return escapeUnsafe(JSON.stringify(value));
+}
+
+/** DEL, the C1 controls and the bidi controls, which JSON.stringify leaves raw, as \u escapes. */
+function escapeUnsafe(json: string): string {
+  return json.replace(/[\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/**
+ * Any field of a crafted record, for a message: its JSON, escaped like displayValue and cut at 80
+ * characters. The message reaches the terminal and --json as is, and a field may hold megabytes.
+ */
+function shown(value: unknown): string {
+  if (typeof value === 'string') return `${displayValue(value.slice(0, 80))}${value.length > 80 ? '…' : ''}`;
+  const json = JSON.stringify(value) ?? String(value);
+  return escapeUnsafe(json.length > 80 ? `${json.slice(0, 80)}…` : json);
 }
 const HEX64 = /^[0-9a-f]{64}$/;
+/**
+ * A file's mode as setup records it (stat's mode & 0o7777): the permission bits and the setuid,
+ * setgid and sticky bits. Setup records a file's mode exactly, so the reader takes all twelve bits:
+ * a record that allowed only 0o777 locked undo out of any file with the sticky or setgid bit.
+ */
+const MAX_MODE = 0o7777;
 
 class Checker {
   constructor(private readonly where: string) {}
@@ -171,7 +212,7 @@ class Checker {
   object(value: unknown, entry: string, required: string[], optional: string[] = []): Record<string, unknown> {
     if (typeof value !== 'object' || value === null || Array.isArray(value)) this.fail(entry, 'is not an object');
     const record = value as Record<string, unknown>;
-    for (const key of Object.keys(record)) if (!required.includes(key) && !optional.includes(key)) this.fail(`${entry}.${key}`, 'is not a field stigmer-setup writes');
+    for (const key of Object.keys(record)) if (!required.includes(key) && !optional.includes(key)) this.fail(/^[A-Za-z]{1,32}$/.test(key) ? `${entry}.${key}` : `${entry}[${shown(key)}]`, 'is not a field stigmer-setup writes');
     for (const key of required) if (!(key in record)) this.fail(`${entry}.${key}`, 'is missing');
     return record;
   }
@@ -182,11 +223,11 @@ class Checker {
   }
   string(value: unknown, entry: string, max = 4096): string {
     if (typeof value !== 'string') this.fail(entry, 'is not a string');
-    if (value.length > max || !PRINTABLE.test(value)) this.fail(entry, `${JSON.stringify(value.slice(0, 80))} is not plain text of at most ${max} characters`);
+    if (!isPlainText(value, max)) this.fail(entry, `${shown(value)} is not plain text of at most ${max} characters`);
     return value;
   }
   integer(value: unknown, entry: string, min: number, max: number): number {
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) this.fail(entry, `${JSON.stringify(value)} is not a whole number from ${min} to ${max}`);
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) this.fail(entry, `${shown(value)} is not a whole number from ${min} to ${max}`);
     return value;
   }
   boolean(value: unknown, entry: string): boolean {
@@ -200,9 +241,9 @@ export function validateRecord(value: unknown, allowed: Allowed, where: string):
   const check = new Checker(where);
   // The version first: an older or newer record is named as such, not as a pile of odd fields.
   const version = (value as { version?: unknown } | null)?.version;
-  if (version !== 2) check.fail('version', `${JSON.stringify(version)} is not a version this stigmer-setup reads (2)`);
+  if (version !== 2) check.fail('version', `${shown(version)} is not a version this stigmer-setup reads (2)`);
   const top = check.object(value, 'the record', ['version', 'platform', 'createdAt', 'files', 'settings', 'restart'], ['port']);
-  if (top.platform !== allowed.platform) check.fail('platform', `${JSON.stringify(top.platform)} is not the platform being restored (${allowed.platform})`);
+  if (top.platform !== allowed.platform) check.fail('platform', `${shown(top.platform)} is not the platform being restored (${allowed.platform})`);
   const record: UndoRecord = {
     version: 2,
     platform: allowed.platform,
@@ -218,21 +259,21 @@ export function validateRecord(value: unknown, allowed: Allowed, where: string):
     const raw = check.object(item, entry, ['path', 'existed', 'createdDirs'], ['backup', 'backupSha256', 'mode', 'uid', 'gid', 'writtenSha256']);
     const file = check.string(raw.path, `${entry}.path`);
     if (!path.isAbsolute(file) || path.normalize(file) !== file || !allowed.files.has(file)) {
-      check.fail(`${entry}.path`, `${JSON.stringify(file)} is not a file stigmer-setup writes here`);
+      check.fail(`${entry}.path`, `${shown(file)} is not a file stigmer-setup writes here`);
     }
-    if (record.files.some((other) => other.path === file)) check.fail(`${entry}.path`, `${JSON.stringify(file)} is listed twice`);
+    if (record.files.some((other) => other.path === file)) check.fail(`${entry}.path`, `${shown(file)} is listed twice`);
     const recorded: RecordedFile = { path: file, existed: check.boolean(raw.existed, `${entry}.existed`), createdDirs: [] };
     if (recorded.existed) {
       const backup = check.string(raw.backup, `${entry}.backup`, 1024);
-      if (backup !== backupNameFor(file)) check.fail(`${entry}.backup`, `${JSON.stringify(backup)} is not the backup name of ${file}`);
+      if (backup !== backupNameFor(file)) check.fail(`${entry}.backup`, `${shown(backup)} is not the backup name of ${file}`);
       recorded.backup = backup;
       recorded.backupSha256 = check.string(raw.backupSha256, `${entry}.backupSha256`, 64);
       if (!HEX64.test(recorded.backupSha256)) check.fail(`${entry}.backupSha256`, 'is not a sha256');
-      recorded.mode = check.integer(raw.mode, `${entry}.mode`, 0, 0o777);
+      recorded.mode = check.integer(raw.mode, `${entry}.mode`, 0, MAX_MODE);
     } else if (raw.backup !== undefined || raw.backupSha256 !== undefined) {
       check.fail(`${entry}.backup`, 'is set for a file that did not exist');
     }
-    if (raw.mode !== undefined) recorded.mode = check.integer(raw.mode, `${entry}.mode`, 0, 0o777);
+    if (raw.mode !== undefined) recorded.mode = check.integer(raw.mode, `${entry}.mode`, 0, MAX_MODE);
     if (raw.uid !== undefined) recorded.uid = check.integer(raw.uid, `${entry}.uid`, 0, 0xffffffff);
     if (raw.gid !== undefined) recorded.gid = check.integer(raw.gid, `${entry}.gid`, 0, 0xffffffff);
     if (raw.writtenSha256 !== undefined) {
@@ -245,7 +286,7 @@ export function validateRecord(value: unknown, allowed: Allowed, where: string):
       const above = file.startsWith(`${dir}${path.sep}`);
       const below = (base: string) => base !== '' && dir !== base && (dir.startsWith(`${base}${path.sep}`) || (base === path.parse(base).root && dir.startsWith(base)));
       if (!path.isAbsolute(dir) || path.normalize(dir) !== dir || !above || !(below(allowed.root) || below(allowed.home))) {
-        check.fail(`${entry}.createdDirs[${dirIndex}]`, `${JSON.stringify(dir)} is not a folder above ${file} and below ${allowed.root} or ${allowed.home}`);
+        check.fail(`${entry}.createdDirs[${dirIndex}]`, `${shown(dir)} is not a folder above ${file} and below ${allowed.root} or ${allowed.home}`);
       }
       recorded.createdDirs.push(dir);
     }
@@ -256,7 +297,7 @@ export function validateRecord(value: unknown, allowed: Allowed, where: string):
     const raw = check.object(item, entry, ['store', 'key', 'before']);
     const store = check.string(raw.store, `${entry}.store`, 64) as SettingStoreId;
     const key = check.string(raw.key, `${entry}.key`, 64);
-    if (!allowed.settings.has(`${store}\0${key}`)) check.fail(entry, `(${store} ${key}) is not a setting stigmer-setup changes here`);
+    if (!allowed.settings.has(`${store}\0${key}`)) check.fail(entry, `(${escapeUnsafe(`${store} ${key}`)}) is not a setting stigmer-setup changes here`);
     if (record.settings.some((other) => other.store === store && other.key === key)) check.fail(entry, `(${store} ${key}) is listed twice`);
     let before: string | null = null;
     if (raw.before !== null) {
@@ -273,12 +314,12 @@ export function validateRecord(value: unknown, allowed: Allowed, where: string):
     const entry = `restart[${index}]`;
     const raw = check.object(item, entry, ['strategy'], ['job']);
     const id = check.string(raw.strategy, `${entry}.strategy`, 64);
-    if (!allowed.strategies.has(id)) check.fail(`${entry}.strategy`, `${JSON.stringify(id)} is not a strategy of this platform`);
+    if (!allowed.strategies.has(id)) check.fail(`${entry}.strategy`, `${shown(id)} is not a strategy of this platform`);
     const restart: RecordedRestart = { strategy: id };
     if (raw.job !== undefined) {
       // The file a restart reloads: only one this platform's strategies write.
       const job = check.string(raw.job, `${entry}.job`);
-      if (!allowed.files.has(job)) check.fail(`${entry}.job`, `${JSON.stringify(job)} is not a file stigmer-setup writes here`);
+      if (!allowed.files.has(job)) check.fail(`${entry}.job`, `${shown(job)} is not a file stigmer-setup writes here`);
       restart.job = job;
     }
     if (!record.restart.some((other) => other.strategy === restart.strategy && other.job === restart.job)) record.restart.push(restart);
@@ -352,6 +393,21 @@ export async function readRecord(ctx: Context, allowed: Allowed, stateDir: strin
  * record that would lock undo out.
  */
 export function renderRecord(record: UndoRecord): string {
+  // The other text fields follow the reader's rule too (Checker.string, same bounds): a path with
+  // a control character (a newline in --root or HOME) would otherwise be recorded, the file
+  // changed, and the record then refused by every later setup and undo.
+  const fields: [string, string | undefined, number][] = [['createdAt', record.createdAt, 64]];
+  for (const [index, file] of record.files.entries()) {
+    fields.push([`files[${index}].path`, file.path, 4096], [`files[${index}].backup`, file.backup, 1024]);
+    for (const [dirIndex, dir] of file.createdDirs.entries()) fields.push([`files[${index}].createdDirs[${dirIndex}]`, dir, 4096]);
+  }
+  for (const [index, setting] of record.settings.entries()) fields.push([`settings[${index}].store`, setting.store, 64], [`settings[${index}].key`, setting.key, 64]);
+  for (const [index, restart] of record.restart.entries()) fields.push([`restart[${index}].strategy`, restart.strategy, 64], [`restart[${index}].job`, restart.job, 4096]);
+  for (const [entry, value, max] of fields) {
+    if (value !== undefined && !isPlainText(value, max)) {
+      throw new UndoRecordError(`The undo record's ${entry} (${displayValue(value.slice(0, 80))}${value.length > 80 ? '…' : ''}) is not plain text of at most ${max} characters, which undo would refuse to read back, so it can't be recorded for undo.`);
+    }
+  }
   for (const setting of record.settings) {
     const problem = setting.before === null ? undefined : settingValueProblem(setting.store, setting.before);
     if (problem) throw new UndoRecordError(`The previous value of ${setting.store} ${setting.key} ${problem}; it can't be recorded for undo.`);

@@ -12,7 +12,7 @@ import { SETUP_COMMAND } from '../commands.ts';
 import { listensAsRequested, type DetectOptions, type Detection, type Plan, type PlanRequest, type Problem, type RestartChange, type SettingStore, type Strategy } from '../types.ts';
 import { reservedProblem, reservedRange } from './app.ts';
 import { parseScQuery, scServiceMissing } from './parsers/sc-query.ts';
-import { isElevated, powershellArgv, readEnvironmentVariable, runPowerShell } from './powershell.ts';
+import { isElevated, powershellArgv, readEnvironmentVariable, readForStore, runPowerShell } from './powershell.ts';
 
 const SERVICE_KEY = 'HKLM:\\SYSTEM\\CurrentControlSet\\Services\\ollama';
 
@@ -23,8 +23,10 @@ function entryValue(text: string, key: string): string | undefined {
   return value;
 }
 
+const multiStringScript = (key: string, name: string) => `(Get-ItemProperty -LiteralPath '${key}' -Name ${name} -ErrorAction SilentlyContinue).${name}`;
+
 async function readMultiString(ctx: Context, key: string, name: string): Promise<string> {
-  const result = await runPowerShell(ctx, `(Get-ItemProperty -LiteralPath '${key}' -Name ${name} -ErrorAction SilentlyContinue).${name}`);
+  const result = await runPowerShell(ctx, multiStringScript(key, name));
   return result.exitCode === 0 ? result.stdout : '';
 }
 
@@ -37,7 +39,8 @@ export const serviceEnvStore: SettingStore = {
   id: 'windows-service-env',
   privileged: true,
   async read(ctx, key) {
-    return entryValue(await readMultiString(ctx, SERVICE_KEY, 'Environment'), key);
+    // A failed read throws (readForStore): "unset" here would make undo delete the service's value.
+    return entryValue((await readForStore(ctx, multiStringScript(SERVICE_KEY, 'Environment'), `${key} in the ollama service's environment`)).stdout, key);
   },
   command(key, value) {
     if (!/^[A-Z][A-Z0-9_]*$/.test(key)) throw new Error(`refusing to build a PowerShell script for the variable name ${JSON.stringify(key)}`);
@@ -70,7 +73,9 @@ async function detect(ctx: Context, options: DetectOptions): Promise<WinServiceD
   if (!status.exists || scServiceMissing(status)) return undefined;
   const [elevated, serviceHost, nssmExtra, machineHost, reserved] = await Promise.all([
     isElevated(ctx),
-    serviceEnvStore.read(ctx, 'OLLAMA_HOST'),
+    // Detection reads leniently, as it always did (doctor goes on); the store's own read, just
+    // before setup writes, is the one that refuses a failed PowerShell.
+    readMultiString(ctx, SERVICE_KEY, 'Environment').then((text) => entryValue(text, 'OLLAMA_HOST')),
     readMultiString(ctx, `${SERVICE_KEY}\\Parameters`, 'AppEnvironmentExtra'),
     readEnvironmentVariable(ctx, 'OLLAMA_HOST', 'Machine'),
     reservedRange(ctx, options.port),

@@ -9,6 +9,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { run } from '../../scripts/cli.ts';
+import { unifiedDiff } from '../../scripts/diff.ts';
 import { freePort } from '../support/standin-process.ts';
 import { NOT_FOUND, ok, tempRoot, testContext } from './support/context.ts';
 import { FakeSystemd } from './support/fake-systemd.ts';
@@ -54,5 +55,27 @@ describe('the plan diff of a huge file, through --dry-run --json', () => {
     // How many lines the new drop-in has is the renderer's business; the summary says it.
     expect(change?.diff?.split('\n')[2]).toMatch(/^more than 1,000 lines removed or added in lines \d+–30,002 \(of 30,002 before, \d+ after\); diff not shown \(too large\)$/);
     expect(await readFile(dropIn, 'utf8')).toBe(huge);
+  });
+});
+
+// Review (r1): the diff says what really changes at the ends of a file.
+describe('the plan diff at the ends of a file', () => {
+  it('an existing empty file gains a line: the diff shows only that line added, not an empty line removed', () => {
+    expect(unifiedDiff('', 'OLLAMA_HOST=0.0.0.0:11434\n', '/f').split('\n')).toEqual(['--- /f', '+++ /f', '@@ -0,0 +1,1 @@', '+OLLAMA_HOST=0.0.0.0:11434']);
+  });
+
+  it('a file without a final newline: the change to its last line is shown, with git\'s marker, not hidden as unchanged', () => {
+    // Before, "A=1" and "A=1\n" split into the same lines: the plan listed the file as modified
+    // and its diff showed no change at all.
+    expect(unifiedDiff('A=1', 'A=1\n', '/f').split('\n')).toEqual(['--- /f', '+++ /f', '@@ -1,1 +1,1 @@', '-A=1', '\\ No newline at end of file', '+A=1']);
+    expect(unifiedDiff('A=1', 'A=1\nB=2\n', '/f').split('\n')).toEqual(['--- /f', '+++ /f', '@@ -1,1 +1,2 @@', '-A=1', '\\ No newline at end of file', '+A=1', '+B=2']);
+    // Where both sides lack it, the last line is common context, marked once.
+    expect(unifiedDiff('B=1\nA=1', 'B=2\nA=1', '/f').split('\n')).toEqual(['--- /f', '+++ /f', '@@ -1,2 +1,2 @@', '-B=1', '+B=2', ' A=1', '\\ No newline at end of file']);
+  });
+
+  it('the same at the end of a large file (the hunked form)', () => {
+    const body = Array.from({ length: 2000 }, (_, index) => `# line ${index}`).join('\n');
+    const diff = unifiedDiff(body, `${body}\nOLLAMA_HOST=0.0.0.0:11434\n`, '/f').split('\n');
+    expect(diff.slice(2)).toEqual(['@@ -1997,4 +1997,5 @@', ' # line 1996', ' # line 1997', ' # line 1998', '-# line 1999', '\\ No newline at end of file', '+# line 1999', '+OLLAMA_HOST=0.0.0.0:11434']);
   });
 });

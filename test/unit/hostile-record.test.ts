@@ -11,7 +11,7 @@
  *   someone else's.
  * - Undo after Ollama was uninstalled completes: files and settings restored, no restart.
  */
-import { chmod, chown, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { darwinPlatform } from '../../platforms/darwin/index.ts';
@@ -521,4 +521,170 @@ describe('commands and values are shown escaped', () => {
     expect(shown).not.toMatch(RAW_CONTROL);
     expect(describeCommand(['launchctl', 'setenv', 'OLLAMA_HOST', 'a b'])).toBe("launchctl setenv OLLAMA_HOST 'a b'");
   });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Review (r1): what renderRecord writes about files, validateRecord must accept too.
+
+describe.skipIf(process.platform === 'win32')('what setup records about a file, undo accepts', () => {
+  const stateDir = () => linuxPlatform.stateDir({ root, home: root, env: {} });
+  const allowed = () => allowedFor(linuxPlatform, { root, home: root, env: {} });
+  const dropIn = () => path.join(root, 'etc/systemd/system/ollama.service.d/stigmer-setup.conf');
+  const applier = (ctx: TestContext): Applier => ({ ctx, support: linuxPlatform, files: new SystemFiles(ctx, [], path.posix), stateDir: stateDir() });
+  const modify = (file: string, before: Buffer): Plan => ({
+    strategy: 'linux-systemd',
+    target: { host: '0.0.0.0', port: 11434 },
+    changes: [{ type: 'file', path: file, action: 'modify', before, after: Buffer.from('[Service]\nEnvironment="OLLAMA_HOST=0.0.0.0:11434"\n'), mode: 0o644, privileged: false }],
+    summary: '',
+    blockers: [],
+    warnings: [],
+  });
+
+  it('a file whose mode has the sticky (or setgid) bit: setup records it, undo accepts the record and puts the mode back', async () => {
+    // fs.stat's mode & 0o7777 keeps the sticky, setgid and setuid bits; the old reader allowed 0..0o777
+    // only, so this record, written by setup, locked every later setup and undo out.
+    const before = Buffer.from('[Service]\nEnvironment="OLLAMA_DEBUG=1"\n');
+    await mkdir(path.dirname(dropIn()), { recursive: true });
+    await writeFile(dropIn(), before);
+    await chmod(dropIn(), 0o1644);
+    const ctx = testContext();
+    expect(await applySetup(applier(ctx), modify(dropIn(), before), {})).toMatchObject({ ok: true });
+    const state = await readRecord(ctx, allowed(), stateDir());
+    expect(state?.record.files[0]?.mode).toBe(0o1644);
+    const { changes } = await planUndo(applier(ctx), state?.record as UndoRecord, new Date());
+    expect(await applyUndo(applier(ctx), changes, state as RecordState)).toMatchObject({ ok: true });
+    expect(await readFile(dropIn())).toEqual(before);
+    expect((await stat(dropIn())).mode & 0o7777).toBe(0o1644);
+  });
+
+  it('a path the record could not carry back (a newline in --root) is refused before anything changes', async () => {
+    // The reader refuses control characters in a path; setup used to write such a record anyway,
+    // change the file, and leave undo locked out.
+    const odd = path.join(root, 'odd\nroot');
+    const file = path.join(odd, 'etc/systemd/system/ollama.service.d/stigmer-setup.conf');
+    const before = Buffer.from('[Service]\n');
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(file, before);
+    const ctx = testContext();
+    const oddApplier: Applier = { ctx, support: linuxPlatform, files: new SystemFiles(ctx, [], path.posix), stateDir: linuxPlatform.stateDir({ root: odd, home: odd, env: {} }) };
+    const outcome = await applySetup(oddApplier, modify(file, before), {});
+    expect(outcome).toMatchObject({ ok: false, applied: [false] });
+    expect(outcome.error).toMatch(/files\[0\]\.path .*can't be recorded for undo.*Nothing was changed/);
+    expect(outcome.error).not.toMatch(RAW_CONTROL);
+    expect(await readFile(file)).toEqual(before);
+    await expect(readFile(path.join(oddApplier.stateDir, RECORD_NAME))).rejects.toThrow(/ENOENT/);
+    await expect(readFile(path.join(oddApplier.stateDir, 'backups', 'x'))).rejects.toThrow(/ENOENT/);
+  });
+});
+
+describe('a previous value that was not valid text when it was read', () => {
+  // A command's output is decoded as UTF-8, and an invalid byte (a Latin-1 "é" set with
+  // `launchctl setenv OLLAMA_HOST $'\xe9…'`, or a Windows value holding a lone surrogate) reads
+  // as U+FFFD. Recording that and restoring it would give back different bytes than were there:
+  // setup refuses it up front instead, as it refuses any value it can't put back exactly.
+  it.each(STORES.filter((item) => item.store !== 'snap'))('the $store store: a value read as U+FFFD is refused before anything changes', async (item) => {
+    const fake = item.fake('caf\ufffd:11434');
+    const ctx = testContext({ exec: fake.script, env: { HOME: root } });
+    const plan = await settingPlan(ctx, item);
+    expect(recordBlockers(plan.changes, undefined)).toEqual([expect.objectContaining({ message: expect.stringMatching(/U\+FFFD.*could not put it back.*Nothing was changed/) })]);
+    const outcome = await applySetup(applierFor(ctx, item.support), plan, await stateOf(ctx, item.support));
+    expect(outcome).toMatchObject({ ok: false, applied: [false] });
+    expect(fake.get()).toBe('caf\ufffd:11434');
+    await expect(readFile(path.join(stateDirOf(item.support), RECORD_NAME), 'utf8')).rejects.toThrow(/ENOENT/);
+  });
+
+  it('a record that already holds such a value (written by an earlier version) is still read, so undo is not locked out', () => {
+    const allowed = allowedFor(darwinPlatform, { root, home: root, env: {} });
+    const record = { ...emptyRecord('darwin', new Date(0)), settings: [{ store: 'launchd-env' as const, key: 'OLLAMA_HOST', before: 'caf\ufffd' }] };
+    expect(validateRecord(JSON.parse(renderRecord(record)), allowed, 'test').settings[0]?.before).toBe('caf\ufffd');
+  });
+});
+
+describe('Windows: a PowerShell that fails says nothing about the value (it is not "unset")', () => {
+  const WINDOWS = STORES.filter((item) => item.store === 'windows-user-env' || item.store === 'windows-service-env');
+  // The old readers took any failed PowerShell (a timeout, exit 1) for "unset": setup then recorded
+  // `before: null`, and undo deleted the user's value, as snap did before it (§11).
+  it.each(WINDOWS)('the $store store: a read that times out or fails throws, naming the command', async (item) => {
+    const store = item.support.settingStores[item.store];
+    const timedOut: ExecScript = () => ({ exitCode: null, stdout: '', stderr: '', failure: 'timeout' });
+    await expect(store?.read(testContext({ exec: timedOut }), item.key) as Promise<unknown>).rejects.toThrow(/Could not read .*OLLAMA_HOST.*did not finish.*Nothing was changed/);
+    const denied: ExecScript = () => failed('Get-ItemProperty : Requested registry access is not allowed.\r\n');
+    await expect(store?.read(testContext({ exec: denied }), item.key) as Promise<unknown>).rejects.toThrow(/failed \(exit 1\).*registry access is not allowed.*Nothing was changed/);
+  });
+
+  it.each(WINDOWS)('the $store store: setup planned from a failed read stops before anything changes, and the value is kept', async (item) => {
+    const fake = item.fake('127.0.0.1:11434');
+    // Every read fails; a write would succeed.
+    const script: ExecScript = (command, args, options) => (/GetEnvironmentVariable|Get-ItemProperty -LiteralPath '[^']*' -Name Environment -ErrorAction SilentlyContinue\)\.Environment$/.test(args.at(-1) ?? '') ? failed('boom\r\n') : fake.script(command, args, options));
+    const ctx = testContext({ exec: script, env: { HOME: root } });
+    const store = item.support.settingStores[item.store];
+    const after = '0.0.0.0:11434';
+    // What the plan saw: "unset", as the old detection reported a failed read.
+    const change: Change = { type: 'setting', store: item.store, key: item.key, before: undefined, after, privileged: false, argv: store?.command(item.key, after).argv ?? [] };
+    const plan: Plan = { strategy: 'test', target: { host: '0.0.0.0', port: 11434 }, changes: [change], summary: '', blockers: [], warnings: [] };
+    await expect(applySetup(applierFor(ctx, item.support), plan, await stateOf(ctx, item.support))).rejects.toThrow(/Could not read/);
+    expect(fake.get()).toBe('127.0.0.1:11434');
+    await expect(readFile(path.join(stateDirOf(item.support), RECORD_NAME), 'utf8')).rejects.toThrow(/ENOENT/);
+  });
+});
+
+describe('a crafted record is named in a short line with every control character escaped', () => {
+  const allowed = () => allowedFor(linuxPlatform, { root, home: root, env: {} });
+  const valid = () => JSON.parse(renderRecord({ ...emptyRecord('linux', new Date(0)), settings: [{ store: 'snap', key: 'host', before: '"127.0.0.1:11434"' }], restart: [{ strategy: 'linux-snap' }] }));
+  const messageOf = (record: unknown) => {
+    try {
+      validateRecord(record, allowed(), '/state/undo.json');
+    } catch (error) {
+      return (error as Error).message;
+    }
+    throw new Error('the record was accepted');
+  };
+  // JSON.stringify leaves C1 controls (U+009B is CSI) and bidi overrides raw; and a field may
+  // be megabytes of JSON. The message is printed as is by --json, so it must not carry either.
+  const C1_OR_BIDI = /[\x7f-\x9f\u202a-\u202e\u2066-\u2069]/;
+
+  it('a path, a strategy or a platform holding C1 or bidi controls', () => {
+    for (const edit of [
+      (record: Record<string, any>) => void (record.files = [{ path: `${root}/\u009b2J\u202e`, existed: false, createdDirs: [] }]),
+      (record: Record<string, any>) => void (record.restart = [{ strategy: 'linux-\u202esnap' }]),
+      (record: Record<string, any>) => void (record.platform = 'lin\u009bux'),
+      (record: Record<string, any>) => void (record.version = ['\u009b2J']),
+    ]) {
+      const record = valid();
+      edit(record);
+      const message = messageOf(record);
+      expect(message).toMatch(/can't be trusted/);
+      expect(message).not.toMatch(C1_OR_BIDI);
+    }
+  });
+
+  it('a field that is megabytes long is quoted in at most 80 characters', () => {
+    for (const edit of [
+      (record: Record<string, any>) => void (record.version = 'v'.repeat(1_000_000)),
+      (record: Record<string, any>) => void (record.platform = ['p'.repeat(1_000_000)]),
+      (record: Record<string, any>) => void (record.port = { huge: 'x'.repeat(1_000_000) }),
+    ]) {
+      const record = valid();
+      edit(record);
+      expect(messageOf(record).length).toBeLessThan(600);
+    }
+  });
+});
+
+it('an unknown field or setting with a control character in its name is named escaped too', () => {
+  const allowed = allowedFor(linuxPlatform, { root, home: root, env: {} });
+  const base = () => JSON.parse(renderRecord({ ...emptyRecord('linux', new Date(0)), settings: [], restart: [] }));
+  const field = { ...base(), ['\u009b2J'.repeat(1000)]: 1 };
+  const setting = { ...base(), settings: [{ store: 'snap\u202e', key: 'host', before: null }] };
+  for (const record of [field, setting]) {
+    let message = '';
+    try {
+      validateRecord(record, allowed, '/state/undo.json');
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/can't be trusted/);
+    expect(message).not.toMatch(/[\x7f-\x9f\u202a-\u202e]/);
+    expect(message.length).toBeLessThan(600);
+  }
 });
