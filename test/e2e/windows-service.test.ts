@@ -265,3 +265,34 @@ describe('the restart guarantee', () => {
     await waitListening(WILDCARD);
   });
 });
+
+describe('what setup records, undo accepts (the windows-service-env store)', () => {
+  // A REG_MULTI_SZ entry may hold any character but NUL. Ollama trims spaces around OLLAMA_HOST
+  // (envconfig.Var), so these previous values still start a server on 127.0.0.1:11434.
+  const hostile = [
+    ['a newline', '127.0.0.1:11434\n'],
+    ['more than 1024 characters', `127.0.0.1:11434${' '.repeat(1100)}`],
+  ] as const;
+  for (const [what, previous] of hostile) {
+    it(`a previous OLLAMA_HOST entry with ${what}: setup and undo restore it exactly, or setup refuses and changes nothing`, async () => {
+      const others = ['OLLAMA_MODELS=D:\\models\tand a tab', `BIG=${'x'.repeat(20_000)}`, 'CTRL=\u001b[31m\u0007'];
+      const box = await serviceBox({ environment: [others[0] as string, `OLLAMA_HOST=${previous}`, ...others.slice(1)] });
+      await waitListening(LOOPBACK);
+      const original = readRegistry(box.dir);
+      const setup = cli(box, ['--yes']);
+      if (setup.code !== 0) {
+        // The refusal path: said why, nothing changed, the service still runs as it did.
+        expect(setup.report.error ?? '').not.toBe('');
+        expect(readRegistry(box.dir)).toEqual(original);
+        expect(existsSync(box.file(UNDO))).toBe(false);
+        expect(serviceStatus(box.dir).state).toBe('RUNNING');
+        return;
+      }
+      await waitListening(WILDCARD);
+      const undo = cli(box, ['undo', '--yes']);
+      expect(undo.code, undo.stderr + (undo.report.error ?? '')).toBe(0);
+      expect(readRegistry(box.dir)).toEqual(original);
+      await waitListening(LOOPBACK);
+    });
+  }
+});
