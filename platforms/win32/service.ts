@@ -226,7 +226,7 @@ function plan(detection: WinServiceDetection, request: PlanRequest): Plan {
   const before = detection.nssm ? detection.nssmHost : detection.serviceHost;
   const configured = detection.configuredHost !== undefined && sameBindAddress(parseOllamaHost(detection.configuredHost), request.target);
   if (configured && listensAsRequested(request)) {
-    base.summary = `The ollama service already gets OLLAMA_HOST=${detection.configuredHost} (${detection.configuredIn}).`;
+    base.summary = `The ollama service already gets OLLAMA_HOST=${cleanField(detection.configuredHost ?? '')} (${detection.configuredIn}).`;
     return base;
   }
   const argv = (detection.nssm ? nssmEnvStore : serviceEnvStore).command('OLLAMA_HOST', value).argv;
@@ -249,7 +249,7 @@ function plan(detection: WinServiceDetection, request: PlanRequest): Plan {
   base.changes = changes;
   const where = detection.nssm ? "NSSM's AppEnvironmentExtra for the ollama service (NSSM applies it last)" : "the ollama service's environment";
   base.summary = configured
-    ? `The ollama service is configured with OLLAMA_HOST=${detection.configuredHost}, but has not picked it up: restart it.`
+    ? `The ollama service is configured with OLLAMA_HOST=${cleanField(detection.configuredHost ?? '')}, but has not picked it up: restart it.`
     : `Set OLLAMA_HOST=${value} in ${where}, then restart the service.`;
   return base;
 }
