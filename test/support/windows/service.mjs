@@ -270,6 +270,16 @@ function scFailed(what, code, message) {
   return code;
 }
 
+// sc's error lines and their texts, as public captures show them (exact-string index of public
+// GitHub write-ups; repositories not exposed, so lower provenance): `sc start wuauserv` on a
+// disabled service -> "[SC] StartService FAILED 1058:" / blank / "The service cannot be started,
+// either because it is disabled or …"; `sc.exe stop VSS` -> "[SC] ControlService FAILED 1062:" /
+// blank / "The service has not been started."; `sc start npf` unelevated -> "[SC] StartService:
+// OpenService FAILED 5:" / blank / "Access is denied."; "[SC] StartService FAILED 1056:" / "An
+// instance of the service is already running.". 1061's text is Windows' message for
+// ERROR_SERVICE_CANNOT_ACCEPT_CTRL (no capture found). One write-up measured that sc's exit status
+// on Windows 11 is the code's low byte too (1056 -> 32, 1062 -> 38): the product reads the
+// "[SC] … FAILED <code>:" line, never the exit status.
 const MESSAGES = {
   5: 'Access is denied.',
   1056: 'An instance of the service is already running.',
