@@ -128,6 +128,9 @@ export function editValueScript(key: string, name: string, entry: string, set: b
   const n = checked(NAME, name, 'value name');
   const e = checked(NAME, entry, 'variable name');
   return [
+    // One clear line on stderr instead of an error record, and "not elevated" said as such.
+    `trap [System.Security.SecurityException] { [Console]::Error.WriteLine('This needs an elevated PowerShell (Run as administrator): ' + $_.Exception.Message); exit 5 }`,
+    `trap { [Console]::Error.WriteLine($_.Exception.Message); exit 1 }`,
     `$set = $${set ? 'true' : 'false'}`,
     `$item = Get-Item -LiteralPath '${k}' -ErrorAction Stop`,
     `$list = [string[]]@()`,

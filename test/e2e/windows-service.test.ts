@@ -176,6 +176,29 @@ describe('the ollama Windows service', () => {
     expect(existsSync(box.file(UNDO))).toBe(false);
   });
 
+  it('undo from a PowerShell that is not elevated: says so, changes nothing, stops nothing; elevated, it restores', async () => {
+    const box = await serviceBox({ environment: ['OLLAMA_MODELS=D:\\models'] });
+    await waitListening(LOOPBACK);
+    const original = readRegistry(box.dir);
+    expect(cli(box, ['--yes']).code).toBe(0);
+    await waitListening(WILDCARD);
+    const afterSetup = readRegistry(box.dir);
+    const running = server(box);
+    box.configure({ admin: false });
+    const mark = box.transcript().length;
+    const undo = cli(box, ['undo', '--yes']);
+    expect(undo.code).toBe(1);
+    expect(undo.report.error).toContain('This needs an elevated PowerShell (Run as administrator): Requested registry access is not allowed.');
+    expect(changing(box, mark).filter((line) => !line.startsWith('edit'))).toEqual([]);
+    expect(readRegistry(box.dir)).toEqual(afterSetup);
+    expect(server(box)).toEqual(running);
+    expect(existsSync(box.file(UNDO))).toBe(true);
+    box.configure({ admin: true });
+    expect(cli(box, ['undo', '--yes']).code).toBe(0);
+    expect(readRegistry(box.dir)).toEqual(original);
+    await waitListening(LOOPBACK);
+  });
+
   it('a disabled service, or one whose program is missing, is never stopped: setup refuses and changes nothing', async () => {
     for (const service of [{ start: 4 }, { program: null }] satisfies InstallServiceOptions[]) {
       const box = await serviceBox(service);

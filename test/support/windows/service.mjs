@@ -73,18 +73,9 @@ export function setValue(registry, key, name, entry) {
   return next;
 }
 
-/** HKLM:\A\B -> HKEY_LOCAL_MACHINE\A\B, as PowerShell names a registry path in its messages. */
-const providerPath = (key) => key.replace(/^HKLM:\\/i, 'HKEY_LOCAL_MACHINE\\');
 
 // ---------------------------------------------------------------------------
 // PowerShell
-
-/** A PowerShell error record as powershell.exe -Command prints it. */
-function psError(message, script, category, errorId) {
-  const first = script.split(/\r?\n/)[0] ?? '';
-  const shown = first.length > 75 ? `${first.slice(0, 71)} ...` : first;
-  return [message, 'At line:1 char:1', `+ ${shown}`, `+ ${'~'.repeat(Math.max(1, Math.min(shown.length, 75)))}`, `    + CategoryInfo          : ${category}`, `    + FullyQualifiedErrorId : ${errorId}`, '', ''].join(CRLF);
-}
 
 /**
  * ConvertTo-Json -Compress of Windows PowerShell 5.1 (JavaScriptSerializer): it escapes < > & ' and
@@ -108,6 +99,8 @@ const READ = new RegExp(
 
 /** The edit of one NAME=VALUE entry (registry.ts editValueScript): one pattern per line. */
 const EDIT = [
+  /^trap \[System\.Security\.SecurityException\] \{ \[Console\]::Error\.WriteLine\('This needs an elevated PowerShell \(Run as administrator\): ' \+ \$_\.Exception\.Message\); exit 5 \}$/i,
+  /^trap \{ \[Console\]::Error\.WriteLine\(\$_\.Exception\.Message\); exit 1 \}$/i,
   /^\$set = \$(true|false)$/i,
   new RegExp(`^\\$item = Get-Item -LiteralPath ${Q} -ErrorAction Stop$`, 'i'),
   /^\$list = \[string\[\]\]@\(\)$/i,
@@ -135,25 +128,12 @@ function allSame(values) {
 function parseEdit(script) {
   const lines = script.split(/\r?\n/).map((line) => ws(line)).filter((line) => line !== '');
   if (lines.length !== EDIT.length) return undefined;
-  const m = lines.map((line, n) => EDIT[n].exec(line));
+  const m = lines.map((line, n) => EDIT[n].exec(line)).slice(2);
   if (m.some((x) => x === null)) return undefined;
   const keys = [m[1][1], m[9][1], m[9][4]];
   const names = [m[3][1], m[3][2], m[3][4], m[9][2], m[9][3], m[9][5]];
   if (!allSame(keys) || !allSame(names)) return undefined;
   return { set: m[0][1].toLowerCase() === 'true', key: keys[0], name: names[0], thrown: m[3][3], prefix: `${m[4][1]}=` };
-}
-
-function notFound(key, script, cmdlet) {
-  return psError(`${cmdlet} : Cannot find path '${key}' because it does not exist.`, script, `ObjectNotFound: (${key}:String) [${cmdlet}], ItemNotFoundException`, `PathNotFound,Microsoft.PowerShell.Commands.${cmdlet.replace('-', '')}Command`);
-}
-
-function accessDenied(key, script, cmdlet) {
-  return psError(
-    `${cmdlet} : Requested registry access is not allowed.`,
-    script,
-    `PermissionDenied: (${providerPath(key)}:String) [${cmdlet}], SecurityException`,
-    `System.Security.SecurityException,Microsoft.PowerShell.Commands.${cmdlet.replace('-', '')}Command`,
-  );
 }
 
 /** The NAME=VALUE edit, as the script means it: the entry for NAME keeps its place; other entries stay. */
@@ -199,21 +179,23 @@ export function servicePowerShell({ dir, script, config }) {
   const edit = parseEdit(script);
   if (!edit) return undefined;
   const registry = readRegistry(dir);
+  // The script's traps print the exception's message alone (and say "elevated" for a SecurityException).
   if (findKey(registry, edit.key) === undefined) {
-    err(notFound(edit.key, script, 'Get-Item'));
+    err(`Cannot find path '${edit.key}' because it does not exist.${CRLF}`);
     return 1;
   }
   const current = getValue(registry, edit.key, edit.name);
   if (current !== undefined && current.kind !== 'MultiString') {
-    err(psError(edit.thrown, script, `OperationStopped: (${edit.thrown}:String) [], RuntimeException`, edit.thrown));
+    err(`${edit.thrown}${CRLF}`);
     return 1;
   }
   const next = editList(current?.value ?? [], edit.prefix, edit.set, process.env.STIGMER_SETUP_VALUE ?? '');
   if (next.length === 0 && current === undefined) return 0;
-  const cmdlet = next.length > 0 ? 'Set-ItemProperty' : 'Remove-ItemProperty';
   if (!config.admin) {
-    err(accessDenied(edit.key, script, cmdlet));
-    return 1;
+    // HKLM\SYSTEM is writable by Administrators only: Set-/Remove-ItemProperty throw a
+    // SecurityException, "Requested registry access is not allowed.", and nothing is written.
+    err(`This needs an elevated PowerShell (Run as administrator): Requested registry access is not allowed.${CRLF}`);
+    return 5;
   }
   writeRegistry(dir, setValue(registry, edit.key, edit.name, next.length > 0 ? { kind: 'MultiString', value: next } : undefined));
   return 0;
