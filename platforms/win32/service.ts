@@ -103,8 +103,10 @@ export async function whyCannotStart(ctx: Context): Promise<string | undefined> 
   }
   const imagePath = stringValue(image);
   const program = imagePath === undefined ? undefined : programOf(imagePath, ctx.env);
-  if (program !== undefined && (await ctx.fs.inspect(program))?.kind !== 'file') {
-    return `The ollama service's program ${cleanField(program)} (its ImagePath) does not exist, so the service could not be started again after a stop`;
+  // Only a full path (C:\…) is checked: a bare name is resolved by Windows, not by us. A symlink counts.
+  const kind = program !== undefined && /^[A-Za-z]:\\/.test(program) ? (await ctx.fs.inspect(program))?.kind : 'file';
+  if (kind !== 'file' && kind !== 'symlink') {
+    return `The ollama service's program ${cleanField(program ?? '')} (its ImagePath) does not exist, so the service could not be started again after a stop`;
   }
   return undefined;
 }
@@ -321,7 +323,9 @@ async function startService(ctx: Context): Promise<void> {
  */
 async function restart(ctx: Context): Promise<void> {
   const { status: before } = await queryService(ctx);
-  if (!before.exists) throw new StepError('The ollama service is not installed any more (sc queryex ollama), so there is nothing to restart.');
+  // Uninstalled since setup (sc: 1060): there is nothing to restart, and undo must not fail for it.
+  if (scServiceMissing(before)) return;
+  if (!before.exists) throw new StepError('`sc queryex ollama` did not say what state the ollama service is in, so it was not stopped.');
   const cannotStart = await whyCannotStart(ctx);
   if (cannotStart) throw new StepError(`${cannotStart}; it was not stopped.`);
   if (before.state !== 'STOPPED') await stopService(ctx, before);

@@ -17,7 +17,7 @@ import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BUNDLE, type JsonReport } from './cli.ts';
 import { createSandbox, waitFor, type Sandbox, type SandboxOptions } from '../support/windows/sandbox.mjs';
-import { getValue, installService, PARAMETERS_KEY, readRegistry, serviceStatus, SERVICE_KEY, type InstallServiceOptions, type Registry } from '../support/windows/service.mjs';
+import { getValue, installService, uninstallService, PARAMETERS_KEY, readRegistry, serviceStatus, SERVICE_KEY, type InstallServiceOptions, type Registry } from '../support/windows/service.mjs';
 
 const PORT = 11434;
 const UNDO = 'C:\\Users\\ada\\AppData\\Local\\stigmer-setup\\undo.json';
@@ -197,6 +197,17 @@ describe('the ollama Windows service', () => {
     expect(cli(box, ['undo', '--yes']).code).toBe(0);
     expect(readRegistry(box.dir)).toEqual(original);
     await waitListening(LOOPBACK);
+  });
+
+  it('undo after the service was uninstalled: nothing to put back or restart, so undo succeeds and drops the record', async () => {
+    const box = await serviceBox({});
+    await waitListening(LOOPBACK);
+    expect(cli(box, ['--yes']).code).toBe(0);
+    await waitListening(WILDCARD);
+    await uninstallService(box);
+    const undo = cli(box, ['undo', '--yes']);
+    expect(undo.code, undo.stderr + (undo.report.error ?? '')).toBe(0);
+    expect(existsSync(box.file(UNDO))).toBe(false);
   });
 
   it('a disabled service, or one whose program is missing, is never stopped: setup refuses and changes nothing', async () => {

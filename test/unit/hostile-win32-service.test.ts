@@ -136,3 +136,12 @@ describe('a configured value with control characters in the summary', () => {
     expect(plan.summary).not.toMatch(CONTROL);
   });
 });
+
+describe('ImagePath that is not a full path', () => {
+  it('is not checked (Windows resolves it), so it never blocks a restart', async () => {
+    const registry = defaultRegistry();
+    (registry[SERVICE_KEY] as Record<string, { kind: string; value: unknown }>).ImagePath = { kind: 'ExpandString', value: 'nssm.exe' };
+    const { plan } = await planFor({ registry, files: [] });
+    expect(plan.blockers).toEqual([]);
+  });
+});

@@ -131,4 +131,13 @@ describe('the restart', () => {
     });
     await expect(winServiceStrategy.restart?.(ctx, change, run)).rejects.toThrow('`sc start ollama` failed (error 1058: The service cannot be started, either because it is disabled');
   });
+
+  it('a service uninstalled since setup: nothing to restart, so undo is not blocked by it; an unreadable state stops nothing', async () => {
+    const gone = winServiceMachine({ states: ['MISSING'] });
+    await expect(winServiceStrategy.restart?.(gone.ctx, change, run)).resolves.toBeUndefined();
+    expect(gone.scCalls).toEqual(['queryex ollama']);
+    const garbled = winServiceMachine({ states: ['GARBLED'] });
+    await expect(winServiceStrategy.restart?.(garbled.ctx, change, run)).rejects.toThrow('did not say what state the ollama service is in, so it was not stopped');
+    expect(garbled.scCalls).toEqual(['queryex ollama']);
+  });
 });

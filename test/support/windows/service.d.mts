@@ -34,3 +34,5 @@ export interface InstallServiceOptions {
 }
 /** Install (and by default start) the ollama service; returns its program's Windows path. */
 export declare function installService(box: Sandbox, options?: InstallServiceOptions): Promise<string>;
+/** Stop the service and delete its key (what `sc delete` / `nssm remove` leave). */
+export declare function uninstallService(box: Sandbox): Promise<void>;

@@ -312,7 +312,8 @@ export async function serviceSc({ dir, args, config }) {
     err(`sc (Windows sandbox): only query, queryex, start and stop <service> are implemented${CRLF}`);
     return 1;
   }
-  if (!same(rest[1], SERVICE_NAME)) {
+  // `sc delete` removes the service's key: without it there is no such service.
+  if (!same(rest[1], SERVICE_NAME) || findKey(readRegistry(dir), SERVICE_KEY) === undefined) {
     out(`[SC] EnumQueryServicesStatus:OpenService FAILED 1060:${CRLF}${CRLF}The specified service does not exist as an installed service.${CRLF}${CRLF}`);
     return 1060;
   }
@@ -373,4 +374,16 @@ export async function installService(box, options = {}) {
     await waitFor(() => serviceStatus(box.dir).state !== 'START_PENDING', 15_000, 'the ollama service to leave START_PENDING');
   }
   return image;
+}
+
+/** Uninstall the service as `nssm remove ollama confirm` / `sc delete ollama` would: stop it, delete its key. */
+export async function uninstallService(box) {
+  const { pid } = serviceStatus(box.dir);
+  if (pid) {
+    for (const record of box.processes()) if (record.pid === pid || record.parentPid === pid) process.kill(record.pid, 'SIGKILL');
+    await waitFor(() => serviceStatus(box.dir).state === 'STOPPED', 10_000, 'the ollama service to stop');
+  }
+  const registry = readRegistry(box.dir);
+  for (const key of Object.keys(registry)) if (key.toUpperCase().startsWith(SERVICE_KEY.toUpperCase())) delete registry[key];
+  writeRegistry(box.dir, registry);
 }

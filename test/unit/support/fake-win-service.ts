@@ -25,7 +25,7 @@ export interface FakeMachine {
   /** Raw stdout for every registry read (a broken PowerShell), instead of the registry's answer. */
   readOutput?: string;
   machineHost?: string;
-  /** States `sc queryex` reports, one per call (the last one repeats). */
+  /** States `sc queryex` reports, one per call (the last one repeats); MISSING: error 1060. */
   states?: string[];
   /** Files that exist (the service's program). */
   files?: string[];
@@ -61,7 +61,11 @@ export function winServiceMachine(machine: FakeMachine = {}) {
     exec: (command: string, args: string[], _options: ExecOptions): ExecResult => {
       if (command === 'sc') {
         scCalls.push(args.join(' '));
-        if (args[0] === 'queryex') return ok(scBlock((states.length > 1 ? states.shift() : states[0]) as string, 4321));
+        if (args[0] === 'queryex') {
+          const state = (states.length > 1 ? states.shift() : states[0]) as string;
+          if (state === 'MISSING') return { exitCode: 36, stdout: fixture('win32/sc-openservice-failed-1060-goodbyedpi-440.txt'), stderr: '' };
+          return ok(scBlock(state, 4321));
+        }
         if (args[0] === 'start') return ok(machine.startOutput ?? scBlock('START_PENDING', 4400));
         if (args[0] === 'stop') return ok(scBlock('STOP_PENDING', 4321));
         return failed('unsupported', 1);
