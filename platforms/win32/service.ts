@@ -53,6 +53,8 @@ const POLL_MS = 250;
 const STOP_WAIT_MS = 20_000;
 const KILL_WAIT_MS = 10_000;
 const START_WAIT_MS = 30_000;
+/** Windows' limit for one environment variable (SetEnvironmentVariable: 32,767 characters with its NUL). */
+const MAX_ENV_VALUE = 32_767;
 
 export interface WinServiceDetection extends Detection {
   strategy: 'win32-service';
@@ -229,6 +231,13 @@ function plan(detection: WinServiceDetection, request: PlanRequest): Plan {
   const configured = detection.configuredHost !== undefined && sameBindAddress(parseOllamaHost(detection.configuredHost), request.target);
   if (configured && listensAsRequested(request)) {
     base.summary = `The ollama service already gets OLLAMA_HOST=${cleanField(detection.configuredHost ?? '')} (${detection.configuredIn}).`;
+    return base;
+  }
+  // Undo hands the old value back to PowerShell in an environment variable, which Windows caps at
+  // 32,767 characters: a longer one could be saved but never restored, so refuse it up front.
+  if (!configured && before !== undefined && before.length >= MAX_ENV_VALUE) {
+    base.summary = 'The OLLAMA_HOST entry the ollama service has now is too long for undo to put back, so setup changes nothing.';
+    base.blockers.push({ message: `The service's OLLAMA_HOST entry is ${before.length} characters long; Windows passes at most ${MAX_ENV_VALUE - 1} to a program, so undo could not restore it. Nothing was changed.`, fix: `Shorten or remove that entry with regedit (${detection.nssm ? PARAMETERS_KEY : SERVICE_KEY}), then run: ${elevatedSetupCommand(request)}` });
     return base;
   }
   const argv = (detection.nssm ? nssmEnvStore : serviceEnvStore).command('OLLAMA_HOST', value).argv;

@@ -145,3 +145,13 @@ describe('ImagePath that is not a full path', () => {
     expect(plan.blockers).toEqual([]);
   });
 });
+
+describe('a previous value undo could never hand back', () => {
+  it('an OLLAMA_HOST entry of 32,767 characters or more is refused up front (an environment variable can carry 32,766)', async () => {
+    const { plan } = await planFor({ registry: defaultRegistry([`OLLAMA_HOST=127.0.0.1:11434${' '.repeat(40_000)}`]) });
+    expect(plan.changes).toEqual([]);
+    expect(plan.blockers[0]?.message).toContain('undo could not restore it. Nothing was changed.');
+    const { plan: fine } = await planFor({ registry: defaultRegistry([`OLLAMA_HOST=127.0.0.1:11434${' '.repeat(20_000)}`]) });
+    expect(fine.blockers).toEqual([]);
+  });
+});
