@@ -42,7 +42,7 @@ export interface FileChange {
   removeDirs?: string[];
 }
 
-export type SettingStoreId = 'snap' | 'launchd-env' | 'windows-user-env' | 'windows-service-env';
+export type SettingStoreId = 'snap' | 'launchd-env' | 'windows-user-env' | 'windows-service-env' | 'windows-nssm-env';
 
 /** A named value in a store other than a file we own: `snap set`, `launchctl setenv`, … */
 export interface SettingChange {

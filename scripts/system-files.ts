@@ -41,7 +41,9 @@ export function describeCommand(argv: readonly string[]): string {
 
 /** Why `argv` failed, naming it: never "sudo failed" for a command that ran without sudo. */
 export function describeFailure(argv: readonly string[], result: ExecResult, timeoutMs = STEP_TIMEOUT_MS): string {
-  const shown = `\`${describeCommand(argv)}\``;
+  // A long command (a PowerShell script) is cut, so that the reason after it is never lost.
+  const command = describeCommand(argv);
+  const shown = `\`${command.length > 200 ? `${command.slice(0, 197)}...` : command}\``;
   if (result.failure === 'not-found') return `\`${argv[0]}\` was not found on PATH (needed for ${shown}).`;
   if (result.failure === 'timeout') return `${shown} did not finish within ${Math.round(timeoutMs / 1000)} s, so it was stopped.`;
   if (result.failure === 'spawn-error') return `${shown} could not start: ${lastLine(result.stderr)}`;

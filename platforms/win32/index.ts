@@ -12,7 +12,7 @@ import type { PlatformSupport } from '../types.ts';
 import { localAppData, winAppStrategy } from './app.ts';
 import { readListeners } from './listeners.ts';
 import { userEnvStore } from './powershell.ts';
-import { serviceEnvStore, winServiceStrategy } from './service.ts';
+import { nssmEnvStore, serviceEnvStore, winServiceStrategy } from './service.ts';
 
 /** An ollama.exe that is neither the app's server nor the service: the registry keeps those when they claim the same pid. */
 const winManual = manualStrategy({
@@ -29,7 +29,7 @@ export const win32Platform: PlatformSupport = {
   path: path.win32,
   strategies: [winServiceStrategy, winAppStrategy, winManual],
   notInstalled: notInstalled('win32-none', 'no Ollama app, no ollama service, and nothing listens on the port', 'https://ollama.com/download/windows'),
-  settingStores: { 'windows-user-env': userEnvStore, 'windows-service-env': serviceEnvStore },
+  settingStores: { 'windows-user-env': userEnvStore, 'windows-service-env': serviceEnvStore, 'windows-nssm-env': nssmEnvStore },
   home: (env) => env.USERPROFILE ?? '',
   // Per-user, like the default Ollama install: %LOCALAPPDATA%\stigmer-setup.
   stateDir: (locations) => path.win32.join(localAppData({ ...locations.env, USERPROFILE: locations.env.USERPROFILE ?? locations.home }, path.win32), 'stigmer-setup'),

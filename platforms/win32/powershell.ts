@@ -7,7 +7,6 @@
  */
 import type { Context, ExecResult } from '../../scripts/context.ts';
 import { quotePowerShell } from '../../scripts/shell-quote.ts';
-import { describeFailure, StepError } from '../../scripts/system-files.ts';
 import type { SettingStore } from '../types.ts';
 
 export const POWERSHELL = 'powershell.exe';
@@ -28,18 +27,6 @@ export function powershellArgv(script: string): string[] {
 
 export function runPowerShell(ctx: Context, script: string, env?: Record<string, string | undefined>): Promise<ExecResult> {
   return ctx.exec(POWERSHELL, [...ARGS, script], { timeoutMs: 30_000, env });
-}
-
-/**
- * A setting store's read. A PowerShell that failed or timed out says nothing about the value:
- * taken as "unset", setup would record `before: null` and undo would delete the user's value. So
- * it throws, naming the command, and setup stops before anything changes (the store is read again
- * just before each write).
- */
-export async function readForStore(ctx: Context, script: string, what: string): Promise<ExecResult> {
-  const result = await runPowerShell(ctx, script);
-  if (result.failure || result.exitCode !== 0) throw new StepError(`Could not read ${what}: ${describeFailure(powershellArgv(script), result, 30_000)} Nothing was changed.`);
-  return result;
 }
 
 function checkedName(key: string): string {

@@ -8,7 +8,6 @@ import { describe, expect, it } from 'vitest';
 import { win32Platform } from '../../platforms/win32/index.ts';
 import { winAppStrategy, type WinAppDetection } from '../../platforms/win32/app.ts';
 import { userEnvStore } from '../../platforms/win32/powershell.ts';
-import { winServiceStrategy, type WinServiceDetection } from '../../platforms/win32/service.ts';
 import type { Change, PlanRequest, RestartChange, SettingChange } from '../../platforms/types.ts';
 import type { ExecOptions, ExecResult } from '../../scripts/context.ts';
 import { parseHostOption } from '../../scripts/ollama-host.ts';
@@ -307,38 +306,7 @@ async function detectAppAtPort(port: number, netsh: string): Promise<WinAppDetec
   return (await winAppStrategy.detect(ctx, { root: '/', home: ENV.USERPROFILE, env: ENV, port, listeners: [], path: path.win32 })) as WinAppDetection;
 }
 
-describe('an ollama Windows service', () => {
-  async function detectService(machine: Machine): Promise<WinServiceDetection> {
-    const { ctx } = windows({ service: 'running', ...machine });
-    return (await winServiceStrategy.detect(ctx, { root: '/', home: ENV.USERPROFILE, env: ENV, port: 11434, listeners: [], path: path.win32 })) as WinServiceDetection;
-  }
-
-  it('is found by `sc queryex ollama`, and not when sc says 1060', async () => {
-    expect(await detectService({})).toMatchObject({ strategy: 'win32-service', state: 'RUNNING' });
-    const { ctx } = windows({ service: false });
-    expect(await winServiceStrategy.detect(ctx, { root: '/', home: ENV.USERPROFILE, env: ENV, port: 11434, listeners: [], path: path.win32 })).toBeUndefined();
-  });
-
-  it('without elevation, changes nothing and says to run PowerShell as administrator', async () => {
-    const plan = winServiceStrategy.plan(await detectService({ admin: false }), REQUEST);
-    expect(plan.changes).toEqual([]);
-    expect(plan.blockers[0]?.fix).toBe('Open PowerShell with "Run as administrator", then: npx stigmer-setup --yes');
-  });
-
-  it('elevated, writes OLLAMA_HOST into the service environment (value as data) and restarts the service', async () => {
-    const plan = winServiceStrategy.plan(await detectService({ admin: true, serviceEnvironment: 'OLLAMA_MODELS=D:\\models\r\n' }), REQUEST);
-    const [setting] = settings(plan.changes);
-    expect(setting).toMatchObject({ store: 'windows-service-env', key: 'OLLAMA_HOST', before: undefined, after: '0.0.0.0:11434', privileged: true });
-    expect(setting?.argv.at(-1)).not.toContain('0.0.0.0');
-    expect(restarts(plan.changes)[0]?.steps).toEqual([['powershell.exe', '-NoProfile', '-NonInteractive', '-Command', 'Restart-Service -Name ollama -ErrorAction Stop']]);
-  });
-
-  it("refuses when NSSM's AppEnvironmentExtra sets another OLLAMA_HOST, which would win, naming the nssm command", async () => {
-    const plan = winServiceStrategy.plan(await detectService({ admin: true, nssmExtra: 'OLLAMA_HOST=127.0.0.1:11434\r\n' }), REQUEST);
-    expect(plan.changes).toEqual([]);
-    expect(plan.blockers[0]?.fix).toBe('From an elevated PowerShell: nssm set ollama AppEnvironmentExtra OLLAMA_HOST=0.0.0.0:11434; nssm restart ollama');
-  });
-});
+// The ollama Windows service: test/unit/win32-service.test.ts (and the sandbox e2e).
 
 describe('listeners', () => {
   it('fall back to Get-NetTCPConnection when netstat can\'t run', async () => {

@@ -24,6 +24,7 @@ import {
   storeSet,
   writeStore,
 } from './sandbox.mjs';
+import { servicePowerShell, serviceSc } from './service.mjs';
 
 const out = (text) => process.stdout.write(text);
 const err = (text) => process.stderr.write(text);
@@ -151,6 +152,9 @@ export async function powershell({ dir, args, config }) {
     );
     return 1;
   }
+  // The ollama service's registry scripts (service.mjs), recognised as a whole.
+  const serviceCode = servicePowerShell({ dir, script, config });
+  if (serviceCode !== undefined) return serviceCode;
   for (const whole of [encodedEnvironmentRead, processPathQuery]) {
     const answer = whole(dir, script);
     if (answer !== undefined) {
@@ -569,7 +573,9 @@ export function formatScQuery(name, state) {
   ].join(CRLF);
 }
 
-export async function sc({ args, config }) {
+export async function sc({ dir, args, config }) {
+  // A service installed with installService() (service.mjs) has a live state and registry key.
+  if (config.serviceLive) return serviceSc({ dir, args, config });
   const rest = args[0]?.startsWith('\\\\') ? args.slice(1) : args;
   if (rest.length !== 2 || rest[0].toLowerCase() !== 'query') {
     err(`sc (Windows sandbox): only "sc query <service>" is implemented${CRLF}`);
