@@ -7,6 +7,7 @@ import { SETUP_COMMAND } from '../../platforms/commands.ts';
 import type { InstallationCommands } from '../../platforms/types.ts';
 import type { Facts } from '../facts.ts';
 import { reachDecision } from '../plan.ts';
+import { quotePosix, quotePowerShell, UnquotableError } from '../shell-quote.ts';
 
 export { SETUP_COMMAND };
 
@@ -28,4 +29,18 @@ export function widenBindFix(facts: Facts): string {
 /** Whether the widening fix applies: setup agrees a change is needed (see reachDecision). */
 export function wideningNeeded(facts: Facts): boolean {
   return reachDecision(facts).changeNeeded;
+}
+
+/**
+ * A machine-supplied value as one word of the fix's shell: PowerShell on Windows, POSIX sh
+ * elsewhere. A value with a control character can't be pasted safely, quoted or not: then it is
+ * shown escaped, and the fix says to type it by hand.
+ */
+export function shellWord(facts: Pick<Facts, 'platform'>, value: string): string {
+  try {
+    return facts.platform === 'win32' ? quotePowerShell(value) : quotePosix(value);
+  } catch (error) {
+    if (error instanceof UnquotableError) return `${JSON.stringify(value)} (it holds a control character: type it by hand)`;
+    throw error;
+  }
 }
