@@ -105,15 +105,26 @@ export class FakeSystemd {
     for (const assignment of this.environment) if (assignment.startsWith('OLLAMA_HOST=')) host = assignment.slice('OLLAMA_HOST='.length);
     for (const entry of this.environmentFiles) {
       const optional = entry.startsWith('-');
-      const file = optional ? entry.slice(1) : entry;
-      const text = await readFile(path.join(this.root, file), 'utf8').catch(() => undefined);
-      if (text === undefined) {
-        if (optional) continue;
-        return 'fail';
+      const pattern = optional ? entry.slice(1) : entry;
+      // systemd expands a wildcard with glob(3): sorted matches; none is a missing file.
+      let matches = [pattern];
+      if (pattern.includes('*')) {
+        const folder = path.posix.dirname(pattern);
+        const name = new RegExp(`^${path.posix.basename(pattern).split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('[^/]*')}$`);
+        const names = await readdir(path.join(this.root, folder)).catch(() => [] as string[]);
+        matches = names.filter((entryName) => !entryName.startsWith('.') && name.test(entryName)).sort().map((entryName) => `${folder}/${entryName}`);
+        if (matches.length === 0 && !optional) return 'fail';
       }
-      for (const line of text.split('\n')) {
-        const match = /^\s*OLLAMA_HOST\s*=\s*(.*?)\s*$/.exec(line);
-        if (match) host = (match[1] ?? '').replace(/^"(.*)"$/, '$1');
+      for (const file of matches) {
+        const text = await readFile(path.join(this.root, file), 'utf8').catch(() => undefined);
+        if (text === undefined) {
+          if (optional) continue;
+          return 'fail';
+        }
+        for (const line of text.split('\n')) {
+          const match = /^\s*OLLAMA_HOST\s*=\s*(.*?)\s*$/.exec(line);
+          if (match) host = (match[1] ?? '').replace(/^"(.*)"$/, '$1');
+        }
       }
     }
     if (host !== undefined && this.unsetEnvironment.some((word) => word === 'OLLAMA_HOST' || word === `OLLAMA_HOST=${host}`)) host = undefined;
