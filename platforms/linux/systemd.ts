@@ -81,6 +81,8 @@ export interface SystemdDetection extends Detection {
   assignedHost?: string;
   /** UnsetEnvironment= removes OLLAMA_HOST from what the service gets (named: the file that says so). */
   unsetBy?: string;
+  /** Drop-ins on disk that systemd has not loaded (NeedDaemonReload= does not always show them). */
+  unloadedDropIns?: string[];
   /** The pending reload is only our own drop-in, exactly as stigmer-setup writes it (a run stopped before its daemon-reload). */
   pendingReloadIsOurs?: boolean;
 }
@@ -221,7 +223,9 @@ export function systemdProblems(detection: SystemdDetection): Problem[] {
   if (detection.needsReload) {
     problems.push({
       status: 'warn',
-      message: `${UNIT}'s files changed on disk, but systemd has not reloaded them (NeedDaemonReload=yes).`,
+      message: detection.unloadedDropIns?.length
+        ? `${detection.unloadedDropIns.join(', ')} ${detection.unloadedDropIns.length === 1 ? 'is' : 'are'} on disk, but systemd has not loaded ${detection.unloadedDropIns.length === 1 ? 'it' : 'them'} (no daemon-reload since).`
+        : `${UNIT}'s files changed on disk, but systemd has not reloaded them (NeedDaemonReload=yes).`,
       why: 'systemd still runs Ollama with the settings it read before the edit; the next daemon-reload and restart apply the edit, whatever it is.',
       fix: RESTART_COMMAND,
     });
@@ -390,17 +394,19 @@ async function detect(ctx: Context, options: DetectOptions): Promise<SystemdDete
   // systemd loaded (an edit not reloaded yet), the last drop-in that sets it is the best guess.
   const setter = sources.setBy?.path ?? [...dropIns].reverse().find((dropIn) => dropIn.ollamaHost.length > 0)?.path;
   const mainPid = Number(property('MainPID') ?? 0);
-  const needsReload = property('NeedDaemonReload') === 'yes';
+  // systemd notices an edited or removed drop-in (NeedDaemonReload=yes), but not always a new one:
+  // systemd 252 says "no" for a file in an ollama.service.d/ it did not see at the last reload. A
+  // .conf on disk that systemd has not loaded is a pending edit all the same.
+  const onDisk = (await ctx.fs.listDir(path.join(options.root, DROP_IN_DIR)).catch(() => [] as string[])).filter((name) => name.endsWith('.conf'));
+  const unloadedDropIns = onDisk.filter((name) => name !== DROP_IN_NAME && !loadedDropIns.includes(`${DROP_IN_DIR}/${name}`)).map((name) => `${DROP_IN_DIR}/${name}`);
+  const needsReload = property('NeedDaemonReload') === 'yes' || unloadedDropIns.length > 0;
   let pendingReloadIsOurs = false;
-  if (needsReload && ours && !loadedDropIns.includes(DROP_IN_PATH)) {
+  if (needsReload && unloadedDropIns.length === 0 && ours && !loadedDropIns.includes(DROP_IN_PATH)) {
     // A run that wrote our drop-in and stopped before its daemon-reload: the one pending change we
-    // can prove is ours. Anything else in the folder that systemd has not loaded makes it not so.
+    // can prove is ours, as long as our file is exactly what stigmer-setup writes.
     const ourHosts = environmentAssignmentsInUnitFile(ours.content.toString('utf8'), 'OLLAMA_HOST');
     const target = ourHosts.length === 1 ? parseHostOption(ourHosts[0] as string) : { error: 'not ours' };
-    const exact = !('error' in target) && ours.content.equals(Buffer.from(renderDropIn(target)));
-    const onDisk = (await ctx.fs.listDir(path.join(options.root, DROP_IN_DIR)).catch(() => [] as string[])).filter((name) => name.endsWith('.conf'));
-    const unloaded = onDisk.filter((name) => name !== DROP_IN_NAME && !loadedDropIns.includes(`${DROP_IN_DIR}/${name}`));
-    pendingReloadIsOurs = exact && unloaded.length === 0;
+    pendingReloadIsOurs = !('error' in target) && ours.content.equals(Buffer.from(renderDropIn(target)));
   }
   const detection: SystemdDetection = {
     strategy: 'linux-systemd',
@@ -417,6 +423,7 @@ async function detect(ctx: Context, options: DetectOptions): Promise<SystemdDete
     dropIns,
     environmentFiles,
     needsReload,
+    unloadedDropIns,
     pendingReloadIsOurs,
     serverPid: mainPid > 0 ? mainPid : undefined,
     ourDropIn: { path: ourPath, content: ours?.content, mode: ours?.mode, uid: ours?.uid, gid: ours?.gid },
@@ -465,7 +472,7 @@ function plan(detection: SystemdDetection, request: PlanRequest): Plan {
     // daemon-reload can bring back the configuration systemd had loaded before. Don't start.
     return refuse(
       `${UNIT} has unit-file changes systemd has not loaded yet, so setup changes nothing.`,
-      `${UNIT} has unit-file changes systemd has not loaded yet (NeedDaemonReload=yes).`,
+      `${UNIT} has unit-file changes systemd has not loaded yet (${detection.unloadedDropIns?.length ? `${detection.unloadedDropIns.join(', ')} not loaded` : 'NeedDaemonReload=yes'}).`,
       'run `systemctl daemon-reload` yourself, check `systemctl status ollama`, then run setup again',
     );
   }
