@@ -244,6 +244,11 @@ export interface PlatformSupport {
   settingStores: Partial<Record<SettingStoreId, SettingStore>>;
   /** The user's home folder. */
   home(env: Readonly<Record<string, string | undefined>>): string;
+  /**
+   * One word of this OS's shell (POSIX sh, PowerShell), for a machine-supplied value in a fix;
+   * throws UnquotableError for a control character. Absent: fixes accept only shell-safe values.
+   */
+  quoteWord?: (value: string) => string;
   /** Where backups, the undo record and the lock live. */
   stateDir(locations: Locations): string;
   /** Prefix for steps that need elevation ([] where none is needed or none exists). */

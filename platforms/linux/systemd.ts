@@ -8,7 +8,7 @@
 import path from 'node:path';
 import type { Context } from '../../scripts/context.ts';
 import { formatBindAddress, ollamaHostProblem, parseHostOption, parseOllamaHost, sameBindAddress, type BindAddress } from '../../scripts/ollama-host.ts';
-import { quotePosix as quoteOrThrow, UnquotableError } from '../../scripts/shell-quote.ts';
+import { shellWord as quotePosix } from './quote.ts';
 import { cleanField, lastLine, oneLine } from '../../scripts/text.ts';
 import { SETUP_COMMAND } from '../commands.ts';
 import { listensAsRequested, type Change, type DetectOptions, type Detection, type Plan, type PlanRequest, type Problem, type RestartChange, type RestartContext, type Strategy } from '../types.ts';
@@ -19,20 +19,6 @@ export const DROP_IN_DIR = '/etc/systemd/system/ollama.service.d';
 export const DROP_IN_NAME = 'stigmer-setup.conf';
 export const DROP_IN_PATH = `${DROP_IN_DIR}/${DROP_IN_NAME}`;
 const UNIT_FILE_LOCATIONS = ['/etc/systemd/system/ollama.service', '/usr/lib/systemd/system/ollama.service', '/lib/systemd/system/ollama.service'];
-/**
- * A path or value that came from the machine, as one word of a POSIX command. One with a control
- * character can't be pasted safely at all: it is shown escaped instead (and never throws, since
- * detection must not end on a hostile file name).
- */
-function quotePosix(value: string): string {
-  try {
-    return quoteOrThrow(value);
-  } catch (error) {
-    if (error instanceof UnquotableError) return `${JSON.stringify(value)} (holds a control character: type it by hand)`;
-    throw error;
-  }
-}
-
 const RESTART_COMMAND = 'sudo systemctl daemon-reload && sudo systemctl restart ollama';
 
 export interface DropIn {

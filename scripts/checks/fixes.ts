@@ -7,7 +7,7 @@ import { SETUP_COMMAND } from '../../platforms/commands.ts';
 import type { InstallationCommands } from '../../platforms/types.ts';
 import type { Facts } from '../facts.ts';
 import { reachDecision } from '../plan.ts';
-import { quotePosix, quotePowerShell, UnquotableError } from '../shell-quote.ts';
+import { UnquotableError } from '../shell-quote.ts';
 
 export { SETUP_COMMAND };
 
@@ -31,16 +31,23 @@ export function wideningNeeded(facts: Facts): boolean {
   return reachDecision(facts).changeNeeded;
 }
 
+/** Characters no shell treats specially inside a word (POSIX sh and PowerShell alike). */
+const SAFE_EVERYWHERE = /^[A-Za-z0-9_+=:,./-]+$/;
+
 /**
- * A machine-supplied value as one word of the fix's shell: PowerShell on Windows, POSIX sh
- * elsewhere. A value with a control character can't be pasted safely, quoted or not: then it is
- * shown escaped, and the fix says to type it by hand.
+ * A machine-supplied value as one word of the shell the fix is pasted into, quoted by the
+ * platform's own rules (POSIX sh on Linux). Where a platform gives none, only a value no shell
+ * treats specially passes as is. A value that can't be pasted safely (a control character, or no
+ * quoting known) is shown escaped, and the fix says to type it by hand.
  */
-export function shellWord(facts: Pick<Facts, 'platform'>, value: string): string {
+export function shellWord(facts: Pick<Facts, 'support'>, value: string): string {
+  const byHand = `${JSON.stringify(value)} (type it by hand: it can't be pasted safely)`;
+  const quote = facts.support.quoteWord;
+  if (!quote) return SAFE_EVERYWHERE.test(value) ? value : byHand;
   try {
-    return facts.platform === 'win32' ? quotePowerShell(value) : quotePosix(value);
+    return quote(value);
   } catch (error) {
-    if (error instanceof UnquotableError) return `${JSON.stringify(value)} (it holds a control character: type it by hand)`;
+    if (error instanceof UnquotableError) return byHand;
     throw error;
   }
 }

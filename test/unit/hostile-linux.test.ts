@@ -12,6 +12,7 @@ import path from 'node:path';
 import { build } from 'esbuild';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { linuxPlatform as linuxSupport } from '../../platforms/linux/index.ts';
+import { systemdUserStrategy } from '../../platforms/linux/elsewhere.ts';
 import { readProcess } from '../../platforms/linux/listeners.ts';
 import { renderDropIn } from '../../platforms/linux/systemd.ts';
 import { readProxySources } from '../../scripts/audit-facts.ts';
@@ -294,6 +295,19 @@ describe('model names from config.yaml are checked against Ollama\'s grammar (ty
     } finally {
       await rm(home, { recursive: true, force: true });
     }
+  });
+});
+
+describe('fixes quote what came from the machine', () => {
+  it("a user unit named in a process's cgroup stays one word in every command", () => {
+    const detection = { strategy: 'linux-systemd-user', description: 'x', unit: "ollama$(touch pwned)'.service", process: { pid: 1, argv: [] } };
+    const commands = systemdUserStrategy.commands(detection as never, 11434);
+    expect(commands.restart).toBe(`systemctl --user daemon-reload && systemctl --user restart 'ollama$(touch pwned)'\\'''`);
+    expect(commands.widen).toContain(`mkdir -p ~/.config/systemd/user/'ollama$(touch pwned)'\\''.service.d' && `);
+    // A control character can't be made safe by quoting: it is shown escaped, and named.
+    const newline = systemdUserStrategy.commands({ ...detection, unit: 'ollama\nrm -rf ~.service' } as never, 11434);
+    expect(newline.stop).toContain('(holds a control character: type it by hand)');
+    expect(newline.stop).not.toContain('\n');
   });
 });
 
