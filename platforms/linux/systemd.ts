@@ -259,7 +259,13 @@ async function expandEnvironmentFile(ctx: Context, root: string, file: string): 
   const folder = path.posix.dirname(file);
   if (GLOB_CHARACTERS.test(folder)) return { unreadable: 'a wildcard in a folder name, which stigmer-setup does not expand' };
   const pattern = path.posix.basename(file);
-  const matcher = globComponent(pattern);
+  let matcher: RegExp;
+  try {
+    matcher = globComponent(pattern);
+  } catch {
+    // A bracket expression JavaScript can't hold ("[z-a]"): say so rather than guess.
+    return { unreadable: `a wildcard stigmer-setup can't expand (${JSON.stringify(pattern)})` };
+  }
   let names: string[];
   try {
     names = await ctx.fs.listDir(path.join(root, folder));

@@ -388,3 +388,20 @@ describe('two runs that both find a stale lock', () => {
     await expect(stat(path.join(stateDir, 'lock.takeover'))).rejects.toThrow(/ENOENT/);
   });
 });
+
+describe('EnvironmentFile= wildcards that are hostile', () => {
+  it.each(['/etc/ollama/[z-a].env', '/etc/ollama/[].env', '/etc/*/x.env'])('%s is reported, never a crash', async (pattern) => {
+    const ctx = testContext({
+      exec: async (command, args) => {
+        if (command !== 'systemctl') return NOT_FOUND;
+        const shown = await systemd.exec(args);
+        return args[0] === 'show' ? ok(`${shown.stdout}\nEnvironmentFiles=${pattern} (ignore_errors=no)\n`) : shown;
+      },
+      env: { STIGMER_LLM_BASE_URL: `http://localhost:${port}` },
+    });
+    await mkdir(path.join(root, 'etc/ollama'), { recursive: true });
+    expect(await run(['doctor', '--json', '--root', root], ctx)).toBe(1);
+    const report = ctx.json[0] as Report;
+    expect(report.checks.length).toBeGreaterThan(5);
+  });
+});
