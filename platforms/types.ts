@@ -207,6 +207,11 @@ export interface Strategy<D extends Detection = Detection> {
   persistent: boolean;
   /** The restart action, built the same way for setup and for undo (pure). */
   restartChange?(context: RestartContext): RestartChange;
+  /**
+   * Why restarting this installation now would not be safe (undo asks before it restarts), or
+   * undefined. systemd: someone else's unit edit that our daemon-reload would load too.
+   */
+  restartBlocker?(ctx: Context, options: DetectOptions): Promise<{ message: string; fix: string } | undefined>;
   /** Carry the restart out; the default runs its steps in order. May wait and retry. */
   restart?(ctx: Context, change: RestartChange, run: StepRunner): Promise<void>;
   /** Every file this strategy may write. An undo record that names another file is refused. */

@@ -254,6 +254,15 @@ async function undo(ctx: Context, options: CliOptions, support: PlatformSupport,
     out.print('\nDry run: nothing was changed.');
     return { exitCode: EXIT.ok, report: { ...planned, ok: true } };
   }
+  // Undo's restart reloads the service manager too: refuse, changing nothing, when that would
+  // also load someone else's pending edit (issue 12 §11).
+  for (const id of new Set(changes.flatMap((change) => (change.type === 'restart' ? [change.strategy] : [])))) {
+    const blocker = await support.strategies.find((strategy) => strategy.id === id)?.restartBlocker?.(ctx, { ...locationsFor(ctx, options, support), port: record.port ?? DEFAULT_PORT, path: support.path });
+    if (!blocker) continue;
+    const error = `${blocker.message} Nothing was changed. Fix: ${blocker.fix.replace('run setup again', 'run undo again')}`;
+    out.print(`✖ ${error}`);
+    return { exitCode: EXIT.failed, report: { ...planned, error } };
+  }
   if (!(await confirmOrCancel(ctx, options, 'Restore these files and restart Ollama?'))) throw new CancelledError();
   if (!(await authenticate(ctx, changes, elevate, out))) return { exitCode: EXIT.failed, report: { ...planned, error: SUDO_DECLINED } };
 

@@ -426,6 +426,14 @@ async function detect(ctx: Context, options: DetectOptions): Promise<SystemdDete
   return detection;
 }
 
+/** The refusal for a unit edit systemd has not loaded yet, for setup's plan and undo's restart alike. */
+function pendingEditBlocker(detection: SystemdDetection): { message: string; fix: string } {
+  return {
+    message: `${UNIT} has unit-file changes systemd has not loaded yet (${detection.unloadedDropIns?.length ? `${detection.unloadedDropIns.join(', ')} not loaded` : 'NeedDaemonReload=yes'}).`,
+    fix: 'run `systemctl daemon-reload` yourself, check `systemctl status ollama`, then run setup again',
+  };
+}
+
 function restartChange({ elevate }: RestartContext): RestartChange {
   return {
     type: 'restart',
@@ -462,11 +470,8 @@ function plan(detection: SystemdDetection, request: PlanRequest): Plan {
   if (detection.needsReload && !detection.pendingReloadIsOurs) {
     // Our restart would load that edit too, whatever it is; if the restart then fails, no
     // daemon-reload can bring back the configuration systemd had loaded before. Don't start.
-    return refuse(
-      `${UNIT} has unit-file changes systemd has not loaded yet, so setup changes nothing.`,
-      `${UNIT} has unit-file changes systemd has not loaded yet (${detection.unloadedDropIns?.length ? `${detection.unloadedDropIns.join(', ')} not loaded` : 'NeedDaemonReload=yes'}).`,
-      'run `systemctl daemon-reload` yourself, check `systemctl status ollama`, then run setup again',
-    );
+    const blocker = pendingEditBlocker(detection);
+    return refuse(`${UNIT} has unit-file changes systemd has not loaded yet, so setup changes nothing.`, blocker.message, blocker.fix);
   }
   const unreadable = [...detection.dropIns, ...(detection.environmentFiles ?? [])].find((file) => file.unreadable);
   if (unreadable) {
@@ -574,5 +579,10 @@ export const systemdStrategy: Strategy<SystemdDetection> = {
     stop: 'sudo systemctl disable --now ollama',
   }),
   restartChange,
+  async restartBlocker(ctx, options) {
+    const detection = await detect(ctx, options);
+    if (!detection?.needsReload || detection.pendingReloadIsOurs) return undefined;
+    return pendingEditBlocker(detection);
+  },
   writablePaths: (locations, platformPath) => [platformPath.join(locations.root, DROP_IN_PATH)],
 };

@@ -405,3 +405,20 @@ describe('EnvironmentFile= wildcards that are hostile', () => {
     expect(report.checks.length).toBeGreaterThan(5);
   });
 });
+
+describe('undo and a pending unit edit', () => {
+  it("refuses before restarting when someone else's edit waits for daemon-reload, and works once it is loaded", async () => {
+    expect((await runCli(['--yes', '--host', `0.0.0.0:${port}`])).code).toBe(0);
+    await writeFile(dropIn('10-gpu.conf'), '[Service]\nEnvironment="CUDA_VISIBLE_DEVICES=0"\n');
+    const restarts = systemd.restarts;
+    const refused = await runCli(['undo', '--yes', '--json']);
+    expect(refused.code).toBe(1);
+    expect(refused.report.error).toContain('ollama.service has unit-file changes systemd has not loaded yet');
+    expect(refused.report.error).toContain('Nothing was changed');
+    expect(systemd.restarts).toBe(restarts);
+    expect(await readFile(dropIn(), 'utf8')).toContain(`OLLAMA_HOST=0.0.0.0:${port}`);
+    await systemd.exec(['daemon-reload']);
+    expect((await runCli(['undo', '--yes'])).code).toBe(0);
+    await expect(stat(dropIn())).rejects.toThrow(/ENOENT/);
+  });
+});
