@@ -215,4 +215,18 @@ describe('systemd configuration beyond our drop-in', () => {
     expect(await listening()).toMatch(/^(\*|\[::\]|0\.0\.0\.0):11434$/);
     expect((await dockerExecOk(HOST, ['systemctl', 'is-active', 'ollama'])).trim()).toBe('active');
   });
+
+  it("undo refuses, changing nothing, while someone else's unit edit waits for daemon-reload", async () => {
+    expect((await runInContainer(HOST, ['--yes'])).exitCode).toBe(0);
+    await writeFileInContainer(HOST, `${DROP_IN_DIR}/10-gpu.conf`, '[Service]\nEnvironment="CUDA_VISIBLE_DEVICES=0"\n');
+    const pid = await mainPid();
+    const undo = await runInContainer(HOST, ['undo', '--yes', '--json']);
+    expect(undo.exitCode).toBe(1);
+    expect((parseReport(undo) as ErrorReport).error).toContain('ollama.service has unit-file changes systemd has not loaded yet');
+    expect(await mainPid()).toBe(pid);
+    expect(await dockerExecOk(HOST, ['cat', DROP_IN])).toContain('OLLAMA_HOST=0.0.0.0:11434');
+    await dockerExecOk(HOST, ['systemctl', 'daemon-reload']);
+    expect((await runInContainer(HOST, ['undo', '--yes'])).exitCode).toBe(0);
+    expect((await dockerExec(HOST, ['test', '-e', DROP_IN])).exitCode).toBe(1);
+  });
 });
