@@ -25,6 +25,8 @@ import { readStigmerConfig } from '../../scripts/stigmer-config.ts';
 import { freePort } from '../support/standin-process.ts';
 import { ok, tempRoot, testContext, NOT_FOUND, type TestContext } from './support/context.ts';
 import { FakeSystemd } from './support/fake-systemd.ts';
+import { fixture } from './support/fixtures.ts';
+import { environmentSources, parseEnvironmentFiles, parseEnvironmentList, parseSystemctlShowAll, splitQuotedWords, unsetRemoves } from '../../platforms/linux/systemctl-show.ts';
 
 let root: string;
 let cleanup: () => Promise<void>;
@@ -420,5 +422,39 @@ describe('undo and a pending unit edit', () => {
     await systemd.exec(['daemon-reload']);
     expect((await runCli(['undo', '--yes'])).code).toBe(0);
     await expect(stat(dropIn())).rejects.toThrow(/ENOENT/);
+  });
+});
+
+describe('systemctl show, as real systemd 252 prints these overrides', () => {
+  it('an empty Environment= in a later drop-in threw away every assignment before it, the unit file\'s PATH included', () => {
+    const all = parseSystemctlShowAll(fixture('systemctl/show-ollama-unset-wildcard-reset-systemd252.txt'));
+    expect([...parseEnvironmentList(all.get('Environment')?.[0] ?? '')]).toEqual([['OLLAMA_KEEP_ALIVE', '5m']]);
+    expect(parseEnvironmentFiles(all.get('EnvironmentFiles') ?? [])).toEqual([
+      { path: '/etc/ollama/*.env', optional: true },
+      { path: '/etc/default/ollama', optional: false },
+    ]);
+    // The same files read in systemd's order name zz-reset.conf as the one that reset it.
+    const sources = environmentSources(
+      [
+        { path: '/etc/systemd/system/ollama.service', text: '[Service]\nEnvironment="PATH=/usr/bin"\n' },
+        { path: 'override.conf', text: '[Service]\nEnvironment="OLLAMA_HOST=0.0.0.0:11434" "OLLAMA_MODELS=/srv/my models"\nUnsetEnvironment=OLLAMA_HOST OLLAMA_DEBUG=1\n' },
+        { path: 'zz-reset.conf', text: '[Service]\nEnvironment=\n' },
+        { path: 'zzz-after.conf', text: '[Service]\nEnvironment="OLLAMA_KEEP_ALIVE=5m"\n' },
+      ],
+      'OLLAMA_HOST',
+    );
+    expect(sources).toEqual({ setBy: undefined, resetBy: 'zz-reset.conf', unsetBy: 'override.conf' });
+  });
+
+  it('UnsetEnvironment= lists names and exact assignments; Environment= quotes a value with a space', () => {
+    const all = parseSystemctlShowAll(fixture('systemctl/show-ollama-environment-quoted-unset-systemd252.txt'));
+    const environment = parseEnvironmentList(all.get('Environment')?.[0] ?? '');
+    expect(environment.get('OLLAMA_MODELS')).toBe('/srv/my models');
+    expect(environment.get('OLLAMA_HOST')).toBe('0.0.0.0:11434');
+    const unset = splitQuotedWords(all.get('UnsetEnvironment')?.[0] ?? '');
+    expect(unset).toEqual(['OLLAMA_HOST', 'OLLAMA_DEBUG=1']);
+    expect(unsetRemoves(unset, 'OLLAMA_HOST', '0.0.0.0:11434')).toBe(true);
+    expect(unsetRemoves(unset, 'OLLAMA_DEBUG', '2')).toBe(false);
+    expect(unsetRemoves(unset, 'OLLAMA_DEBUG', '1')).toBe(true);
   });
 });
