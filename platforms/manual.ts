@@ -60,7 +60,8 @@ export function manualStrategy(options: ManualOptions): Strategy<ManualDetection
       const owner = options.owner(detect);
       if (!owner) return undefined;
       const pidFile = detect.path.join(detect.home, '.stigmer', 'llm.pid');
-      const stigmerPid = detect.home ? (await ctx.fs.readText(pidFile).catch(() => undefined))?.trim() : undefined;
+      // Never a relative path: with HOME unset or relative it would name a file in the current folder.
+      const stigmerPid = detect.home && detect.path.isAbsolute(detect.home) ? (await ctx.fs.readText(pidFile).catch(() => undefined))?.trim() : undefined;
       const startedByStigmer = stigmerPid === String(owner.pid);
       const configuredHost = await options.readOllamaHost?.(ctx, owner.pid);
       const description = manualDescription(owner, startedByStigmer);

@@ -207,6 +207,11 @@ export interface Strategy<D extends Detection = Detection> {
   persistent: boolean;
   /** The restart action, built the same way for setup and for undo (pure). */
   restartChange?(context: RestartContext): RestartChange;
+  /**
+   * Why restarting this installation now would not be safe (undo asks before it restarts), or
+   * undefined. systemd: someone else's unit edit that our daemon-reload would load too.
+   */
+  restartBlocker?(ctx: Context, options: DetectOptions): Promise<{ message: string; fix: string } | undefined>;
   /** Carry the restart out; the default runs its steps in order. May wait and retry. */
   restart?(ctx: Context, change: RestartChange, run: StepRunner): Promise<void>;
   /** Every file this strategy may write. An undo record that names another file is refused. */
@@ -266,10 +271,11 @@ export interface PlatformSupport {
    */
   preflight?(ctx: Context): string | undefined;
   /**
-   * One value as one word for the shell a user of this platform pastes our commands into
-   * (scripts/shell-quote.ts); POSIX sh when absent.
+   * One value as one word of the shell a user of this platform pastes our commands into (POSIX sh,
+   * PowerShell: scripts/shell-quote.ts), for every machine-supplied value in a fix or a printed
+   * command; throws UnquotableError for a control character.
    */
-  quote?(value: string): string;
+  quote(value: string): string;
   /**
    * How Stigmer's supervisor networks the agent-runner here (stigmer.md §1): on Linux it shares the
    * host's network (--network host); elsewhere it is bridged, and only "localhost" in the base URL

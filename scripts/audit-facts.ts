@@ -78,8 +78,12 @@ export async function readPodman(ctx: Context): Promise<ReturnType<typeof parseP
  */
 export async function readProxySources(ctx: Context, support: PlatformSupport): Promise<ProxySettings[]> {
   const sources: ProxySettings[] = [proxyFromEnvironment('this shell', (name) => ctx.env[name])];
-  const configDir = ctx.env.DOCKER_CONFIG || support.path.join(support.home(ctx.env), '.docker');
+  const home = support.home(ctx.env);
+  const configDir = ctx.env.DOCKER_CONFIG || (home ? support.path.join(home, '.docker') : '');
   const configPath = support.path.join(configDir, 'config.json');
+  // Never a relative path: with HOME unset (or relative) that would read ./.docker/config.json from
+  // whatever folder the run started in, which is not the docker CLI's file.
+  if (!configDir || !support.path.isAbsolute(configPath)) return sources;
   const text = await ctx.fs.readText(configPath, { follow: true }).catch(() => undefined);
   const client = text === undefined ? undefined : parseDockerClientProxies(text);
   if (client) sources.push({ source: `${configPath} (docker adds it to every new container)`, ...client });

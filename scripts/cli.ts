@@ -25,7 +25,6 @@ import { DEFAULT_PORT, formatBindAddress } from './ollama-host.ts';
 import { decidePlan } from './plan.ts';
 import { Progress } from './progress.ts';
 import { jsonChanges, renderChanges, renderFindings, renderPlan, type JsonReport } from './report.ts';
-import { quotePosix } from './shell-quote.ts';
 import { SystemFiles } from './system-files.ts';
 import { oneLine } from './text.ts';
 import { allowedFor, readRecord, UndoRecordError } from './undo-record.ts';
@@ -76,8 +75,7 @@ function describeDetection(facts: Facts): string {
 
 /** One of our own commands to paste, for the platform's shell, with `--root` when one was given. */
 function ownCommand(support: PlatformSupport, options: CliOptions, command: 'undo' | 'doctor'): string {
-  const quote = support.quote ?? quotePosix;
-  return `npx stigmer-setup ${command}${options.root === '/' ? '' : ` --root ${quote(options.root)}`}`;
+  return `npx stigmer-setup ${command}${options.root === '/' ? '' : ` --root ${support.quote(options.root)}`}`;
 }
 
 /**
@@ -303,6 +301,15 @@ async function undo(ctx: Context, options: CliOptions, support: PlatformSupport,
   if (options.dryRun) {
     out.print('\nDry run: nothing was changed.');
     return { exitCode: EXIT.ok, report: { ...planned, ok: true } };
+  }
+  // Undo's restart reloads the service manager too: refuse, changing nothing, when that would
+  // also load someone else's pending edit (issue 12 §11).
+  for (const id of new Set(changes.flatMap((change) => (change.type === 'restart' ? [change.strategy] : [])))) {
+    const blocker = await support.strategies.find((strategy) => strategy.id === id)?.restartBlocker?.(ctx, { ...locationsFor(ctx, options, support), port: record.port ?? DEFAULT_PORT, path: support.path });
+    if (!blocker) continue;
+    const error = `${blocker.message} Nothing was changed. Fix: ${blocker.fix.replace('run setup again', 'run undo again')}`;
+    out.print(`✖ ${error}`);
+    return { exitCode: EXIT.failed, report: { ...planned, error } };
   }
   progress.at('confirm');
   if (!(await confirmOrCancel(ctx, options, 'Restore these files and restart Ollama?'))) throw new CancelledError();

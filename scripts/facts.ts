@@ -8,7 +8,7 @@ import type { Detection, Installation, PlatformSupport, Problem, Strategy } from
 import type { Context, NetworkAddress, Platform } from './context.ts';
 import { probeFromContainer, probeFromImage, type ContainerProbeResult } from './container-probe.ts';
 import type { Listener } from './listeners.ts';
-import { bindScope, DEFAULT_PORT, formatBindAddress, parseOllamaHost, urlEndpoint } from './ollama-host.ts';
+import { bindScope, DEFAULT_PORT, formatBindAddress, ollamaHostProblem, parseOllamaHost, urlEndpoint } from './ollama-host.ts';
 import { classifyRuntime, parseDockerInspect, type ContainerInfo, type ContainerRuntime } from './parsers/docker.ts';
 import { lastLine } from './text.ts';
 import { parseDockerInfoJson, type DockerNetwork } from './parsers/docker-json.ts';
@@ -113,11 +113,16 @@ export function probeAddressFor(listeners: Listener[] | undefined, configuredHos
     if (listeners.some((listener) => listener.scope === 'wildcard' || (listener.scope === 'loopback' && listener.family === 4))) return '127.0.0.1';
     return hostProbeAddress((listeners.find((listener) => listener.scope === 'specific') ?? listeners[0] as Listener).address);
   }
+  // A configured value that is no address (service-config reports it) can't be asked; Ollama's
+  // default can, and is where a server that failed to read it would be.
+  if (configuredHost !== undefined && ollamaHostProblem(configuredHost) !== undefined) return '127.0.0.1';
   return hostProbeAddress(parseOllamaHost(configuredHost).host);
 }
 
 export async function probeHost(ctx: Context, address: string, port: number): Promise<HostProbe> {
   const base = `http://${formatBindAddress({ host: address, port })}`;
+  // Never let an address that came from the machine end the run with `Invalid URL`.
+  if (!URL.canParse(base)) return { ok: false, url: base, kind: 'other', error: `${JSON.stringify(address)} can't be asked: it is not an address a URL can hold` };
   const [version, tags] = await Promise.all([
     ctx.http.get(`${base}/api/version`, { timeoutMs: HOST_PROBE_TIMEOUT_MS }),
     ctx.http.get(`${base}/api/tags`, { timeoutMs: HOST_PROBE_TIMEOUT_MS }),

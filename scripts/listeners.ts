@@ -5,7 +5,7 @@
  * holds the port.
  */
 import { bindScope, type BindScope } from './ollama-host.ts';
-import { stripControl } from './text.ts';
+import { cleanField } from './text.ts';
 
 export interface ProcessInfo {
   pid: number;
@@ -36,9 +36,9 @@ export function describeListeners(listeners: Listener[]): string {
   return listeners.map((l) => (l.family === 6 ? `[${l.address}]:${l.port}` : `${l.address}:${l.port}`)).join(', ');
 }
 
-/** "pid 123: ollama serve", with anything a process put in its own name that could drive a terminal removed. */
+/** "pid 123: ollama serve", with anything a process put in its own name that could drive a terminal or start a line removed. */
 export function describeProcess(process: ProcessInfo): string {
-  return `pid ${process.pid}: ${stripControl(process.argv.join(' ')).slice(0, 200)}`;
+  return `pid ${process.pid}: ${process.argv.map(cleanField).join(' ').slice(0, 200)}`;
 }
 
 /** The widest reach among the listeners: one wildcard socket is enough for containers. */

@@ -10,6 +10,8 @@ import type { Context } from './context.ts';
 import type { SystemFiles } from './system-files.ts';
 
 export const LOCK_NAME = 'lock';
+/** Held only while a stale lock is looked at again and removed. */
+export const TAKEOVER_NAME = 'lock.takeover';
 /** How long a second run waits for the first: long enough for a quick run to finish, short enough not to look hung. */
 const WAIT_STEPS = 20;
 const WAIT_STEP_MS = 250;
@@ -29,6 +31,37 @@ async function lockHolder(ctx: Context, file: string): Promise<number | undefine
   return Number.isInteger(pid) && pid > 0 ? pid : Number.NaN;
 }
 
+function sameHolder(a: number, b: number): boolean {
+  return a === b || (Number.isNaN(a) && Number.isNaN(b));
+}
+
+function isStale(ctx: Context, holder: number): boolean {
+  return Number.isNaN(holder) || !ctx.processExists(holder);
+}
+
+/**
+ * Remove `file` if it still names `stale`, a run that is gone, holding `lock.takeover` while doing
+ * it so no other run can remove a lock in between. Returns false, having removed nothing, when another
+ * run holds `lock.takeover`: the caller waits a step and tries again.
+ */
+async function removeStaleLock(ctx: Context, files: SystemFiles, path: PlatformPath, file: string, stale: number): Promise<boolean> {
+  const guard = path.join(path.dirname(file), TAKEOVER_NAME);
+  if (!(await files.createLock(guard, ctx.pid))) {
+    // Another run is taking over right now, for the two steps below. If it died in between (the
+    // only way a guard outlives them), its guard is stale: remove it and let the next round decide.
+    const guardHolder = await lockHolder(ctx, guard);
+    if (guardHolder !== undefined && isStale(ctx, guardHolder)) await files.remove(guard);
+    return false;
+  }
+  try {
+    const now = await lockHolder(ctx, file);
+    if (now !== undefined && sameHolder(now, stale) && isStale(ctx, now)) await files.remove(file);
+  } finally {
+    await files.remove(guard);
+  }
+  return true;
+}
+
 export async function acquireLock(ctx: Context, files: SystemFiles, path: PlatformPath, stateDir: string): Promise<Lock> {
   const file = path.join(stateDir, LOCK_NAME);
   let holder: number | undefined;
@@ -43,9 +76,9 @@ export async function acquireLock(ctx: Context, files: SystemFiles, path: Platfo
     }
     holder = await lockHolder(ctx, file);
     if (holder === undefined) continue; // released between our attempt and the look: try again now
-    if (Number.isNaN(holder) || !ctx.processExists(holder)) {
+    if (isStale(ctx, holder)) {
       // Stale: the run that took it is gone (or the file is not a lock we wrote). Take it over.
-      await files.remove(file);
+      if (!(await removeStaleLock(ctx, files, path, file, holder))) await ctx.clock.sleep(WAIT_STEP_MS);
       continue;
     }
     await ctx.clock.sleep(WAIT_STEP_MS);

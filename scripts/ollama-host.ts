@@ -12,11 +12,13 @@ export interface BindAddress {
   port: number;
 }
 
-function stripQuotesAndSpace(value: string): string {
-  // envconfig.Var trims spaces, then one pair of surrounding " or '.
-  let text = value.trim();
-  if (text.length >= 2 && (text[0] === '"' || text[0] === "'") && text.at(-1) === text[0]) text = text.slice(1, -1);
-  return text.trim();
+/**
+ * envconfig.Var: `strings.Trim(strings.TrimSpace(v), "\"'")`, so every run of `"` and `'` at
+ * either end goes, matched or not (`"'0.0.0.0'"` and `"0.0.0.0` both mean 0.0.0.0); Host() then
+ * trims spaces once more.
+ */
+export function stripQuotesAndSpace(value: string): string {
+  return value.trim().replace(/^["']+/, '').replace(/["']+$/, '').trim();
 }
 
 function splitHostPort(hostport: string): { host: string; port: string } | undefined {
@@ -28,6 +30,26 @@ function splitHostPort(hostport: string): { host: string; port: string } | undef
   const host = hostport.slice(0, colon);
   if (host.includes(':') || host.includes('[') || host.includes(']')) return undefined;
   return { host, port: hostport.slice(colon + 1) };
+}
+
+/** A DNS name as a listener can be given one: letters, digits, '-' and '.', at most 253 characters. */
+const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/;
+
+/**
+ * Why a configured OLLAMA_HOST (read from a unit, an env file, another process) can't be used as
+ * an address, or undefined when it can. Ollama itself accepts almost anything here and then fails
+ * to listen (`[::1:`, a space) or binds a link-local address with a zone id (`[fe80::1%eth0]`)
+ * that no URL we build can carry. Callers report the reason as a finding and go on: a bad value
+ * someone else wrote must never end a run with `Invalid URL`.
+ */
+export function ollamaHostProblem(raw: string): string | undefined {
+  if (/[\x00-\x1f\x7f]/.test(raw)) return 'it holds a control character';
+  const { host } = parseOllamaHost(raw);
+  if (host === '') return undefined;
+  if (host.includes('%')) return 'it names an IPv6 zone id (fe80::1%eth0), which stigmer-setup does not support';
+  if (/\s/.test(host)) return 'its host part holds a space';
+  if (net.isIP(host) !== 0 || HOST_NAME.test(host)) return undefined;
+  return `${JSON.stringify(host)} is neither an IP address nor a host name`;
 }
 
 /** Where an `ollama serve` started with this OLLAMA_HOST value binds. */

@@ -17,6 +17,8 @@ export interface StigmerSetting {
   value: string;
   /** "STIGMER_LLM_MODEL", "config.yaml" or "default": where Stigmer's CLI takes it from. */
   from: string;
+  /** The line of config.yaml it is on, when it comes from there. */
+  line?: number;
 }
 
 export interface StigmerConfig {
@@ -109,7 +111,7 @@ export function parseStigmerConfig(path: string, text: string | undefined, env: 
     const fromEnv = env[variable];
     if (fromEnv !== undefined && fromEnv.trim() !== '') return { value: oneLine(fromEnv, 200), from: variable };
     const fromFile = file[key];
-    if (fromFile !== undefined && fromFile !== '') return { value: fromFile, from: 'config.yaml' };
+    if (fromFile !== undefined && fromFile !== '') return { value: fromFile, from: 'config.yaml', line: text === undefined ? undefined : lineOf(text, key) };
     return { value: fallback, from: 'default' };
   };
   return {
@@ -140,7 +142,8 @@ export async function readStigmerConfig(ctx: Context, support: PlatformSupport):
   try {
     // A dotfiles checkout may link it: following a symlink to read is harmless; a FIFO or a
     // folder is refused without blocking.
-    text = home ? await ctx.fs.readText(path, { follow: true }) : undefined;
+    // Never a relative path (HOME unset or relative): that would read a file from the current folder.
+    text = home && support.path.isAbsolute(path) ? await ctx.fs.readText(path, { follow: true }) : undefined;
   } catch (error) {
     const config = parseStigmerConfig(path, undefined, ctx.env);
     return { ...config, state: 'unreadable', problem: { message: oneLine((error as Error).message, 200) } };

@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { manualStrategy } from '../manual.ts';
 import { notInstalled } from '../none.ts';
+import { quotePosix } from '../../scripts/shell-quote.ts';
 import type { PlatformSupport } from '../types.ts';
 import { appStrategy } from './app.ts';
 import { brewStrategy } from './brew.ts';
@@ -31,6 +32,7 @@ export const darwinPlatform: PlatformSupport = {
   notInstalled: notInstalled('darwin-none', 'no Homebrew service, no Ollama.app, and nothing listens on the port', 'brew install ollama && brew services start ollama, or the app from https://ollama.com/download/mac'),
   settingStores: { 'launchd-env': launchdEnvStore },
   home: (env) => env.HOME ?? '',
+  quote: quotePosix,
   // Everything on a Mac is per-user: the user's own Application Support folder.
   stateDir: (locations) => path.posix.join(locations.home, 'Library', 'Application Support', 'stigmer-setup'),
   elevation: () => [],

@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { ProcessInfo } from '../../scripts/listeners.ts';
 import { bindScope, formatBindAddress } from '../../scripts/ollama-host.ts';
 import type { DetectOptions, Detection, Plan, PlanRequest, Strategy } from '../types.ts';
+import { shellWord } from './quote.ts';
 
 /** docker-proxy is what dockerd runs to publish a container's port on the host (`-p`). */
 export function isDockerProxy(process: ProcessInfo): boolean {
@@ -119,13 +120,15 @@ export const systemdUserStrategy: Strategy<UserUnitDetection> = {
     };
   },
   commands(detection, port) {
+    // The unit name comes from a process's cgroup: quoted, it stays one word whatever it holds.
     const unit = detection.unit;
-    const base = unit.replace(/\.service$/, '');
+    const base = shellWord(unit.replace(/\.service$/, ''));
+    const folder = `~/.config/systemd/user/${shellWord(`${unit}.d`)}`;
     return {
       start: `systemctl --user start ${base}`,
       restart: `systemctl --user daemon-reload && systemctl --user restart ${base}`,
       logs: `journalctl --user -u ${base} -n 50`,
-      widen: `mkdir -p ~/.config/systemd/user/${unit}.d && printf '[Service]\\nEnvironment="OLLAMA_HOST=0.0.0.0:${port}"\\n' > ~/.config/systemd/user/${unit}.d/stigmer-setup.conf && systemctl --user daemon-reload && systemctl --user restart ${base}`,
+      widen: `mkdir -p ${folder} && printf '[Service]\\nEnvironment="OLLAMA_HOST=0.0.0.0:${port}"\\n' > ${folder}/stigmer-setup.conf && systemctl --user daemon-reload && systemctl --user restart ${base}`,
       stop: `systemctl --user disable --now ${base}`,
     };
   },

@@ -4,6 +4,7 @@
  * managed form is the one to configure — unless another one owns the port.
  */
 import path from 'node:path';
+import { quotePosix } from '../../scripts/shell-quote.ts';
 import type { Context } from '../../scripts/context.ts';
 import { notInstalled } from '../none.ts';
 import type { PlatformSupport } from '../types.ts';
@@ -29,6 +30,7 @@ export const linuxPlatform: PlatformSupport = {
   notInstalled: notInstalledStrategy,
   settingStores: { snap: snapStore },
   home: (env) => env.HOME ?? '',
+  quote: quotePosix,
   // System changes need root; the folder is root's, like the drop-ins whose backups it keeps.
   stateDir: (locations) => path.posix.join(locations.root, 'var', 'lib', 'stigmer-setup'),
   // Under --yes nothing may prompt, sudo included: -n fails fast instead of waiting for a password.

@@ -5,6 +5,7 @@
  */
 import type { Context } from '../../scripts/context.ts';
 import { listenerAt, type Listener, type ProcessInfo } from '../../scripts/listeners.ts';
+import { cleanField } from '../../scripts/text.ts';
 import { parseProcNetTcp, TCP_LISTEN } from './proc-net-tcp.ts';
 
 /** Bound the /proc walk: a busy host has thousands of processes and we only want a few sockets. */
@@ -33,7 +34,10 @@ export async function readProcess(ctx: Context, pid: number): Promise<ProcessInf
   const cgroup = (/^0::(\/.*)$/m.exec(cgroupFile) ?? /^\d+:name=systemd:(\/.*)$/m.exec(cgroupFile))?.[1];
   // snaps run as snap.ollama.<app>.service; a terminal's processes sit in a session-N.scope.
   const unit = /\/([^/\n]+\.(?:service|scope))\s*$/m.exec(cgroup ?? cgroupFile)?.[1];
-  return { pid, argv: cmdline.split('\0').filter(Boolean), unit, cgroup };
+  // A process chooses its own argv: a newline in it would start a forged line ("✓ …") in the
+  // report, so every field is one line with no control characters, from here on.
+  const argv = cmdline.split('\0').filter(Boolean).map(cleanField).filter(Boolean);
+  return { pid, argv, unit: unit === undefined ? undefined : cleanField(unit), cgroup: cgroup === undefined ? undefined : cleanField(cgroup) };
 }
 
 /** Fill in `owner` for each listener whose socket inode we can find among the processes we can see. */

@@ -35,8 +35,8 @@ export function parseEnvironmentFiles(values: string[]): { path: string; optiona
   return files;
 }
 
-/** Split an Environment= value into its assignments, undoing systemd's quoting. */
-export function parseEnvironmentList(value: string): Map<string, string> {
+/** Split a space-separated list the way systemd writes and reads it (C-style quotes, backslash escapes). */
+export function splitQuotedWords(value: string): string[] {
   const words: string[] = [];
   let current = '';
   let inWord = false;
@@ -67,12 +67,25 @@ export function parseEnvironmentList(value: string): Map<string, string> {
     }
   }
   if (inWord) words.push(current);
+  return words;
+}
+
+/** Split an Environment= value into its assignments, undoing systemd's quoting. */
+export function parseEnvironmentList(value: string): Map<string, string> {
   const assignments = new Map<string, string>();
-  for (const word of words) {
+  for (const word of splitQuotedWords(value)) {
     const equals = word.indexOf('=');
     if (equals > 0) assignments.set(word.slice(0, equals), word.slice(equals + 1));
   }
   return assignments;
+}
+
+/**
+ * Whether an UnsetEnvironment= list removes `name` when it has `value`: a bare name removes any
+ * assignment of it, `NAME=VALUE` only that exact one (systemd.exec(5)).
+ */
+export function unsetRemoves(words: readonly string[], name: string, value: string | undefined): boolean {
+  return words.some((word) => word === name || (value !== undefined && word === `${name}=${value}`));
 }
 
 /**
@@ -127,6 +140,78 @@ export function environmentAssignmentsInUnitFile(text: string, name: string): st
     if (value !== undefined) values.push(value);
   }
   return values;
+}
+
+/** One directive that decides a variable, in the order systemd reads it. */
+export type EnvironmentDirective =
+  | { directive: 'Environment'; reset: true }
+  | { directive: 'Environment'; reset: false; value: string | undefined }
+  | { directive: 'UnsetEnvironment'; reset: true }
+  | { directive: 'UnsetEnvironment'; reset: false; words: string[] };
+
+/**
+ * The Environment= and UnsetEnvironment= lines of one unit file or drop-in, in [Service], as they
+ * bear on `name`: an empty one resets the list gathered so far, in this file and every file read
+ * before it (systemd.exec(5)).
+ */
+export function environmentDirectives(text: string, name: string): EnvironmentDirective[] {
+  const directives: EnvironmentDirective[] = [];
+  let section = '';
+  for (const logical of unitFileLines(text)) {
+    const line = logical.trim();
+    if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
+    const header = /^\[(.+)\]$/.exec(line);
+    if (header) {
+      section = header[1] ?? '';
+      continue;
+    }
+    if (section !== 'Service') continue;
+    const assignment = /^(Environment|UnsetEnvironment)\s*=\s*(.*)$/.exec(line);
+    if (!assignment) continue;
+    const body = (assignment[2] ?? '').trim();
+    if (assignment[1] === 'Environment') {
+      directives.push(body === '' ? { directive: 'Environment', reset: true } : { directive: 'Environment', reset: false, value: parseEnvironmentList(body).get(name) });
+    } else {
+      directives.push(body === '' ? { directive: 'UnsetEnvironment', reset: true } : { directive: 'UnsetEnvironment', reset: false, words: splitQuotedWords(body) });
+    }
+  }
+  return directives;
+}
+
+/** Who decides `name` across the unit file and its drop-ins, read in systemd's order. */
+export interface EnvironmentSources {
+  /** The file whose Environment= assignment survives, and the value. */
+  setBy?: { path: string; value: string };
+  /** The last file with an empty Environment=, which threw away every assignment before it. */
+  resetBy?: string;
+  /** The last file whose UnsetEnvironment= (still in force) names the variable. */
+  unsetBy?: string;
+}
+
+/** `files` in the order systemd reads them: the unit file, then drop-ins by file name. */
+export function environmentSources(files: readonly { path: string; text: string }[], name: string): EnvironmentSources {
+  let setBy: EnvironmentSources['setBy'];
+  let resetBy: string | undefined;
+  const unsets: { path: string; words: string[] }[] = [];
+  for (const file of files) {
+    for (const directive of environmentDirectives(file.text, name)) {
+      if (directive.directive === 'Environment') {
+        if (directive.reset) {
+          if (setBy) resetBy = file.path;
+          setBy = undefined;
+        } else if (directive.value !== undefined) {
+          setBy = { path: file.path, value: directive.value };
+          resetBy = undefined;
+        }
+      } else if (directive.reset) {
+        unsets.length = 0;
+      } else {
+        unsets.push({ path: file.path, words: directive.words });
+      }
+    }
+  }
+  const unsetBy = [...unsets].reverse().find((entry) => unsetRemoves(entry.words, name, undefined) || entry.words.some((word) => word.startsWith(`${name}=`)))?.path;
+  return { setBy, resetBy, unsetBy };
 }
 
 /**

@@ -7,6 +7,7 @@ import { SETUP_COMMAND } from '../../platforms/commands.ts';
 import type { InstallationCommands } from '../../platforms/types.ts';
 import type { Facts } from '../facts.ts';
 import { reachDecision } from '../plan.ts';
+import { UnquotableError } from '../shell-quote.ts';
 
 export { SETUP_COMMAND };
 
@@ -28,4 +29,19 @@ export function widenBindFix(facts: Facts): string {
 /** Whether the widening fix applies: setup agrees a change is needed (see reachDecision). */
 export function wideningNeeded(facts: Facts): boolean {
   return reachDecision(facts).changeNeeded;
+}
+
+/**
+ * A machine-supplied value as one word of the shell the fix is pasted into, quoted by the
+ * platform's own rules (POSIX sh on Linux and macOS, PowerShell on Windows). A value that can't be
+ * pasted safely (a control character) is shown escaped, and the fix says to type it by hand.
+ */
+export function shellWord(facts: Pick<Facts, 'support'>, value: string): string {
+  const byHand = `${JSON.stringify(value)} (type it by hand: it can't be pasted safely)`;
+  try {
+    return facts.support.quote(value);
+  } catch (error) {
+    if (error instanceof UnquotableError) return byHand;
+    throw error;
+  }
 }

@@ -5,6 +5,10 @@
  * environment, ~/.stigmer/config.yaml or its default.
  */
 import type { Facts } from '../facts.ts';
+import { modelNameProblem } from '../model-name.ts';
+import { STIGMER_DEFAULTS } from '../stigmer-config.ts';
+import { cleanField } from '../text.ts';
+import { shellWord } from './fixes.ts';
 import type { Check } from './types.ts';
 
 function modelSource(facts: Facts): string {
@@ -23,12 +27,23 @@ export const modelCheck: Check = {
     // Ollama lists "name:latest" for a model pulled as "name".
     const present = names.includes(wanted) || (!wanted.includes(':') && names.includes(`${wanted}:latest`));
     const source = modelSource(facts);
+    // A name Ollama would reject can't go into `ollama pull`: it is the finding, and no command is built from it.
+    const invalid = modelNameProblem(wanted);
+    if (invalid) {
+      const line = !facts.container && facts.stigmer.model.from === 'config.yaml' && facts.stigmer.model.line ? ` line ${facts.stigmer.model.line}` : '';
+      return {
+        status: 'warn',
+        message: `Stigmer's model ${JSON.stringify(cleanField(wanted))} (from ${source}${line}) is not a valid Ollama model name: ${invalid}.`,
+        why: 'Ollama refuses that name, so the agent-runner\'s first request fails.',
+        fix: `Set a valid model name (such as ${STIGMER_DEFAULTS.model}) in ${source}${line}`,
+      };
+    }
     if (present) return { status: 'ok', message: `Stigmer's model ${wanted} (from ${source}) is pulled.` };
     return {
       status: 'warn',
       message: `Stigmer's model ${wanted} (from ${source}) is not pulled (Ollama has ${names.length === 0 ? 'no models' : names.slice(0, 20).join(', ')}).`,
       why: 'The agent-runner reaches Ollama, but its first request fails with "model not found".',
-      fix: `ollama pull ${wanted}`,
+      fix: `ollama pull ${shellWord(facts, wanted)}`,
     };
   },
 };

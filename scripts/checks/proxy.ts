@@ -9,6 +9,7 @@ import { containerBaseUrl } from '../facts.ts';
 import { urlEndpoint } from '../ollama-host.ts';
 import { concludedProbe } from '../plan.ts';
 import { capturingProxy, noProxyWith, proxyFromEnvironment, type ProxySettings } from '../proxy.ts';
+import { shellWord } from './fixes.ts';
 import type { Check } from './types.ts';
 
 export const proxyCheck: Check = {
@@ -37,7 +38,7 @@ export const proxyCheck: Check = {
         status: broken ? 'fail' : 'warn',
         message: `${inRunner.settings.source} has HTTP_PROXY=${inRunner.proxy}${inRunner.settings.noProxy ? ` and NO_PROXY=${inRunner.settings.noProxy}` : ' and no NO_PROXY'}: requests to ${host}:${port} go to the proxy, not to Ollama${broken ? ` (the probe got: ${probe?.outcome}${probe?.status ? ` ${probe.status}` : ''})` : ''}.`,
         why: 'The proxy answers instead of Ollama (a 503 or an HTML page) and Ollama never sees the request (F12).',
-        fix: `Recreate ${facts.containerName} with -e NO_PROXY=${noProxyWith(inRunner.settings.noProxy, additions)} -e no_proxy=${noProxyWith(inRunner.settings.noProxy, additions)}`,
+        fix: `Recreate ${facts.containerName} with -e ${shellWord(facts, `NO_PROXY=${noProxyWith(inRunner.settings.noProxy, additions)}`)} -e ${shellWord(facts, `no_proxy=${noProxyWith(inRunner.settings.noProxy, additions)}`)}`,
       };
     }
     const elsewhere = captured[0];
@@ -51,7 +52,7 @@ export const proxyCheck: Check = {
           : 'Containers and tools started from here with the proxy passed on send their Ollama requests to it (F12).',
         fix: isClientConfig
           ? `Set "noProxy": "${noProxyWith(elsewhere.settings.noProxy, additions)}" under proxies.default in that file`
-          : `export NO_PROXY=${noProxyWith(elsewhere.settings.noProxy, additions)} no_proxy=${noProxyWith(elsewhere.settings.noProxy, additions)}   # and in your shell profile`,
+          : `export ${shellWord(facts, `NO_PROXY=${noProxyWith(elsewhere.settings.noProxy, additions)}`)} ${shellWord(facts, `no_proxy=${noProxyWith(elsewhere.settings.noProxy, additions)}`)}   # and in your shell profile`,
       };
     }
     const daemon = facts.docker.state === 'ok' ? facts.docker.daemonProxy : undefined;

@@ -7,6 +7,8 @@
  */
 import type { Check, Finding } from './types.ts';
 import { bindScope, formatBindAddress, urlEndpoint } from '../ollama-host.ts';
+import { modelNameProblem } from '../model-name.ts';
+import { cleanField } from '../text.ts';
 
 export const stigmerConfigCheck: Check = {
   id: 'stigmer.config',
@@ -40,6 +42,16 @@ export const stigmerConfigCheck: Check = {
       ? `; ${facts.containerName} runs on network "${container.networkMode}" with OLLAMA_BASE_URL=${container.env.get('OLLAMA_BASE_URL') ?? '(unset)'}`
       : '';
     if (provider !== 'ollama') return { status: 'ok', message: `${summary}${runner}.` };
+    const invalidModel = modelNameProblem(config.model.value);
+    if (invalidModel) {
+      const where = config.model.from === 'config.yaml' ? `${file}${config.model.line ? ` line ${config.model.line}` : ''}` : config.model.from;
+      return {
+        status: 'warn',
+        message: `${where}: ${JSON.stringify(cleanField(config.model.value))} is not a valid model name (${invalidModel}).`,
+        why: 'Ollama refuses a name outside its grammar ([host/][namespace/]model[:tag]), so Stigmer\'s requests fail.',
+        fix: config.model.from === 'config.yaml' ? `stigmer config set llm.model qwen2.5-coder:7b   # or correct line ${config.model.line ?? '?'} of ${file}` : `Set ${config.model.from} to a valid model name, such as qwen2.5-coder:7b`,
+      };
+    }
 
     if (container && container.networkMode !== 'host' && !container.env.has('OLLAMA_BASE_URL')) {
       return {

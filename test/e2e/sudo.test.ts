@@ -30,11 +30,16 @@ describe('setup as a user who is not root', () => {
     await buildSystemdImage();
     await startSystemdContainer(HOST);
     await installOllamaUnit(HOST);
-    // dev may sudo without a password; alice must type hers, which --yes never does.
-    await dockerExecOk(HOST, ['useradd', '-m', 'dev']);
-    await dockerExecOk(HOST, ['useradd', '-m', 'alice']);
+    // dev may sudo without a password; alice must type hers, which --yes never does; dave may run
+    // anything but systemctl, so sudo -n fails half-way through setup.
+    for (const user of ['dev', 'alice', 'dave']) await dockerExecOk(HOST, ['useradd', '-m', user]);
     await dockerExecOk(HOST, ['sh', '-c', 'echo alice:correct-horse | chpasswd']);
-    await writeFileInContainer(HOST, '/etc/sudoers.d/e2e', 'dev ALL=(ALL) NOPASSWD: ALL\nalice ALL=(ALL) ALL\n', '0440');
+    await writeFileInContainer(
+      HOST,
+      '/etc/sudoers.d/e2e',
+      'dev ALL=(ALL) NOPASSWD: ALL\nalice ALL=(ALL) ALL\ndave ALL=(ALL) NOPASSWD: ALL, !/usr/bin/systemctl, !/bin/systemctl\n',
+      '0440',
+    );
   });
 
   afterAll(async () => {
@@ -81,5 +86,72 @@ describe('setup as a user who is not root', () => {
     const undo = await runAs('dev', ['undo', '--yes']);
     expect(undo.exitCode, undo.stdout + undo.stderr).toBe(0);
     expect((await dockerExec(HOST, ['test', '-e', DROP_IN])).exitCode).toBe(1);
+  });
+
+  const listening = async () => (await dockerExecOk(HOST, ['ss', '-ltnH', 'sport = :11434'])).trim().split(/\s+/)[3];
+  const mainPid = async () => (await dockerExecOk(HOST, ['systemctl', 'show', 'ollama', '--property=MainPID'])).trim();
+  type ErrorReport = ReturnType<typeof parseReport> & { error: string };
+
+  it('when sudo -n is refused half-way (systemctl not allowed), the written drop-in is rolled back and Ollama is untouched', async () => {
+    const pid = await mainPid();
+    const run = await runAs('dave', ['--yes', '--json']);
+    expect(run.exitCode).toBe(1);
+    const report = parseReport(run) as ErrorReport;
+    expect(report.error).toMatch(/not allowed to execute '\/(usr\/)?bin\/systemctl daemon-reload' as root/);
+    // The file is put back; the rollback's own daemon-reload is refused the same way, and says so
+    // (systemd never loaded our drop-in, so nothing needed reloading: the lead is told).
+    expect((await dockerExec(HOST, ['test', '-e', DROP_IN])).exitCode).toBe(1);
+    expect(await mainPid()).toBe(pid);
+    expect(await listening()).toBe('127.0.0.1:11434');
+  });
+
+  it('a 0600 drop-in a user can not read: doctor reports it and goes on; setup refuses without a raw EACCES', async () => {
+    await writeFileInContainer(HOST, '/etc/systemd/system/ollama.service.d/secret.conf', '[Service]\nEnvironment="HF_TOKEN=x"\n', '0600');
+    await dockerExecOk(HOST, ['sh', '-c', 'systemctl daemon-reload && systemctl restart ollama']);
+    try {
+      const doctor = await runAs('dev', ['doctor', '--json']);
+      const report = parseReport(doctor);
+      expect(report.checks.length).toBeGreaterThan(5);
+      const config = report.checks.find((check) => check.id === 'ollama.service-config');
+      expect(config?.message).toBe("/etc/systemd/system/ollama.service.d/secret.conf (read by ollama.service) can't be read: permission denied (run as root to read it).");
+      expect(doctor.stdout + doctor.stderr).not.toContain('EACCES');
+      const setup = await runAs('dev', ['--yes', '--json']);
+      expect(setup.exitCode).toBe(1);
+      expect((parseReport(setup) as ErrorReport).error).toContain("secret.conf (read by ollama.service) can't be read");
+      expect((await dockerExec(HOST, ['test', '-e', DROP_IN])).exitCode).toBe(1);
+    } finally {
+      await dockerExecOk(HOST, ['sh', '-c', 'rm -f /etc/systemd/system/ollama.service.d/secret.conf && systemctl daemon-reload && systemctl restart ollama']);
+    }
+  });
+
+  it('a 0600 EnvironmentFile= is not taken as "does not set OLLAMA_HOST": setup as a user refuses, changing nothing', async () => {
+    await writeFileInContainer(HOST, '/etc/default/ollama', 'OLLAMA_HOST=127.0.0.1:11434\n', '0600');
+    await writeFileInContainer(HOST, '/etc/systemd/system/ollama.service.d/env.conf', '[Service]\nEnvironmentFile=/etc/default/ollama\n');
+    await dockerExecOk(HOST, ['sh', '-c', 'systemctl daemon-reload && systemctl restart ollama']);
+    try {
+      const setup = await runAs('dev', ['--yes', '--json']);
+      expect(setup.exitCode).toBe(1);
+      expect((parseReport(setup) as ErrorReport).error).toContain("/etc/default/ollama (read by ollama.service) can't be read");
+      expect((await dockerExec(HOST, ['test', '-e', DROP_IN])).exitCode).toBe(1);
+    } finally {
+      await dockerExecOk(HOST, ['sh', '-c', 'rm -f /etc/default/ollama /etc/systemd/system/ollama.service.d/env.conf && systemctl daemon-reload && systemctl restart ollama']);
+    }
+  });
+
+  it('two runs through sudo that both find a stale lock: never both take it over', async () => {
+    // A lock left by a run that was killed, written through sudo (a symlink naming its pid).
+    await dockerExecOk(HOST, ['sh', '-c', 'mkdir -p /var/lib/stigmer-setup && ln -sfn 999999 /var/lib/stigmer-setup/lock']);
+    const [first, second] = await Promise.all([runAs('dev', ['--yes', '--json']), runAs('dev', ['--yes', '--json'])]);
+    const outcomes = [first, second];
+    expect(outcomes.filter((run) => run.exitCode === 0).length).toBeGreaterThanOrEqual(1);
+    for (const run of outcomes.filter((outcome) => outcome.exitCode !== 0)) {
+      expect((parseReport(run) as ErrorReport).error).toMatch(/another stigmer-setup \(pid \d+\) is running|changed since/);
+    }
+    // -L too: a lock written through sudo is a symlink to a pid, dangling by design.
+    for (const leftover of ['/var/lib/stigmer-setup/lock', '/var/lib/stigmer-setup/lock.takeover']) {
+      expect((await dockerExec(HOST, ['sh', '-c', `test -e ${leftover} || test -L ${leftover}`])).exitCode).toBe(1);
+    }
+    expect(await listening()).toMatch(/^(\*|\[::\]|0\.0\.0\.0):11434$/);
+    expect((await runAs('dev', ['undo', '--yes'])).exitCode).toBe(0);
   });
 });

@@ -303,7 +303,7 @@ describe('stigmer.config', () => {
     const parsed = config('backend:\n  type: local\n  local:\n    llm:\n      model: llama3.2:1b\n      base_url: http://localhost:11500\n', { STIGMER_LLM_MODEL: 'phi3' });
     expect(parsed.state).toBe('ok');
     expect(parsed.model).toEqual({ value: 'phi3', from: 'STIGMER_LLM_MODEL' });
-    expect(parsed.baseUrl).toEqual({ value: 'http://localhost:11500', from: 'config.yaml' });
+    expect(parsed.baseUrl).toEqual({ value: 'http://localhost:11500', from: 'config.yaml', line: 6 });
     expect(parsed.provider).toEqual({ value: 'ollama', from: 'default' });
     expect(config(undefined)).toMatchObject({ state: 'missing', model: { value: 'qwen2.5-coder:7b', from: 'default' }, baseUrl: { value: 'http://localhost:11434' } });
   });

@@ -149,6 +149,7 @@ describe('a crafted undo.json', () => {
   it('refuses a backup whose content is not what setup saved (sha256 differs)', async () => {
     await mkdir(dropInDir(), { recursive: true });
     await writeFile(dropIn(), '[Service]\nEnvironment="OLLAMA_HOST=127.0.0.1:1"\n');
+    await systemd.exec(['daemon-reload']); // loaded, as a user's drop-in is: a pending edit is refused
     expect((await runCli(['--yes'])).code).toBe(0);
     const [name] = await readdir(path.join(stateDir(), 'backups'));
     await writeFile(path.join(stateDir(), 'backups', name as string), 'something else\n');
@@ -288,9 +289,11 @@ describe('FIFOs where files belong never hang a command', () => {
         return args[0] === 'show' ? ok(`${shown.stdout}\nEnvironmentFiles=/etc/default/ollama (ignore_errors=no)\n`) : shown;
       },
     });
-    const { code } = await runCli(['doctor'], ctx);
+    // doctor reports it as a finding and goes on with every other check.
+    const { code } = await runCli(['doctor', '--json'], ctx);
     expect(code).toBe(1);
-    expect(ctx.stderr[0]).toMatch(/etc\/default\/ollama is a FIFO/);
+    const config = (ctx.json[0] as { checks: { id: string; message: string }[] }).checks.find((check) => check.id === 'ollama.service-config');
+    expect(config?.message).toMatch(/etc\/default\/ollama \(read by ollama\.service\) can't be read: .*is a FIFO/);
   });
 });
 
@@ -413,6 +416,7 @@ describe('one run at a time', () => {
     const original = `[Service]\nEnvironment="OLLAMA_HOST=127.0.0.1:${await freePort()}"\n`;
     await mkdir(dropInDir(), { recursive: true });
     await writeFile(dropIn(), original);
+    await systemd.exec(['daemon-reload']); // loaded, as a user's drop-in is: a pending edit is refused
     expect((await runCli(['--yes'])).code).toBe(0);
     // Two runs at once, as two processes would be (each its own pid, both alive).
     const [a, b] = await Promise.all([runCli(['undo', '--yes'], machine({ pid: liveProcess() })), runCli(['--yes', '--host', `[::]:${port}`], machine({ pid: liveProcess() }))]);
@@ -454,6 +458,7 @@ describe('no stale plans', () => {
   it('an edit made while the prompt is open stops setup before anything is written', async () => {
     await mkdir(dropInDir(), { recursive: true });
     await writeFile(dropIn(), '[Service]\nEnvironment="OLLAMA_HOST=127.0.0.1:1"\n');
+    await systemd.exec(['daemon-reload']); // loaded, as a user's drop-in is: a pending edit is refused
     const ctx = machine({ isTTY: true });
     ctx.terminal.confirm = async () => {
       await writeFile(dropIn(), '# edited by hand while the prompt was open\n');
@@ -470,6 +475,7 @@ describe('no stale plans', () => {
     expect((await runCli(['--yes'])).code).toBe(0);
     await writeFile(dropIn(), `${await readFile(dropIn(), 'utf8')}Environment="OLLAMA_DEBUG=1"\n`);
     const edited = await readFile(dropIn(), 'utf8');
+    await systemd.exec(['daemon-reload']); // the user reloaded after the edit: a pending one is refused
     const { code, ctx } = await runCli(['--yes', '--json', '--host', `[::]:${port}`]);
     expect(code).toBe(0);
     const report = ctx.json[0] as { warnings: string[]; changes: { kept?: boolean; path: string }[] };
