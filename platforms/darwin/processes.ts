@@ -5,19 +5,22 @@
  * started by hand).
  */
 import type { Context } from '../../scripts/context.ts';
-import { classifyOllamaCommand, parsePsAux, type OllamaProcessKind } from './parsers/ps.ts';
+import { describeOllamaCommand, parsePsAux, type OllamaProcessKind } from './parsers/ps.ts';
 
 export interface OllamaProcess {
   pid: number;
   command: string;
   kind: OllamaProcessKind;
+  /** The app and its server: the bundle they run from, as ps shows it (not yet checked). */
+  bundle?: string;
 }
 
 export async function ollamaProcesses(ctx: Context): Promise<OllamaProcess[]> {
   const ps = await ctx.exec('ps', ['aux'], { timeoutMs: 10_000 });
   if (ps.exitCode !== 0) return [];
   return parsePsAux(ps.stdout).flatMap((process) => {
-    const kind = classifyOllamaCommand(process.command);
-    return kind ? [{ pid: process.pid, command: process.command, kind }] : [];
+    const found = describeOllamaCommand(process.command);
+    if (!found) return [];
+    return [found.bundle === undefined ? { pid: process.pid, command: process.command, kind: found.kind } : { pid: process.pid, command: process.command, kind: found.kind, bundle: found.bundle }];
   });
 }
