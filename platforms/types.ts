@@ -258,7 +258,7 @@ export interface PlatformSupport {
    * A reason to refuse before anything is looked at (exit 2), e.g. macOS run through sudo: its
    * changes are per-user, and root would read and write the wrong home.
    */
-  preflight?(ctx: Context): string | undefined;
+  preflight?(ctx: Context): string | undefined | Promise<string | undefined>;
   /**
    * How Stigmer's supervisor networks the agent-runner here (stigmer.md §1): on Linux it shares the
    * host's network (--network host); elsewhere it is bridged, and only "localhost" in the base URL

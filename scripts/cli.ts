@@ -299,7 +299,7 @@ export async function run(argv: string[], ctx: Context): Promise<number> {
   if (mutates && !options.yes && (!ctx.isTTY || options.json)) return usageError(ctx, NEEDS_YES);
 
   const support = await loadPlatform(options.platform ?? ctx.platform);
-  const refusal = support.preflight?.(ctx);
+  const refusal = await support.preflight?.(ctx);
   if (refusal) return usageError(ctx, refusal);
   const out = new Output(ctx, options.json);
   try {

@@ -21,6 +21,8 @@ export async function ollamaProcesses(ctx: Context): Promise<OllamaProcess[]> {
   return parsePsAux(ps.stdout).flatMap((process) => {
     const found = describeOllamaCommand(process.command);
     if (!found) return [];
+    // A path that had control characters in it is not the path we would read or open: leave it unknown.
+    if (process.altered) return [{ pid: process.pid, command: process.command, kind: found.kind }];
     return [found.bundle === undefined ? { pid: process.pid, command: process.command, kind: found.kind } : { pid: process.pid, command: process.command, kind: found.kind, bundle: found.bundle }];
   });
 }

@@ -16,7 +16,10 @@ import { boundedLines, MAX_LINE_CHARS, parseDecimal, cleanField } from '../../..
 export interface PsProcess {
   user: string;
   pid: number;
+  /** The command with control characters and escape sequences removed, for showing. */
   command: string;
+  /** The command as printed held control characters: what it names on disk is not what `command` says. */
+  altered: boolean;
 }
 
 const ROW = /^(\S+)\s+(\d+)\s+(?:\S+\s+){8}(\S.*)$/;
@@ -30,7 +33,8 @@ export function parsePsAux(text: string): PsProcess[] {
     if (m === null) continue;
     const pid = parseDecimal(m[2]);
     if (pid === undefined) continue;
-    processes.push({ user: cleanField(m[1] ?? ''), pid, command: cleanField(m[3] ?? '') });
+    const command = cleanField(m[3] ?? '');
+    processes.push({ user: cleanField(m[1] ?? ''), pid, command, altered: command !== (m[3] ?? '') });
   }
   return processes;
 }
