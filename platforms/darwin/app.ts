@@ -148,8 +148,9 @@ export function agentPath(locations: Pick<Locations, 'home'>, path: DetectOption
  * login item and this agent in no set order, and `launchctl setenv` from before the reboot is gone:
  *   - agent first: it sets the variable, finds no app, and the app starts later with it;
  *   - app first: the app started its server without OLLAMA_HOST. The agent sets the variable, then
- *     quits the app (SIGTERM, as `pkill -x Ollama`), waits for it to exit (at most 30 s), and opens
- *     the bundle it ran from again, which now starts its server with the value.
+ *     quits the app (SIGTERM, as `pkill -x Ollama`), waits until ps no longer shows that pid with
+ *     that command (at most 30 s), and opens the bundle it ran from again, which now starts its
+ *     server with the value.
  * When launchd already holds the value (a second login without a reboot), it does nothing.
  * Every tool it uses is in launchd's default PATH (/usr/bin:/bin:/usr/sbin:/sbin), added after
  * whatever PATH the job has.
@@ -167,7 +168,7 @@ export const AGENT_SCRIPT = [
   '  [ "$bundle" != "$command" ] && [ -d "$bundle" ] || continue',
   '  kill "$pid" || continue',
   '  waited=0',
-  '  while kill -0 "$pid" 2>/dev/null && [ "$waited" -lt 30 ]; do sleep 1; waited=$((waited + 1)); done',
+  '  while [ "$(ps -p "$pid" -o command= 2>/dev/null)" = "$command" ] && [ "$waited" -lt 30 ]; do sleep 1; waited=$((waited + 1)); done',
   '  open "$bundle" --args hidden',
   '  exit $?',
   'done',
