@@ -207,6 +207,11 @@ export interface Strategy<D extends Detection = Detection> {
   persistent: boolean;
   /** The restart action, built the same way for setup and for undo (pure). */
   restartChange?(context: RestartContext): RestartChange;
+  /**
+   * Why this restart must not run now (it could not start Ollama again), or undefined. Asked
+   * before setup or undo changes anything, so a refusal leaves everything as it was.
+   */
+  checkRestart?(ctx: Context, change: RestartChange): Promise<string | undefined>;
   /** Carry the restart out; the default runs its steps in order. May wait and retry. */
   restart?(ctx: Context, change: RestartChange, run: StepRunner): Promise<void>;
   /** Every file this strategy may write. An undo record that names another file is refused. */

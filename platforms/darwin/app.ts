@@ -403,6 +403,9 @@ export const appStrategy: Strategy<AppDetection> = {
   persistent: true,
   commands: (detection) => appCommands(detection),
   restartChange: (context) => restartChange(context),
+  async checkRestart(ctx, change) {
+    return (await planRelaunch(ctx, await ollamaProcesses(ctx), plannedBundle(change))).refusal;
+  },
   restart,
   writablePaths: (locations, path) => [agentPath(locations, path)],
   settings: [{ store: 'launchd-env', key: 'OLLAMA_HOST' }],

@@ -295,6 +295,27 @@ describe('Ollama.app', () => {
     expect(listening()).toEqual(['127.0.0.1:11434']);
   });
 
+  it('undo, when the running app\'s bundle is gone, is refused before it changes anything, and the app still runs', async () => {
+    const sb = sandbox({ brewInstalled: false, appInstalled: true, appPath: path.join(os.tmpdir(), `stigmer-gone-undo-${process.pid}`, 'Ollama.app') });
+    await openApp(sb);
+    await waitListening(/^127\.0\.0\.1:11434$/);
+    expect(cli(sb, ['--yes']).code).toBe(0);
+    await waitListening(WILDCARD);
+    const agent = path.join(sb.home, 'Library', 'LaunchAgents', 'com.stigmer.ollama-host.plist');
+    const agentBytes = readFileSync(agent);
+    const before = appProcess(sb);
+    rmSync(path.dirname(sb.appPath), { recursive: true, force: true });
+    sb.clearTranscript();
+    const undo = cli(sb, ['undo', '--yes']);
+    expect(undo.code).toBe(1);
+    expect(undo.report.error).toContain('but it is not there any more');
+    expect(undo.report.error).toMatch(/Nothing was stopped\..* Nothing was changed\.$/);
+    expect(changing(sb)).toEqual([]);
+    expect(readFileSync(agent).equals(agentBytes)).toBe(true);
+    expect((await launchctl(sb, ['getenv', 'OLLAMA_HOST'])).stdout).toBe(`0.0.0.0:${PORT}\n`);
+    expect(appProcess(sb)).toEqual(before);
+  });
+
   it('an app that ignores SIGTERM: the wait times out, the app is opened again anyway, the rollback too, and the message says what happened', async () => {
     const sb = sandbox({ brewInstalled: false, appInstalled: true });
     await openApp(sb);
