@@ -26,7 +26,7 @@ import { readExposeSetting } from '../expose.ts';
 import { listensAsRequested, type Blocker, type Change, type DetectOptions, type Detection, type Locations, type Plan, type PlanRequest, type Problem, type RestartChange, type RestartContext, type Strategy } from '../types.ts';
 import { launchdEnvStore } from './launchd.ts';
 import { PlistError, buildPlist, readPlistDict } from './plist-file.ts';
-import { ollamaProcesses, type OllamaProcess } from './processes.ts';
+import { ollamaProcesses, readOllamaProcesses, type OllamaProcess } from './processes.ts';
 
 export const AGENT_LABEL = 'com.stigmer.ollama-host';
 /** The bundle ids Ollama.app has shipped with (ollama-facts.md §5: the legacy Electron one is still current). */
@@ -287,9 +287,15 @@ function plannedBundle(change: RestartChange): string | undefined {
  * Refuses before pkill when it can't know how to start the app again. After pkill it always opens
  * the app again, whatever happened, and says what did.
  */
+/** What a restart would do now, from a fresh `ps aux`; a ps that fails is a refusal, not "nothing runs". */
+async function relaunchNow(ctx: Context, change: RestartChange): Promise<Relaunch> {
+  const processes = await readOllamaProcesses(ctx);
+  if (processes === undefined) return { waitFor: [], refusal: '`ps aux` failed, so stigmer-setup can\'t tell whether Ollama.app runs or where from. Nothing was stopped.' };
+  return planRelaunch(ctx, processes, plannedBundle(change));
+}
+
 async function restart(ctx: Context, change: RestartChange): Promise<void> {
-  const before = await ollamaProcesses(ctx);
-  const relaunch = await planRelaunch(ctx, before, plannedBundle(change));
+  const relaunch = await relaunchNow(ctx, change);
   if (relaunch.refusal) throw new StepError(relaunch.refusal);
   const open = openArgv(relaunch.bundle);
   // The report lists the commands a restart ran: these are the ones (the bundle is where it runs now).
@@ -404,7 +410,7 @@ export const appStrategy: Strategy<AppDetection> = {
   commands: (detection) => appCommands(detection),
   restartChange: (context) => restartChange(context),
   async checkRestart(ctx, change) {
-    return (await planRelaunch(ctx, await ollamaProcesses(ctx), plannedBundle(change))).refusal;
+    return (await relaunchNow(ctx, change)).refusal;
   },
   restart,
   writablePaths: (locations, path) => [agentPath(locations, path)],

@@ -16,8 +16,13 @@ export interface OllamaProcess {
 }
 
 export async function ollamaProcesses(ctx: Context): Promise<OllamaProcess[]> {
+  return (await readOllamaProcesses(ctx)) ?? [];
+}
+
+/** The Ollama processes, or undefined when ps itself failed (then nobody can say what runs). */
+export async function readOllamaProcesses(ctx: Context): Promise<OllamaProcess[] | undefined> {
   const ps = await ctx.exec('ps', ['aux'], { timeoutMs: 10_000 });
-  if (ps.exitCode !== 0) return [];
+  if (ps.exitCode !== 0) return undefined;
   return parsePsAux(ps.stdout).flatMap((process) => {
     const found = describeOllamaCommand(process.command);
     if (!found) return [];

@@ -83,6 +83,14 @@ describe('the process table is untrusted', () => {
     expect(describeOllamaCommand('/Users/ada/My Apps/Ollama.app/Contents/MacOS/Ollama hidden')).toEqual({ kind: 'app', bundle: '/Users/ada/My Apps/Ollama.app' });
   });
 
+  it('a ps that fails is not "nothing runs": refused, nothing stopped', async () => {
+    const ctx = testContext({ env: { HOME: home }, exec: (command) => (command === 'ps' ? { exitCode: 1, stdout: '', stderr: 'ps: sysctl: Operation not permitted' } : ok()) });
+    const error = await appStrategy.restart?.(ctx, structuredClone(RESTART), async () => {}).catch((caught: unknown) => caught as Error);
+    expect(error?.message).toBe("`ps aux` failed, so stigmer-setup can't tell whether Ollama.app runs or where from. Nothing was stopped.");
+    expect(ctx.calls.map((call) => call.command)).toEqual(['ps']);
+    expect(await appStrategy.checkRestart?.(ctx, structuredClone(RESTART))).toBe(error?.message);
+  });
+
   it('two copies of the app running from different bundles: refused, nothing stopped', async () => {
     const a = await bundleAt('A/Ollama.app');
     const b = await bundleAt('B/Ollama.app');
