@@ -212,6 +212,11 @@ export interface Strategy<D extends Detection = Detection> {
    * undefined. systemd: someone else's unit edit that our daemon-reload would load too.
    */
   restartBlocker?(ctx: Context, options: DetectOptions): Promise<{ message: string; fix: string } | undefined>;
+  /**
+   * Why this restart must not run now (it could not start Ollama again), or undefined. Asked
+   * before setup or undo changes anything, so a refusal leaves everything as it was.
+   */
+  checkRestart?(ctx: Context, change: RestartChange): Promise<string | undefined>;
   /** Carry the restart out; the default runs its steps in order. May wait and retry. */
   restart?(ctx: Context, change: RestartChange, run: StepRunner): Promise<void>;
   /** Every file this strategy may write. An undo record that names another file is refused. */
@@ -269,7 +274,7 @@ export interface PlatformSupport {
    * A reason to refuse before anything is looked at (exit 2), e.g. macOS run through sudo: its
    * changes are per-user, and root would read and write the wrong home.
    */
-  preflight?(ctx: Context): string | undefined;
+  preflight?(ctx: Context): string | undefined | Promise<string | undefined>;
   /**
    * One value as one word of the shell a user of this platform pastes our commands into (POSIX sh,
    * PowerShell: scripts/shell-quote.ts), for every machine-supplied value in a fix or a printed

@@ -196,6 +196,11 @@ export async function executeChanges(applier: Applier, changes: Change[], onRoll
 /** Before anything is written: every target still holds what the plan saw. */
 async function preflight(applier: Applier, changes: Change[]): Promise<string | undefined> {
   for (const change of changes) {
+    // A restart that could not start Ollama again is refused before the first change, not after.
+    if (change.type === 'restart') {
+      const refusal = await strategyFor(applier, change.strategy).checkRestart?.(applier.ctx, change);
+      if (refusal) return `${refusal} Nothing was changed.`;
+    }
     try {
       await checkNotStale(applier, change);
     } catch (caught) {

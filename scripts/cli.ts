@@ -389,7 +389,7 @@ export async function run(argv: string[], ctx: Context): Promise<number> {
 
   const support = await loadPlatform(options.platform ?? ctx.platform);
   const progress = new Progress(ctx, baseReport(options, support.id, 'none'));
-  const refusal = support.preflight?.(ctx);
+  const refusal = await support.preflight?.(ctx);
   if (refusal && !ctx.terminal.interrupt.aborted) return usageError(ctx, refusal);
   const out = new Output(ctx, options.json);
   try {

@@ -5,19 +5,29 @@
  * started by hand).
  */
 import type { Context } from '../../scripts/context.ts';
-import { classifyOllamaCommand, parsePsAux, type OllamaProcessKind } from './parsers/ps.ts';
+import { describeOllamaCommand, parsePsAux, type OllamaProcessKind } from './parsers/ps.ts';
 
 export interface OllamaProcess {
   pid: number;
   command: string;
   kind: OllamaProcessKind;
+  /** The app and its server: the bundle they run from, as ps shows it (not yet checked). */
+  bundle?: string;
 }
 
 export async function ollamaProcesses(ctx: Context): Promise<OllamaProcess[]> {
+  return (await readOllamaProcesses(ctx)) ?? [];
+}
+
+/** The Ollama processes, or undefined when ps itself failed (then nobody can say what runs). */
+export async function readOllamaProcesses(ctx: Context): Promise<OllamaProcess[] | undefined> {
   const ps = await ctx.exec('ps', ['aux'], { timeoutMs: 10_000 });
-  if (ps.exitCode !== 0) return [];
+  if (ps.exitCode !== 0) return undefined;
   return parsePsAux(ps.stdout).flatMap((process) => {
-    const kind = classifyOllamaCommand(process.command);
-    return kind ? [{ pid: process.pid, command: process.command, kind }] : [];
+    const found = describeOllamaCommand(process.command);
+    if (!found) return [];
+    // A path that had control characters in it is not the path we would read or open: leave it unknown.
+    if (process.altered) return [{ pid: process.pid, command: process.command, kind: found.kind }];
+    return [found.bundle === undefined ? { pid: process.pid, command: process.command, kind: found.kind } : { pid: process.pid, command: process.command, kind: found.kind, bundle: found.bundle }];
   });
 }

@@ -20,11 +20,16 @@ import {
   brewServicesStart,
   buildPlist,
   createSandbox,
+  installAppAt,
   launchctl,
   launchctlSetenv,
   launchdJob,
   openApp,
+  openAppAt,
   parsePlist,
+  reboot,
+  runningAppBundle,
+  setAppIgnoresTerm,
   REPO,
   writeAppSettings,
   type Sandbox,
@@ -530,6 +535,63 @@ describe('Ollama.app', () => {
     await launchctlSetenv(sb, 'OLLAMA_HOST', `127.0.0.1:${p2}`);
     await openApp(sb);
     await waitListening(sb, p2);
+  });
+
+  it('two copies: open -a picks the registered one by name, open <bundle> that very copy; ps shows where each runs from', async () => {
+    const sb = sandbox({ appInstalled: true });
+    const port = await freePort();
+    await launchctlSetenv(sb, 'OLLAMA_HOST', `127.0.0.1:${port}`);
+    const other = installAppAt(sb, path.join(sb.home, 'Tools', 'My Apps', 'Ollama.app'));
+    await openAppAt(sb, other);
+    await waitListening(sb, port);
+    expect(runningAppBundle(sb)).toBe(other);
+    const app = appProcess(sb);
+    const ps = await sb.run('ps', ['-p', String(app?.pid), '-o', 'command=']);
+    expect(ps).toEqual({ code: 0, stdout: `${other}/Contents/MacOS/Ollama hidden\n`, stderr: '' });
+    expect((await sb.run('ps', ['aux'])).stdout).toContain(`${other}/Contents/Resources/ollama serve`);
+    expect(await sb.run('ps', ['-p', '999999999', '-o', 'command='])).toEqual({ code: 1, stdout: '', stderr: '' });
+    await sb.run('pkill', ['-x', 'Ollama']);
+    await waitFor(async () => (appProcess(sb) === null ? true : undefined), { timeoutMs: 10_000, intervalMs: 100, what: 'the app to exit' });
+    await openApp(sb);
+    await waitListening(sb, port);
+    expect(runningAppBundle(sb)).toBe(sb.appPath);
+    // A path that is not there fails like open(1).
+    expect(await sb.run('open', [path.join(sb.home, 'gone', 'Ollama.app')])).toEqual({ code: 1, stdout: '', stderr: `The file ${path.join(sb.home, 'gone', 'Ollama.app')} does not exist.\n` });
+  });
+
+  it('a hung app ignores SIGTERM (pkill matches it, it keeps running); SIGINT still ends it', async () => {
+    const sb = sandbox({ appInstalled: true });
+    const port = await freePort();
+    await launchctlSetenv(sb, 'OLLAMA_HOST', `127.0.0.1:${port}`);
+    await openApp(sb);
+    await waitListening(sb, port);
+    const app = appProcess(sb);
+    setAppIgnoresTerm(sb, true);
+    expect((await sb.run('pkill', ['-x', 'Ollama'])).code).toBe(0);
+    await sleep(1500);
+    expect(appProcess(sb)).toEqual(app);
+    expect((await sb.run('pkill', ['-INT', '-x', 'Ollama'])).code).toBe(0);
+    await waitFor(async () => (appProcess(sb) === null ? true : undefined), { timeoutMs: 10_000, intervalMs: 100, what: 'the app to exit' });
+  });
+
+  it('a reboot ends every process and the setenv values; at login the agents and the app start in the order asked for', async () => {
+    const sb = sandbox({ appInstalled: true });
+    const port = await freePort();
+    const agent = path.join(sb.home, 'Library', 'LaunchAgents', 'com.example.setenv.plist');
+    writeFileSync(agent, `${buildPlist({ Label: 'com.example.setenv', ProgramArguments: ['/bin/launchctl', 'setenv', 'OLLAMA_HOST', `127.0.0.1:${port}`], RunAtLoad: true })}\n`);
+    await launchctlSetenv(sb, 'OLLAMA_HOST', '127.0.0.1:1');
+    await openApp(sb);
+    const before = appProcess(sb);
+    // Agents first: the app starts with the agent's value.
+    await reboot(sb, { order: 'agents-first' });
+    expect(appProcess(sb)?.pid).not.toBe(before?.pid);
+    await waitListening(sb, port);
+    // App first: it starts before the value exists, so its server listens on Ollama's default;
+    // the agent's setenv comes after and does not reach it.
+    await reboot(sb, { order: 'app-first' });
+    expect((sb.state() as { app: { serverHost: string | null } }).app.serverHost).toBeNull();
+    expect((await launchctl(sb, ['getenv', 'OLLAMA_HOST'])).stdout).toBe(`127.0.0.1:${port}\n`);
+    expect(ssListen(port)).toEqual([]);
   });
 
   it('open of an app that is not installed fails like open(1)', async () => {

@@ -11,7 +11,7 @@
  * run changes nothing, and undo brings back the original bytes and the loopback bind. Each pins
  * its commands (a golden transcript). These tests need port 11434, Ollama's default.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -19,7 +19,8 @@ import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { environmentVariables, readPlistDict } from '../../platforms/darwin/plist-file.ts';
 import { BUNDLE, type JsonReport } from './cli.ts';
-import { brewServicesStart, createSandbox, launchctl, openApp, type Sandbox, type SandboxOptions } from '../support/macos/sandbox.mjs';
+import { AGENT_SCRIPT } from '../../platforms/darwin/app.ts';
+import { appProcess, brewServicesStart, buildPlist, createSandbox, installAppAt, launchctl, openApp, openAppAt, reboot, runningAppBundle, setAppIgnoresTerm, type Sandbox, type SandboxOptions } from '../support/macos/sandbox.mjs';
 import { waitFor } from './support/shell.ts';
 
 const PORT = 11434;
@@ -213,16 +214,11 @@ describe('Ollama.app', () => {
       { type: 'setting', store: 'launchd-env', key: 'OLLAMA_HOST', before: null, after: `0.0.0.0:${PORT}`, argv: ['launchctl', 'setenv', 'OLLAMA_HOST', `0.0.0.0:${PORT}`], applied: true },
       expect.objectContaining({ type: 'file', path: agent, action: 'create', applied: true }),
       { type: 'command', argv: ['pkill', '-x', 'Ollama'], applied: true },
-      { type: 'command', argv: ['open', '-a', 'Ollama', '--args', 'hidden'], applied: true },
+      { type: 'command', argv: ['open', sb.appPath, '--args', 'hidden'], applied: true },
     ]);
-    expect(changing(sb)).toEqual([`launchctl setenv OLLAMA_HOST 0.0.0.0:${PORT}`, 'pkill -x Ollama', 'open -a Ollama --args hidden']);
+    expect(changing(sb)).toEqual([`launchctl setenv OLLAMA_HOST 0.0.0.0:${PORT}`, 'pkill -x Ollama', `open ${sb.appPath.replace(sb.home, '~')} --args hidden`]);
     await waitListening(WILDCARD);
-    expect(readPlistDict(readFileSync(agent), 'agent')).toEqual({ Label: 'com.stigmer.ollama-host', ProgramArguments: ['/bin/launchctl', 'setenv', 'OLLAMA_HOST', `0.0.0.0:${PORT}`], RunAtLoad: true });
-
-    // At the next login launchd loads the agent, which sets the variable again: it lasts a reboot.
-    await launchctl(sb, ['unsetenv', 'OLLAMA_HOST']);
-    await launchctl(sb, ['bootstrap', `gui/${uid}`, agent]);
-    expect((await launchctl(sb, ['getenv', 'OLLAMA_HOST'])).stdout).toBe(`0.0.0.0:${PORT}\n`);
+    expect(readPlistDict(readFileSync(agent), 'agent')).toEqual({ Label: 'com.stigmer.ollama-host', ProgramArguments: ['/bin/sh', '-c', AGENT_SCRIPT, 'com.stigmer.ollama-host', `0.0.0.0:${PORT}`], RunAtLoad: true });
 
     sb.clearTranscript();
     expect(cli(sb, ['--yes']).report.changes).toEqual([]);
@@ -234,6 +230,159 @@ describe('Ollama.app', () => {
     expect((await launchctl(sb, ['getenv', 'OLLAMA_HOST'])).stdout).toBe('');
     await waitListening(/^127\.0\.0\.1:11434$/);
   });
+
+  it('a foreign listener on [::1]:11434 (an ssh -L tunnel) does not stop setup or undo: the restart waits for the app\'s pids, not for the port', async () => {
+    const sb = sandbox({ brewInstalled: false, appInstalled: true, runtime: 'forward-loopback' });
+    // A Mac without Homebrew at all, as many app users have: no brew on PATH.
+    rmSync(path.join(sb.shimDir, 'brew'));
+    await openApp(sb);
+    await waitListening(/^127\.0\.0\.1:11434$/);
+    // Someone else's listener on the same port, another address, in its own process (like ssh, it
+    // closes what it accepts: nothing is forwarded). It stays for the whole test.
+    const tunnel = spawn(process.execPath, ['-e', `require('node:net').createServer((s) => s.destroy()).listen({ host: '::1', port: ${PORT}, ipv6Only: true }, () => console.log('listening'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        tunnel.stdout?.once('data', () => resolve());
+        tunnel.once('exit', (code) => reject(new Error(`the [::1]:${PORT} listener exited ${code}`)));
+      });
+      expect(listening()).toEqual(expect.arrayContaining(['[::1]:11434', '127.0.0.1:11434']));
+      // A specific address: on Linux a wildcard bind would clash with [::1]:11434 (a Mac allows both).
+      const setup = cli(sb, ['--yes', '--host', `127.0.0.1:${PORT}`]);
+      expect(setup.code, setup.stderr + JSON.stringify(setup.report, null, 2)).toBe(0);
+      expect(setup.report.changes.at(-1)).toEqual({ type: 'command', argv: ['open', sb.appPath, '--args', 'hidden'], applied: true });
+      expect((await launchctl(sb, ['getenv', 'OLLAMA_HOST'])).stdout).toBe(`127.0.0.1:${PORT}\n`);
+      const undo = cli(sb, ['undo', '--yes']);
+      expect(undo.code, undo.stderr + JSON.stringify(undo.report, null, 2)).toBe(0);
+      expect((await launchctl(sb, ['getenv', 'OLLAMA_HOST'])).stdout).toBe('');
+      await waitListening(/^127\.0\.0\.1:11434$/);
+      expect(appProcess(sb)).not.toBeNull();
+    } finally {
+      tunnel.kill('SIGKILL');
+    }
+  }, 120_000);
+
+  it('an app running from a folder other than ~/Applications (with a space in its path) is started again from there, by setup and by undo', async () => {
+    // ~/Applications holds another copy, the one `open -a Ollama` would pick by name.
+    const sb = sandbox({ brewInstalled: false, appInstalled: true });
+    const custom = installAppAt(sb, path.join(sb.home, 'Tools', 'My Apps', 'Ollama.app'));
+    await openAppAt(sb, custom);
+    await waitListening(/^127\.0\.0\.1:11434$/);
+    expect(runningAppBundle(sb)).toBe(custom);
+    const setup = cli(sb, ['--yes']);
+    expect(setup.code, setup.stderr + JSON.stringify(setup.report, null, 2)).toBe(0);
+    await waitListening(WILDCARD);
+    expect(runningAppBundle(sb)).toBe(custom);
+    const undo = cli(sb, ['undo', '--yes']);
+    expect(undo.code, undo.stderr).toBe(0);
+    await waitListening(/^127\.0\.0\.1:11434$/);
+    expect(runningAppBundle(sb)).toBe(custom);
+  });
+
+  it('an app whose bundle is gone is refused before anything is stopped: exit 1, nothing changed, the app still runs', async () => {
+    const sb = sandbox({ brewInstalled: false, appInstalled: true, appPath: path.join(os.tmpdir(), `stigmer-gone-${process.pid}`, 'Ollama.app') });
+    await openApp(sb);
+    await waitListening(/^127\.0\.0\.1:11434$/);
+    const before = appProcess(sb);
+    rmSync(path.dirname(sb.appPath), { recursive: true, force: true });
+    sb.clearTranscript();
+    const setup = cli(sb, ['--yes']);
+    expect(setup.code).toBe(1);
+    expect(setup.report.error).toContain(`runs from ${JSON.stringify(sb.appPath)}, but it is not there any more`);
+    expect(setup.report.error).toContain('Nothing was stopped.');
+    expect(changing(sb)).toEqual([]);
+    expect(existsSync(path.join(sb.home, 'Library', 'LaunchAgents', 'com.stigmer.ollama-host.plist'))).toBe(false);
+    expect(appProcess(sb)).toEqual(before);
+    expect(listening()).toEqual(['127.0.0.1:11434']);
+  });
+
+  it('undo, when the running app\'s bundle is gone, is refused before it changes anything, and the app still runs', async () => {
+    const sb = sandbox({ brewInstalled: false, appInstalled: true, appPath: path.join(os.tmpdir(), `stigmer-gone-undo-${process.pid}`, 'Ollama.app') });
+    await openApp(sb);
+    await waitListening(/^127\.0\.0\.1:11434$/);
+    expect(cli(sb, ['--yes']).code).toBe(0);
+    await waitListening(WILDCARD);
+    const agent = path.join(sb.home, 'Library', 'LaunchAgents', 'com.stigmer.ollama-host.plist');
+    const agentBytes = readFileSync(agent);
+    const before = appProcess(sb);
+    rmSync(path.dirname(sb.appPath), { recursive: true, force: true });
+    sb.clearTranscript();
+    const undo = cli(sb, ['undo', '--yes']);
+    expect(undo.code).toBe(1);
+    expect(undo.report.error).toContain('but it is not there any more');
+    expect(undo.report.error).toMatch(/Nothing was stopped\..* Nothing was changed\.$/);
+    expect(changing(sb)).toEqual([]);
+    expect(readFileSync(agent).equals(agentBytes)).toBe(true);
+    expect((await launchctl(sb, ['getenv', 'OLLAMA_HOST'])).stdout).toBe(`0.0.0.0:${PORT}\n`);
+    expect(appProcess(sb)).toEqual(before);
+  });
+
+  it('an app that ignores SIGTERM: the wait times out, the app is opened again anyway, the rollback too, and the message says what happened', async () => {
+    const sb = sandbox({ brewInstalled: false, appInstalled: true });
+    await openApp(sb);
+    await waitListening(/^127\.0\.0\.1:11434$/);
+    const before = appProcess(sb);
+    setAppIgnoresTerm(sb, true);
+    sb.clearTranscript();
+    const setup = cli(sb, ['--yes']);
+    expect(setup.code).toBe(1);
+    expect(setup.report.error).toMatch(/^Ollama \(pid \d+, \d+\) was still running 15 s after `pkill -x Ollama`, so it did not restart and keeps the settings it started with; `open .*Ollama\.app --args hidden` ran, so it keeps running\./);
+    // setup's restart and the rollback's: each ends with open.
+    expect(changing(sb)).toEqual([
+      `launchctl setenv OLLAMA_HOST 0.0.0.0:${PORT}`,
+      'pkill -x Ollama',
+      `open ${sb.appPath.replace(sb.home, '~')} --args hidden`,
+      'launchctl unsetenv OLLAMA_HOST',
+      'pkill -x Ollama',
+      `open ${sb.appPath.replace(sb.home, '~')} --args hidden`,
+    ]);
+    expect(appProcess(sb)).toEqual(before);
+    expect((await launchctl(sb, ['getenv', 'OLLAMA_HOST'])).stdout).toBe('');
+    expect(existsSync(path.join(sb.home, 'Library', 'LaunchAgents', 'com.stigmer.ollama-host.plist'))).toBe(false);
+    expect(listening()).toEqual(['127.0.0.1:11434']);
+  }, 120_000);
+});
+
+describe('Ollama.app after a reboot, whichever login item runs first', () => {
+  it('the app listens where setup configured it after a reboot where the agent runs first, and one where the app does', async () => {
+    const sb = sandbox({ brewInstalled: false, appInstalled: true });
+    await openApp(sb);
+    await waitListening(/^127\.0\.0\.1:11434$/);
+    const setup = cli(sb, ['--yes']);
+    expect(setup.code, setup.stderr).toBe(0);
+    await waitListening(WILDCARD);
+
+    await reboot(sb, { order: 'agents-first' });
+    await waitListening(WILDCARD);
+    expect((sb.state() as { app: { serverHost: string } }).app.serverHost).toBe(`0.0.0.0:${PORT}`);
+
+    // The app comes up first, on loopback (no OLLAMA_HOST yet); the agent then starts it again.
+    await reboot(sb, { order: 'app-first' });
+    await waitListening(WILDCARD);
+    expect((sb.state() as { app: { serverHost: string } }).app.serverHost).toBe(`0.0.0.0:${PORT}`);
+    expect(runningAppBundle(sb)).toBe(sb.appPath);
+    const doctor = cli(sb, ['doctor']);
+    expect(JSON.stringify(doctor.report.checks)).not.toContain('runs without the OLLAMA_HOST');
+  }, 120_000);
+
+  it('with the agent earlier versions wrote (setenv only), app first leaves loopback; doctor names the one command, which fixes it', async () => {
+    const sb = sandbox({ brewInstalled: false, appInstalled: true });
+    await openApp(sb);
+    await waitListening(/^127\.0\.0\.1:11434$/);
+    expect(cli(sb, ['--yes']).code).toBe(0);
+    const agent = path.join(sb.home, 'Library', 'LaunchAgents', 'com.stigmer.ollama-host.plist');
+    writeFileSync(agent, `${buildPlist({ Label: 'com.stigmer.ollama-host', ProgramArguments: ['/bin/launchctl', 'setenv', 'OLLAMA_HOST', `0.0.0.0:${PORT}`], RunAtLoad: true })}\n`);
+    await reboot(sb, { order: 'app-first' });
+    await waitListening(/^127\.0\.0\.1:11434$/);
+    expect((await launchctl(sb, ['getenv', 'OLLAMA_HOST'])).stdout).toBe(`0.0.0.0:${PORT}\n`);
+    const doctor = cli(sb, ['doctor']);
+    const finding = doctor.report.checks.find((check) => String(check.message).includes('runs without the OLLAMA_HOST it was configured with'));
+    expect(finding, JSON.stringify(doctor.report.checks, null, 2)).toMatchObject({ status: 'warn', fix: `npx stigmer-setup --yes --host 0.0.0.0:${PORT}` });
+    const fix = cli(sb, ['--yes', '--host', `0.0.0.0:${PORT}`]);
+    expect(fix.code, fix.stderr + JSON.stringify(fix.report, null, 2)).toBe(0);
+    await waitListening(WILDCARD);
+    // The fix also wrote the current agent, so the next reboot is right in either order.
+    expect(readPlistDict(readFileSync(agent), 'agent').ProgramArguments).toEqual(['/bin/sh', '-c', AGENT_SCRIPT, 'com.stigmer.ollama-host', `0.0.0.0:${PORT}`]);
+  }, 120_000);
 });
 
 describe('Homebrew and the app both installed', () => {

@@ -451,7 +451,7 @@ describe('ps aux', () => {
       [821, 'app-server'],
       [46899, undefined],
     ]);
-    expect(processes[2]).toEqual({ user: 'anish', pid: 821, command: '/Applications/Ollama.app/Contents/Resources/ollama serve' });
+    expect(processes[2]).toEqual({ user: 'anish', pid: 821, command: '/Applications/Ollama.app/Contents/Resources/ollama serve', altered: false });
   });
 
   it('tells the app, a Homebrew server and an unrelated process apart', () => {

@@ -5,15 +5,16 @@
  * from the fixtures in test/fixtures/darwin. The sandbox e2e suite runs the same code against
  * shims that behave like launchd and brew.
  */
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { appStrategy, renderAgent, type AppDetection } from '../../platforms/darwin/app.ts';
+import { AGENT_SCRIPT, appStrategy, renderAgent, type AppDetection } from '../../platforms/darwin/app.ts';
 import { brewEnvFilePath, brewStrategy, type BrewDetection } from '../../platforms/darwin/brew.ts';
 import { parseBrewEnvFile, withBrewEnvValue } from '../../platforms/darwin/parsers/brew-env.ts';
 import { environmentVariables, readPlistDict } from '../../platforms/darwin/plist-file.ts';
 import type { Change, FileChange, PlanRequest, RestartChange, SettingChange } from '../../platforms/types.ts';
 import type { ExecResult } from '../../scripts/context.ts';
+import { StepError } from '../../scripts/system-files.ts';
 import { fixture } from './support/fixtures.ts';
 import { failed, NOT_FOUND, ok, tempRoot, testContext } from './support/context.ts';
 
@@ -195,8 +196,10 @@ describe('Ollama.app', () => {
     expect(settings(plan.changes)).toEqual([{ type: 'setting', store: 'launchd-env', key: 'OLLAMA_HOST', before: undefined, after: '0.0.0.0:11434', privileged: false, argv: ['launchctl', 'setenv', 'OLLAMA_HOST', '0.0.0.0:11434'] }]);
     const [agent] = files(plan.changes);
     expect(agent).toMatchObject({ path: path.join(home, 'Library/LaunchAgents/com.stigmer.ollama-host.plist'), action: 'create', mode: 0o644 });
-    expect(readPlistDict(agent?.after as Buffer, 'agent')).toEqual({ Label: 'com.stigmer.ollama-host', ProgramArguments: ['/bin/launchctl', 'setenv', 'OLLAMA_HOST', '0.0.0.0:11434'], RunAtLoad: true });
-    expect(restarts(plan.changes)).toEqual([{ type: 'restart', strategy: 'darwin-app', steps: [['pkill', '-x', 'Ollama'], ['open', '-a', 'Ollama', '--args', 'hidden']], privileged: false, port: 11434 }]);
+    // The value is the script's $1, an argument: it is never part of the shell text.
+    expect(readPlistDict(agent?.after as Buffer, 'agent')).toEqual({ Label: 'com.stigmer.ollama-host', ProgramArguments: ['/bin/sh', '-c', AGENT_SCRIPT, 'com.stigmer.ollama-host', '0.0.0.0:11434'], RunAtLoad: true });
+    // Not running: the restart opens the bundle that is installed, by its path.
+    expect(restarts(plan.changes)).toEqual([{ type: 'restart', strategy: 'darwin-app', steps: [['pkill', '-x', 'Ollama'], ['open', path.join(home, 'Applications/Ollama.app'), '--args', 'hidden']], privileged: false, port: 11434 }]);
   });
 
   it('changes nothing when launchd and the login agent already give the address and the app listens there', async () => {
@@ -223,5 +226,154 @@ describe('Ollama.app', () => {
     expect(detection.serverPid).toBe(821);
     // That capture, grepped case-sensitively, has the app's server but not the app itself.
     expect(detection.running).toBe(false);
+  });
+});
+
+/**
+ * `ps aux` rows in the layout of the real capture test/fixtures/darwin/ps-aux-grep-ollama-app.txt:
+ * its USER…TIME columns, with our pid and command. The command of the app itself,
+ * `/Applications/Ollama.app/Contents/MacOS/Ollama hidden`, is what public reports of a running app
+ * show (see docs-notes/h1-darwin-app.md); no complete `ps aux` line of it was found.
+ */
+function psAux(rows: [number, string][]): string {
+  const real = fixture('darwin/ps-aux-grep-ollama-app.txt').split('\n')[2] as string;
+  const prefix = real.slice(0, real.indexOf('/Applications'));
+  return `USER               PID  %CPU %MEM      VSZ    RSS   TT  STAT STARTED      TIME COMMAND\n${rows.map(([pid, command]) => prefix.replace(' 821 ', ` ${pid} `) + command).join('\n')}\n`;
+}
+
+describe('Ollama.app restart: never stop what can\'t be started again', () => {
+  /** An app bundle with the real Info.plist and its program, somewhere other than /Applications. */
+  async function bundleAt(relative: string): Promise<string> {
+    const bundle = path.join(home, relative);
+    await mkdir(path.join(bundle, 'Contents/MacOS'), { recursive: true });
+    await writeFile(path.join(bundle, 'Contents/Info.plist'), fixture('darwin/Ollama.app-Info.plist'));
+    await writeFile(path.join(bundle, 'Contents/MacOS/Ollama'), '');
+    return bundle;
+  }
+
+  /** A Mac where the app runs from `bundle`; pkill makes it quit unless `ignoresTerm`; open starts it. */
+  function appMac(bundle: string, options: { ignoresTerm?: boolean; openFails?: boolean } = {}) {
+    let running = true;
+    const ctx = testContext({
+      env: { HOME: home },
+      exec: (command, args): ExecResult => {
+        if (command === 'ps') return ok(psAux(running ? [[4684, `${bundle}/Contents/MacOS/Ollama hidden`], [4690, `${bundle}/Contents/Resources/ollama serve`]] : []));
+        if (command === 'pkill') {
+          if (!options.ignoresTerm) running = false;
+          return ok();
+        }
+        if (command === 'open') {
+          if (options.openFails) return failed(`Unable to find application named '${args[1]}'`);
+          running = true;
+          return ok();
+        }
+        // A user's `ssh -L [::1]:11434:…` tunnel: another listener on the port, in lsof's layout.
+        if (command === 'lsof') return ok('COMMAND PID   USER   FD   TYPE DEVICE SIZE/OFF NODE NAME\nssh     977 ada    5u  IPv6 ... 0t0  TCP [::1]:11434 (LISTEN)\n');
+        if (command === 'launchctl' && args[0] === 'getenv') return ok('');
+        return NOT_FOUND;
+      },
+    });
+    return ctx;
+  }
+  const change = (steps: string[][] = [['pkill', '-x', 'Ollama'], ['open', '-a', 'Ollama', '--args', 'hidden']]): RestartChange => ({ type: 'restart', strategy: 'darwin-app', steps, privileged: false, port: 11434 });
+  const run = async () => {};
+
+  it('opens again the bundle the app ran from (a folder with a space, not /Applications), waiting for its pids, not for the port', async () => {
+    const bundle = await bundleAt('Tools/My Apps/Ollama.app');
+    const ctx = appMac(bundle);
+    const restart = change();
+    await appStrategy.restart?.(ctx, restart, run);
+    const commands = ctx.calls.map((call) => [call.command, ...call.args]);
+    expect(commands.filter(([command]) => command !== 'ps')).toEqual([['pkill', '-x', 'Ollama'], ['open', bundle, '--args', 'hidden']]);
+    // The foreign listener on [::1]:11434 is none of its business: it never looks at the port.
+    expect(commands.some(([command]) => command === 'lsof')).toBe(false);
+    // The report shows the commands that ran.
+    expect(restart.steps).toEqual([['pkill', '-x', 'Ollama'], ['open', bundle, '--args', 'hidden']]);
+  });
+
+  it('refuses before pkill when the bundle the app runs from is gone, and says so', async () => {
+    const bundle = await bundleAt('Downloads/Ollama.app');
+    const ctx = appMac(bundle);
+    await rm(bundle, { recursive: true });
+    const error = await appStrategy.restart?.(ctx, change(), run).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(StepError);
+    expect((error as Error).message).toContain(`runs from ${JSON.stringify(bundle)}, but it is not there any more`);
+    expect((error as Error).message).toContain('Nothing was stopped.');
+    expect(ctx.calls.map((call) => call.command)).not.toContain('pkill');
+    expect(ctx.calls.map((call) => call.command)).not.toContain('open');
+  });
+
+  it('plans a blocker, not a restart it could not finish, when the running app\'s bundle is gone', async () => {
+    const bundle = await bundleAt('Downloads/Ollama.app');
+    const ctx = appMac(bundle);
+    await rm(bundle, { recursive: true });
+    const detection = (await appStrategy.detect(ctx, detectOptions())) as AppDetection;
+    expect(detection).toMatchObject({ running: true, bundle: undefined });
+    const plan = appStrategy.plan(detection, REQUEST);
+    expect(plan.blockers).toHaveLength(1);
+    expect(plan.blockers[0]?.message).toContain('it is not there any more');
+  });
+
+  it('refuses a bundle whose Info.plist is not Ollama\'s', async () => {
+    const bundle = await bundleAt('Applications/Ollama.app');
+    await writeFile(path.join(bundle, 'Contents/Info.plist'), fixture('darwin/Ollama.app-Info.plist').replace('com.electron.ollama', 'com.example.other'));
+    const ctx = appMac(bundle);
+    const error = await appStrategy.restart?.(ctx, change(), run).catch((caught: unknown) => caught);
+    expect((error as Error).message).toContain("its Info.plist is not Ollama.app's");
+    expect(ctx.calls.map((call) => call.command)).not.toContain('pkill');
+  });
+
+  it('still opens the app after a wait that timed out, and says it never quit', async () => {
+    const bundle = await bundleAt('Applications/Ollama.app');
+    const ctx = appMac(bundle, { ignoresTerm: true });
+    const error = await appStrategy.restart?.(ctx, change(), run).catch((caught: unknown) => caught);
+    expect((error as Error).message).toMatch(/^Ollama \(pid 4684, 4690\) was still running 15 s after `pkill -x Ollama`, so it did not restart and keeps the settings it started with; `open .*Ollama\.app --args hidden` ran, so it keeps running\./);
+    expect(ctx.calls.at(-1)).toMatchObject({ command: 'open', args: [bundle, '--args', 'hidden'] });
+  });
+
+  it('says the app quit but could not be started again when open fails', async () => {
+    const bundle = await bundleAt('Applications/Ollama.app');
+    const ctx = appMac(bundle, { openFails: true });
+    const error = await appStrategy.restart?.(ctx, change(), run).catch((caught: unknown) => caught);
+    expect((error as Error).message).toMatch(/^Ollama\.app quit, but could not be started again: `open .*` failed \(exit 1\)/);
+  });
+
+  it('when the app is not running, opens the bundle the plan named if it is Ollama\'s, else by name; nothing to wait for', async () => {
+    const bundle = await bundleAt('Applications/Ollama.app');
+    const ctx = testContext({ env: { HOME: home }, exec: (command) => (command === 'ps' ? ok(psAux([])) : command === 'pkill' ? failed('', 1) : command === 'open' ? ok() : NOT_FOUND) });
+    await appStrategy.restart?.(ctx, change([['pkill', '-x', 'Ollama'], ['open', bundle, '--args', 'hidden']]), run);
+    expect(ctx.calls.filter((call) => call.command !== 'ps').map((call) => [call.command, ...call.args])).toEqual([['pkill', '-x', 'Ollama'], ['open', bundle, '--args', 'hidden']]);
+    ctx.calls.length = 0;
+    await appStrategy.restart?.(ctx, change([['pkill', '-x', 'Ollama'], ['open', path.join(home, 'gone/Ollama.app'), '--args', 'hidden']]), run);
+    expect(ctx.calls.at(-1)).toMatchObject({ command: 'open', args: ['-a', 'Ollama', '--args', 'hidden'] });
+  });
+
+  it('doctor: an app that runs without the value it was configured with is a problem with the one command that fixes it', async () => {
+    const bundle = await bundleAt('Applications/Ollama.app');
+    const agent = path.join(home, 'Library/LaunchAgents/com.stigmer.ollama-host.plist');
+    await mkdir(path.dirname(agent), { recursive: true });
+    await writeFile(agent, renderAgent('0.0.0.0:11434'));
+    const ctx = appMac(bundle);
+    const listeners = [{ address: '127.0.0.1', port: 11434, family: 4 as const, scope: 'loopback' as const, owner: { pid: 4690, argv: ['ollama'] } }];
+    const detection = (await appStrategy.detect(ctx, { ...detectOptions(), listeners })) as AppDetection;
+    expect(detection.agentHost).toBe('0.0.0.0:11434');
+    expect(detection.problems).toEqual([
+      expect.objectContaining({
+        status: 'warn',
+        message: `Ollama.app runs without the OLLAMA_HOST it was configured with: its server (pid 4690) listens on 127.0.0.1:11434, but the login agent com.stigmer.ollama-host sets OLLAMA_HOST=0.0.0.0:11434. It started before the value was set.`,
+        fix: 'npx stigmer-setup --yes --host 0.0.0.0:11434',
+      }),
+    ]);
+    // Listening where it was configured: no such problem.
+    const right = (await appStrategy.detect(ctx, { ...detectOptions(), listeners: [{ ...listeners[0]!, address: '::', family: 6 as const, scope: 'wildcard' as const }] })) as AppDetection;
+    expect(right.problems).toEqual([]);
+  });
+
+  it('commands() quote the bundle path for sh', async () => {
+    const bundle = await bundleAt("Tools/Bob's Apps/Ollama.app");
+    const detection = (await appStrategy.detect(appMac(bundle), detectOptions())) as AppDetection;
+    const commands = appStrategy.commands(detection, 11434);
+    expect(commands.start).toBe(`open '${home}/Tools/Bob'\\''s Apps/Ollama.app'`);
+    expect(commands.restart).toBe(`pkill -x Ollama; sleep 5; open '${home}/Tools/Bob'\\''s Apps/Ollama.app' --args hidden`);
   });
 });

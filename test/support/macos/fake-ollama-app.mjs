@@ -17,7 +17,8 @@
 //   * the first time the server exits with status 1 (a port conflict, for example) it runs
 //     reapServers(): SIGTERM to every other process named "ollama" whose arguments are
 //     `ollama serve|start` (here: of this sandbox only), then restarts;
-//   * SIGTERM/SIGINT: stop the server (SIGINT, SIGKILL after 5 s) and exit 0.
+//   * SIGTERM/SIGINT: stop the server (SIGINT, SIGKILL after 5 s) and exit 0. With the sandbox's
+//     state.appIgnoresTerm set (setAppIgnoresTerm), SIGTERM is ignored: a hung app.
 // The app and server pids are recorded in the sandbox state (state.app).
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -176,7 +177,16 @@ async function shutdown() {
   }
   process.exit(0);
 }
-process.on('SIGTERM', () => void shutdown());
+process.on('SIGTERM', () => {
+  let ignores = false;
+  try {
+    ignores = withState(dir, (state) => state.appIgnoresTerm === true);
+  } catch {
+    // no state: quit as usual
+  }
+  if (ignores) appLog('INFO', 'SIGTERM ignored (stigmer mac sandbox: a hung app)');
+  else void shutdown();
+});
 process.on('SIGINT', () => void shutdown());
 
 async function run() {

@@ -19,8 +19,10 @@ export interface SandboxOptions {
   brewInstalled?: boolean;
   /** Homebrew prefix. Default <dir>/homebrew. */
   brewPrefix?: string;
-  /** Install $HOME/Applications/Ollama.app. Default false. */
+  /** Install Ollama.app (at appPath). Default false. */
   appInstalled?: boolean;
+  /** Where the app is installed. Default $HOME/Applications/Ollama.app. */
+  appPath?: string;
   /** What `docker` behaves like. Default 'forward-loopback' (Docker Desktop). */
   runtime?: DockerRuntime;
   /** Images `docker image ls` lists and `docker run --pull=never` finds. Default ['python:3.11-slim']. */
@@ -74,7 +76,7 @@ export interface Sandbox {
   shimDir: string;
   brewPrefix: string;
   brewLabel: BrewLabel;
-  /** $HOME/Applications/Ollama.app */
+  /** Where the app is installed (default $HOME/Applications/Ollama.app). */
   appPath: string;
   /** $HOME/Library/LaunchAgents/<brewLabel>.plist (what brew services writes). */
   plistPath: string;
@@ -101,6 +103,16 @@ export declare function brewServicesStop(sandbox: Sandbox, opts?: RunOptions): P
 export declare function brewServicesRestart(sandbox: Sandbox, opts?: RunOptions): Promise<ShimResult>;
 /** `open -a Ollama --args hidden`; throws unless it exits 0. */
 export declare function openApp(sandbox: Sandbox, opts?: RunOptions): Promise<ShimResult>;
+/** Install another copy of the app at `bundle` (registered after the first: `open -a` still picks the first). */
+export declare function installAppAt(sandbox: Sandbox, bundle: string): string;
+/** `open <bundle> --args hidden`; throws unless it exits 0. */
+export declare function openAppAt(sandbox: Sandbox, bundle: string, opts?: RunOptions): Promise<ShimResult>;
+/** Make the app ignore SIGTERM (a hung app), or quit on it again. */
+export declare function setAppIgnoresTerm(sandbox: Sandbox, ignores: boolean): void;
+/** The bundle the running app was started from, or null. */
+export declare function runningAppBundle(sandbox: Sandbox): string | null;
+/** A reboot and the next login: processes, setenv values and loaded jobs are gone; then every LaunchAgent and the app's login item start, in `order`. */
+export declare function reboot(sandbox: Sandbox, options?: { order?: 'app-first' | 'agents-first'; loginItem?: string }): Promise<void>;
 export declare function launchctl(sandbox: Sandbox, args: string[], opts?: RunOptions): Promise<ShimResult>;
 export declare function launchctlSetenv(sandbox: Sandbox, key: string, value: string, opts?: RunOptions): Promise<ShimResult>;
 

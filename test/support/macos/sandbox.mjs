@@ -9,7 +9,9 @@
 //              window), enable/disable, kickstart, list; legacy load/unload are accepted no-ops
 //   brew       --version, --prefix, list, services start|stop|restart|info|list (Homebrew's real
 //              plist generator, the 6.0.15+ services/<formula>.env merge, brew's real messages)
-//   open       `open -a Ollama [--args …]` starts fake-ollama-app.mjs as the "Ollama" process
+//   open       `open -a Ollama [--args …]` or `open <bundle.app> [--args …]` starts fake-ollama-app.mjs
+//              as the "Ollama" process of that bundle
+//   ps         `ps aux`, and `ps -p <pid[,pid]> -o <keyword>=` (command, comm, pid)
 //   pkill,     macOS/BSD pgrep/pkill over this sandbox's processes (-x, -f, -l, -P, -n, -o, -signal)
 //   pgrep
 //   lsof       `lsof -nP -iTCP:<port> -sTCP:LISTEN` read from the real kernel tables (/proc/net/tcp*)
@@ -94,6 +96,16 @@
 //  * The keg's `ollama` is a sh wrapper exec'ing node through a symlink named "ollama", so the
 //    server's process name is "ollama" (pgrep -x ollama, lsof COMMAND), as on a Mac.
 // Ollama.app
+//  * Several copies can be installed (installAppAt). LaunchServices, asked for an app by name
+//    (`open -a Ollama`), picks one registered copy: here the first one installed (real
+//    LaunchServices prefers by version and location; either way it need not be the copy that
+//    ran). `open <path to a bundle>` opens that very bundle, registered or not (open(1)).
+//  * setAppIgnoresTerm(sb, true) makes the app ignore SIGTERM (a hung app): `pkill -x Ollama` then
+//    leaves it running. SIGINT and SIGKILL still end it.
+//  * reboot(sb, { order }) models a restart of the Mac and the next login: every process ends, the
+//    `launchctl setenv` values and loaded jobs are gone (ollama-facts.md §5); at login launchd loads
+//    every plist in ~/Library/LaunchAgents and starts the app's own login item, in the order asked
+//    for ('app-first': the app's server is up before the agents run; 'agents-first').
 //  * Server start waits restartDelay (1 s) first, also the first time, and re-reads db.sqlite on
 //    every start (app/server/server.go Run/cmd). The app's process name is "Ollama".
 //  * reapServers() is modelled (exit status 1 → SIGTERM to other `ollama serve` processes once),
@@ -1020,9 +1032,10 @@ export function installBrewKeg(cfg) {
   writeFileSync(p.kegPlist, brewServicePlist(cfg, { ...FORMULA_ENV }));
 }
 
-/** Install Ollama.app at $HOME/Applications: Info.plist (the real one), MacOS/Ollama, Resources/ollama. */
-export function installApp(cfg) {
-  const app = cfg.app.path;
+/** Install Ollama.app at `at` (default cfg.app.path): Info.plist (the real one), MacOS/Ollama, Resources/ollama. */
+export function installApp(cfg, at = cfg.app.path) {
+  const app = at;
+  if (!cfg.apps.includes(app)) cfg.apps.push(app);
   ensureDir(path.join(app, 'Contents', 'MacOS'));
   copyFileSync(APP_INFO_PLIST_FIXTURE, path.join(app, 'Contents', 'Info.plist'));
   // The executable is node under the name "Ollama", so the process's name (comm) is "Ollama".
@@ -1217,7 +1230,9 @@ export function createSandbox(opts) {
       label: opts.brewLabel ?? 'homebrew.mxcl.ollama',
       prefix: opts.brewPrefix ? path.resolve(opts.brewPrefix) : path.join(dir, 'homebrew'),
     },
-    app: { path: path.join(home, 'Applications', 'Ollama.app') },
+    app: { path: opts.appPath ? path.resolve(opts.appPath) : path.join(home, 'Applications', 'Ollama.app') },
+    // Bundles LaunchServices knows, in the order `open -a Ollama` prefers them (see README).
+    apps: [],
     runtime: opts.runtime ?? 'forward-loopback',
     docker: {
       images: opts.dockerImages ?? ['python:3.11-slim'],
@@ -1244,7 +1259,10 @@ export function createSandbox(opts) {
   if (!existsSync(path.join(dir, 'state.json'))) writeFileAtomic(path.join(dir, 'state.json'), `${JSON.stringify(emptyState(), null, 2)}\n`);
   if (!existsSync(path.join(dir, 'transcript.jsonl'))) writeFileSync(path.join(dir, 'transcript.jsonl'), '');
   if (opts.brewInstalled ?? true) installBrewKeg(cfg);
-  if (opts.appInstalled ?? false) installApp(cfg);
+  if (opts.appInstalled ?? false) {
+    installApp(cfg);
+    writeFileAtomic(configPath(dir), `${JSON.stringify(cfg, null, 2)}\n`);
+  }
   return makeHandle(cfg);
 }
 
@@ -1413,6 +1431,77 @@ export function launchdJob(sandbox, label) {
     lastExit: j.lastExit,
     environment: { ...j.environment },
   };
+}
+
+/** Install another copy of Ollama.app at `bundle` and register it with the sandbox's LaunchServices. */
+export function installAppAt(sandbox, bundle) {
+  const cfg = loadConfig(sandbox.dir);
+  installApp(cfg, path.resolve(bundle));
+  writeFileAtomic(configPath(sandbox.dir), `${JSON.stringify(cfg, null, 2)}\n`);
+  return path.resolve(bundle);
+}
+
+/** `open <bundle> --args hidden`: start that very copy. */
+export async function openAppAt(sandbox, bundle, opts) {
+  return assertOk(await runShim(sandbox, 'open', [bundle, '--args', 'hidden'], quietOrRecorded(opts)), `open ${bundle}`);
+}
+
+/** Make the app ignore SIGTERM (true) or quit on it again (false). */
+export function setAppIgnoresTerm(sandbox, ignores) {
+  withState(sandbox.dir, (state) => {
+    state.appIgnoresTerm = ignores === true;
+  });
+}
+
+/** The bundle the running app was started from (its executable's path minus Contents/MacOS/Ollama), or null. */
+export function runningAppBundle(sandbox) {
+  const s = readState(sandbox.dir);
+  if (!s.app?.pid) return null;
+  const exe = procCmdline(s.app.pid)[0] ?? '';
+  return exe.endsWith('/Contents/MacOS/Ollama') ? exe.slice(0, -'/Contents/MacOS/Ollama'.length) : null;
+}
+
+/**
+ * A reboot and the next login (see README). Returns once the login is done: the agents have run
+ * (their programs have exited) and the app's server has started once.
+ */
+export async function reboot(sandbox, options = {}) {
+  const cfg = loadConfig(sandbox.dir);
+  await killAll(cfg);
+  withState(sandbox.dir, (state) => {
+    state.launchd.setenv = {};
+    state.launchd.jobs = {};
+    state.app = null;
+  });
+  const agentsDir = path.join(cfg.home, 'Library', 'LaunchAgents');
+  const agents = readdirSync(agentsDir).filter((name) => name.endsWith('.plist')).sort().map((name) => path.join(agentsDir, name));
+  const loginItem = options.loginItem ?? cfg.app.path;
+  const deadline = (ms) => Date.now() + ms;
+  const startApp = async () => {
+    await assertOk(await runShim(sandbox, 'open', [loginItem]), `login item ${loginItem}`);
+    const until = deadline(15_000);
+    while (Date.now() < until && !(readState(sandbox.dir).app?.serverStarts > 0)) await sleep(50);
+  };
+  const loadAgents = async () => {
+    for (const plist of agents) {
+      await runShim(sandbox, 'launchctl', ['bootstrap', domainTarget(cfg), plist]);
+      const label = path.basename(plist, '.plist');
+      // A RunAtLoad job that is not KeepAlive runs once: wait (bounded) until its program has exited.
+      const until = deadline(45_000);
+      for (;;) {
+        const job = readState(sandbox.dir).launchd.jobs[label];
+        if (!job || job.keepAlive || (job.runs > 0 && !job.proc && !job.supervisor) || Date.now() > until) break;
+        await sleep(50);
+      }
+    }
+  };
+  if (options.order === 'app-first') {
+    await startApp();
+    await loadAgents();
+  } else {
+    await loadAgents();
+    await startApp();
+  }
 }
 
 export { buildPlist, parsePlist };
