@@ -448,15 +448,21 @@ export function environmentVariables(dict: PlistDict): Record<string, string> {
 
 // --- writing ---------------------------------------------------------------------------------
 
-/** Text for inside <key> or <string>: &, < and > escaped; a control character can't be written. */
-function escapeText(value: string): string {
-  if (/[\x00-\x1f\x7f\ufffe\uffff]/.test(value)) throw new Error(`${JSON.stringify(value)} holds a control character, which stigmer-setup does not write into a property list`);
+/**
+ * Text for inside <key> or <string>: &, < and > escaped; a control character can't be written.
+ * A new plist's string values (`lines`) may hold tab and line feed, which XML and the reader
+ * allow (the login agent's script has lines); CR never, since an XML reader turns it into LF.
+ * What is spliced into a user's file (OLLAMA_HOST and its key) gets no control character at all.
+ */
+function escapeText(value: string, lines = false): string {
+  const forbidden = lines ? /[\x00-\x08\x0b-\x1f\x7f\ufffe\uffff]/ : /[\x00-\x1f\x7f\ufffe\uffff]/;
+  if (forbidden.test(value)) throw new Error(`${JSON.stringify(value)} holds a control character, which stigmer-setup does not write into a property list`);
   return value.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
 function buildValue(value: unknown, indent: string, lines: string[]): void {
   const inner = `${indent}  `;
-  if (typeof value === 'string') lines.push(`${indent}<string>${escapeText(value)}</string>`);
+  if (typeof value === 'string') lines.push(`${indent}<string>${escapeText(value, true)}</string>`);
   else if (typeof value === 'boolean') lines.push(`${indent}<${value}/>`);
   else if (typeof value === 'bigint' || (typeof value === 'number' && Number.isInteger(value))) lines.push(`${indent}<integer>${value}</integer>`);
   else if (typeof value === 'number') lines.push(`${indent}<real>${value}</real>`);

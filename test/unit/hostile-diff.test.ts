@@ -37,6 +37,7 @@ describe('the plan diff of a huge file, through --dry-run --json', () => {
     const comments = Array.from({ length: 30_000 }, (_, index) => `# note ${index}: a line somebody's tool appended`).join('\n');
     const huge = `[Service]\nEnvironment="OLLAMA_HOST=127.0.0.1:${port}"\n${comments}\n`;
     await writeFile(dropIn, huge);
+    await systemd.exec(['daemon-reload']); // loaded, as a drop-in on a real host is: a pending edit is refused
     const ctx = testContext({
       exec: async (command, args) => {
         // A sudo prefix is stripped: the fake machine runs privileged commands like any other.
