@@ -11,6 +11,7 @@
  */
 import type { Context } from '../scripts/context.ts';
 import { describeKind } from '../scripts/context.ts';
+import type { Problem } from './types.ts';
 
 /** true: on; false: off; undefined: could not be read (say so, never take it as off). */
 export type ExposeSetting = boolean | undefined;
@@ -38,11 +39,6 @@ export async function readExpose(ctx: Context, database: string): Promise<Expose
   return { value: undefined, unknownBecause: `${database} has no expose setting stigmer-setup recognises` };
 }
 
-/** The setting alone: true, false, or undefined for "could not read". */
-export async function readExposeSetting(ctx: Context, database: string): Promise<ExposeSetting> {
-  return (await readExpose(ctx, database)).value;
-}
-
 /**
  * What a check or a plan says about the setting: "on", "off", or that it could not be read. A
  * plan that relies on it being off says so in its warnings when it is unknown.
@@ -51,4 +47,14 @@ export function describeExpose(reading: ExposeReading): string {
   if (reading.value === true) return 'the app\'s "Expose Ollama to the network" setting is on';
   if (reading.value === false) return 'the app\'s "Expose Ollama to the network" setting is off';
   return `stigmer-setup could not read the app's "Expose Ollama to the network" setting (${reading.unknownBecause ?? 'unknown'}); if it is on, the app listens on 0.0.0.0 whatever OLLAMA_HOST says (Ollama → Settings)`;
+}
+
+/** The finding for a setting that could not be read: a warning that says so, never "off". */
+export function exposeUnknownProblem(reading: ExposeReading): Problem {
+  return {
+    status: 'warn',
+    message: `${describeExpose(reading)}.`,
+    why: 'Where the app listens then depends on a setting nobody could read: the checks below say where it really listens.',
+    fix: 'Open Ollama → Settings and look at "Expose Ollama to the network"; turn it off unless you want Ollama on your network.',
+  };
 }

@@ -22,7 +22,7 @@ import { bindScope, formatBindAddress, parseOllamaHost, sameBindAddress } from '
 import { quotePosix, UnquotableError } from '../../scripts/shell-quote.ts';
 import { describeFailure, StepError } from '../../scripts/system-files.ts';
 import { SETUP_COMMAND } from '../commands.ts';
-import { readExposeSetting } from '../expose.ts';
+import { describeExpose, exposeUnknownProblem, readExpose } from '../expose.ts';
 import { listensAsRequested, type Blocker, type Change, type DetectOptions, type Detection, type Locations, type Plan, type PlanRequest, type Problem, type RestartChange, type RestartContext, type Strategy } from '../types.ts';
 import { launchdEnvStore } from './launchd.ts';
 import { PlistError, buildPlist, readPlistDict } from './plist-file.ts';
@@ -136,6 +136,8 @@ export interface AppDetection extends Detection {
   agentHost?: string;
   /** The app's "Expose Ollama to the network" setting; undefined when it could not be read. */
   expose?: boolean;
+  /** Why `expose` is undefined: it could not be read (never taken for "off"). */
+  exposeUnknownBecause?: string;
 }
 
 export function agentPath(locations: Pick<Locations, 'home'>, path: DetectOptions['path']): string {
@@ -226,8 +228,10 @@ async function detect(ctx: Context, options: DetectOptions): Promise<AppDetectio
   const file = agentPath(options, options.path);
   const agent = await ctx.fs.read(file);
   const agentHost = agentValue(agent, file);
-  const expose = await readExposeSetting(ctx, options.path.join(options.home, 'Library', 'Application Support', 'Ollama', 'db.sqlite'));
+  const exposeReading = await readExpose(ctx, options.path.join(options.home, 'Library', 'Application Support', 'Ollama', 'db.sqlite'));
+  const expose = exposeReading.value;
   const problems: Problem[] = [];
+  if (expose === undefined) problems.push(exposeUnknownProblem(exposeReading));
   if (launchdHost !== undefined && agentHost !== launchdHost) {
     problems.push({
       status: 'warn',
@@ -264,6 +268,7 @@ async function detect(ctx: Context, options: DetectOptions): Promise<AppDetectio
     agent,
     agentHost,
     expose,
+    exposeUnknownBecause: exposeReading.unknownBecause,
     // The Expose setting overrides whatever the environment says (app/server/server.go).
     configuredHost: expose ? '0.0.0.0' : launchdHost,
     configuredIn: expose ? 'the app\'s "Expose Ollama to the network" setting' : launchdHost === undefined ? undefined : 'launchctl getenv OLLAMA_HOST',
@@ -336,6 +341,7 @@ function quoteForMessage(word: string): string {
 function plan(detection: AppDetection, request: PlanRequest): Plan {
   const value = formatBindAddress(request.target);
   const base: Plan = { strategy: 'darwin-app', target: request.target, changes: [], summary: '', blockers: [], warnings: [] };
+  if (detection.expose === undefined) base.warnings.push(`${describeExpose({ value: undefined, unknownBecause: detection.exposeUnknownBecause })}.`);
   if (detection.expose) {
     if (sameBindAddress(parseOllamaHost('0.0.0.0'), request.target)) {
       base.summary = `Ollama.app's "Expose Ollama to the network" setting already makes it listen on 0.0.0.0:11434.`;

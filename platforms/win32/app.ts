@@ -18,7 +18,7 @@ import { bindScope, formatBindAddress, parseOllamaHost, sameBindAddress } from '
 import { quotePowerShell, UnquotableError } from '../../scripts/shell-quote.ts';
 import { describeFailure, StepError } from '../../scripts/system-files.ts';
 import { SETUP_COMMAND } from '../commands.ts';
-import { readExposeSetting } from '../expose.ts';
+import { describeExpose, exposeUnknownProblem, readExpose } from '../expose.ts';
 import { listensAsRequested, type Change, type DetectOptions, type Detection, type Plan, type PlanRequest, type Problem, type RestartChange, type RestartContext, type Strategy } from '../types.ts';
 import { excludedRangeFor, parseExcludedPortRanges, type ExcludedPortRange } from './parsers/netsh.ts';
 import type { TasklistEntry } from './parsers/tasklist.ts';
@@ -59,6 +59,8 @@ export interface WinAppDetection extends Detection {
   relaunchRefused?: string;
   relaunchFix?: string;
   expose?: boolean;
+  /** Why `expose` is undefined: it could not be read (never taken for "off"). */
+  exposeUnknownBecause?: string;
   /** A range Windows reserved (Hyper-V, WinNAT) that holds the port, when one does. */
   reserved?: ExcludedPortRange;
   port: number;
@@ -133,19 +135,21 @@ async function detect(ctx: Context, options: DetectOptions): Promise<WinAppDetec
   const relaunch = await findRelaunch(ctx, defaultPath, processes);
   const appPath = relaunch.path;
   const installed = (await ctx.fs.inspect(appPath))?.kind === 'file';
-  const [hosts, expose, reserved] = await Promise.all([
+  const [hosts, exposeReading, reserved] = await Promise.all([
     Promise.all([readEnvironmentVariable(ctx, 'OLLAMA_HOST', 'User'), readEnvironmentVariable(ctx, 'OLLAMA_HOST', 'Machine')]).then(
       ([user, machine]) => ({ user, machine, unreadable: undefined as string | undefined }),
       (error: Error) => ({ user: undefined, machine: undefined, unreadable: error.message }),
     ),
-    readExposeSetting(ctx, options.path.join(localAppData(options.env, options.path), 'Ollama', 'db.sqlite')),
+    readExpose(ctx, options.path.join(localAppData(options.env, options.path), 'Ollama', 'db.sqlite')),
     reservedRange(ctx, options.port),
   ]);
   const { user: userHost, machine: machineHost, unreadable } = hosts;
+  const expose = exposeReading.value;
   // With the app running, the ollama.exe that owns the port is its server.
   const serverPid = running ? options.listeners?.find((listener) => listener.owner?.argv[0]?.toLowerCase() === 'ollama.exe')?.owner?.pid : undefined;
   const problems: Problem[] = [];
   if (reserved) problems.push(reservedProblem(reserved, options.port));
+  if (expose === undefined) problems.push(exposeUnknownProblem(exposeReading));
   if (unreadable) problems.push({ status: 'fail', message: `OLLAMA_HOST could not be read: ${unreadable}.`, why: 'Without it, where the app listens is a guess, and setup would not know what undo must put back.', fix: 'Check that powershell.exe runs: powershell -NoProfile -Command "[Environment]::GetEnvironmentVariable(\'OLLAMA_HOST\',\'User\')"' });
   if (relaunch.refused && running) {
     problems.push({ status: 'warn', message: `A restart of the Ollama app is not possible: ${relaunch.refused}.`, why: 'stigmer-setup stops the app only when it can start it again.', fix: relaunch.fix ?? RELAUNCH_FIX });
@@ -172,6 +176,7 @@ async function detect(ctx: Context, options: DetectOptions): Promise<WinAppDetec
     relaunchRefused: relaunch.refused,
     relaunchFix: relaunch.fix,
     expose,
+    exposeUnknownBecause: exposeReading.unknownBecause,
     reserved,
     port: options.port,
     configuredHost,
@@ -263,6 +268,7 @@ function plan(detection: WinAppDetection, request: PlanRequest): Plan {
     base.blockers.push({ message: problem.message, fix: problem.fix });
     return base;
   }
+  if (detection.expose === undefined) base.warnings.push(`${describeExpose({ value: undefined, unknownBecause: detection.exposeUnknownBecause })}.`);
   if (detection.expose && !sameBindAddress(parseOllamaHost('0.0.0.0'), request.target)) {
     base.warnings.push(`The app's "Expose Ollama to the network" setting is on: it starts its server on 0.0.0.0:11434 whatever OLLAMA_HOST says, so ${value} will not take effect. Turn it off in Ollama → Settings.`);
   }

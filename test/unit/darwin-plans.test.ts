@@ -5,6 +5,7 @@
  * from the fixtures in test/fixtures/darwin. The sandbox e2e suite runs the same code against
  * shims that behave like launchd and brew.
  */
+import { execFileSync } from 'node:child_process';
 import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -188,6 +189,18 @@ describe('Ollama.app', () => {
     await installApp();
     const detection = (await appStrategy.detect(mac(), detectOptions())) as AppDetection;
     expect(detection).toMatchObject({ strategy: 'darwin-app', bundle: path.join(home, 'Applications/Ollama.app'), running: false, expose: false });
+  });
+
+  it.skipIf(process.platform === 'win32')('an Expose setting that could not be read is "unknown", never "off": doctor and the plan both say so (needs mkfifo)', async () => {
+    await installApp();
+    const settings = path.join(home, 'Library/Application Support/Ollama');
+    await mkdir(settings, { recursive: true });
+    execFileSync('mkfifo', [path.join(settings, 'db.sqlite')]);
+    const detection = (await appStrategy.detect(mac(), detectOptions())) as AppDetection;
+    expect(detection.expose).toBeUndefined();
+    expect(detection.problems?.map((problem) => problem.message)).toContainEqual(expect.stringContaining('could not read the app\'s "Expose Ollama to the network" setting'));
+    expect(detection.problems?.map((problem) => problem.message).join(' ')).toContain('is a FIFO (named pipe), not a regular file, so it was not opened');
+    expect(appStrategy.plan(detection, REQUEST).warnings.join(' ')).toContain('if it is on, the app listens on 0.0.0.0 whatever OLLAMA_HOST says');
   });
 
   it('sets the variable for apps, adds a login agent that sets it at every login, and restarts the app', async () => {

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { brewStrategy, type BrewDetection } from '../../platforms/darwin/brew.ts';
 import { misappliedEntries, parseBrewEnvFile, withBrewEnvValue } from '../../platforms/darwin/parsers/brew-env.ts';
-import { describeExpose, readExpose, readExposeSetting } from '../../platforms/expose.ts';
+import { describeExpose, readExpose } from '../../platforms/expose.ts';
 import type { FileChange, PlanRequest, RestartChange } from '../../platforms/types.ts';
 import type { ExecResult } from '../../scripts/context.ts';
 import { runStep } from '../../scripts/system-files.ts';
@@ -249,20 +249,20 @@ describe("Ollama.app's db.sqlite", () => {
     expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
     await symlink(fifo, database());
     const ctx = machine();
-    expect(await readExposeSetting(ctx, database())).toBeUndefined();
-    expect(await readExposeSetting(ctx, '/dev/null')).toBeUndefined();
+    expect((await readExpose(ctx, database())).value).toBeUndefined();
+    expect((await readExpose(ctx, '/dev/null')).value).toBeUndefined();
     expect(ctx.calls).toEqual([]);
   });
 
   it.skipIf(!sqlite)('a real database: on is true, off is false, no settings row is unknown; no database at all is off (the app\'s default)', async () => {
     const make = (sql: string) => expect(spawnSync('sqlite3', [database()], { input: sql, encoding: 'utf8' }).status).toBe(0);
     make('CREATE TABLE settings (id INTEGER PRIMARY KEY, expose BOOLEAN NOT NULL DEFAULT 0);');
-    expect(await readExposeSetting(machine(), database())).toBeUndefined();
+    expect((await readExpose(machine(), database())).value).toBeUndefined();
     make('INSERT INTO settings (id, expose) VALUES (1, 1);');
-    expect(await readExposeSetting(machine(), database())).toBe(true);
+    expect((await readExpose(machine(), database())).value).toBe(true);
     make('UPDATE settings SET expose = 0 WHERE id = 1;');
-    expect(await readExposeSetting(machine(), database())).toBe(false);
-    expect(await readExposeSetting(machine(), path.join(home, 'missing.sqlite'))).toBe(false);
+    expect((await readExpose(machine(), database())).value).toBe(false);
+    expect((await readExpose(machine(), path.join(home, 'missing.sqlite'))).value).toBe(false);
   });
 
   it('sqlite3 missing is "could not read", with the reason', async () => {

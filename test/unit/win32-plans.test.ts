@@ -134,6 +134,12 @@ describe('the tray app', () => {
     expect(reserved.problems?.[0]?.status).toBe('fail');
   });
 
+  it('an Expose setting that could not be read is "unknown", never "off": the plan says so', async () => {
+    const detection = { ...(await detectApp()), expose: undefined, exposeUnknownBecause: 'sqlite3 is not installed' };
+    const plan = winAppStrategy.plan(detection, REQUEST);
+    expect(plan.warnings.join(' ')).toContain('could not read the app\'s "Expose Ollama to the network" setting (sqlite3 is not installed)');
+  });
+
   it('warns that the Expose setting overrides a --host it can\'t honour', async () => {
     const detection = { ...(await detectApp()), expose: true, configuredHost: '0.0.0.0' };
     const plan = winAppStrategy.plan(detection, { ...REQUEST, explicitHost: true, target: { host: '127.0.0.1', port: 11500 } });
