@@ -5,6 +5,7 @@
  */
 import { detectInstallations } from '../platforms/index.ts';
 import type { Detection, Installation, PlatformSupport, Problem, Strategy } from '../platforms/types.ts';
+import { isIPv4 } from 'node:net';
 import type { Context, NetworkAddress, Platform } from './context.ts';
 import { probeFromContainer, probeFromImage, type ContainerProbeResult } from './container-probe.ts';
 import type { Listener } from './listeners.ts';
@@ -103,14 +104,17 @@ export class ContainerNotFoundError extends Error {}
 export function hostProbeAddress(host: string): string {
   const scope = bindScope(host);
   if (scope === 'specific') return host;
-  if (scope === 'loopback' && host.replace(/^\[(.*)\]$/, '$1') === '::1') return '::1';
+  // A loopback address Ollama was given by number (127.0.0.2, ::1) is the only place it answers:
+  // asking 127.0.0.1 there would wait the whole restart timeout for nothing.
+  const bare = host.replace(/^\[(.*)\]$/, '$1');
+  if (scope === 'loopback' && (bare === '::1' || isIPv4(bare))) return bare;
   return '127.0.0.1';
 }
 
 /** Where to ask Ollama on the host: where it is bound, as far as the listeners or its configuration say. */
 export function probeAddressFor(listeners: Listener[] | undefined, configuredHost: string | undefined): string {
   if (listeners && listeners.length > 0) {
-    if (listeners.some((listener) => listener.scope === 'wildcard' || (listener.scope === 'loopback' && listener.family === 4))) return '127.0.0.1';
+    if (listeners.some((listener) => listener.scope === 'wildcard' || (listener.scope === 'loopback' && listener.address === '127.0.0.1'))) return '127.0.0.1';
     return hostProbeAddress((listeners.find((listener) => listener.scope === 'specific') ?? listeners[0] as Listener).address);
   }
   // A configured value that is no address (service-config reports it) can't be asked; Ollama's
