@@ -22,6 +22,7 @@ import type { Change, Plan, PlatformSupport, SettingStoreId } from '../../platfo
 import { win32Platform } from '../../platforms/win32/index.ts';
 import { applySetup, applyUndo, planUndo, recordBlockers, type Applier, type RecordState } from '../../scripts/apply.ts';
 import { renderChanges } from '../../scripts/report.ts';
+import { defaultRegistry, registryPowerShell, SERVICE_KEY } from './support/fake-win-service.ts';
 import { environmentReadOutput } from './support/windows-powershell.ts';
 import { describeCommand, SystemFiles } from '../../scripts/system-files.ts';
 import {
@@ -88,21 +89,17 @@ function fakeUserEnv(initial: string | undefined) {
   return { script, get: () => value };
 }
 
-/** The service key's Environment (REG_MULTI_SZ): Get-ItemProperty prints one entry a line; the set script keeps other entries. */
+/**
+ * The ollama service key's Environment (REG_MULTI_SZ) in a fake registry, read and edited by
+ * Windows PowerShell running registry.ts's scripts (the JSON read, the in-place edit of one entry):
+ * support/fake-win-service.ts's registryPowerShell, shared with the service strategy's tests.
+ */
 function fakeServiceEnv(initial: string | undefined) {
-  let entries = ['PATH=C:\\Windows', ...(initial === undefined ? [] : [`OLLAMA_HOST=${initial}`])];
-  const script: ExecScript = (command, args, options) => {
-    if (command !== 'powershell.exe') return NOT_FOUND;
-    const text = args.at(-1) ?? '';
-    if (text.includes('Set-ItemProperty')) {
-      const value = options.env?.STIGMER_SETUP_VALUE;
-      entries = [...entries.filter((entry) => !entry.startsWith('OLLAMA_HOST=')), ...(value ? [`OLLAMA_HOST=${value}`] : [])];
-      return ok();
-    }
-    if (text.includes('Get-ItemProperty')) return ok(entries.map((entry) => `${entry}\r\n`).join(''));
-    return NOT_FOUND;
-  };
-  return { script, get: () => entries.find((entry) => entry.startsWith('OLLAMA_HOST='))?.slice('OLLAMA_HOST='.length) };
+  const registry = defaultRegistry(['PATH=C:\\Windows', ...(initial === undefined ? [] : [`OLLAMA_HOST=${initial}`])]);
+  const script: ExecScript = (command, args, options) => (command === 'powershell.exe' ? (registryPowerShell(registry, args.at(-1) ?? '', options.env) ?? NOT_FOUND) : NOT_FOUND);
+  /** The entries as Windows reads them (NUL ends an entry). */
+  const entries = (): string[] => ((registry[SERVICE_KEY]?.Environment?.value as string[] | undefined) ?? []).flatMap((entry) => entry.split('\0'));
+  return { script, entries, get: () => entries().find((entry) => entry.startsWith('OLLAMA_HOST='))?.slice('OLLAMA_HOST='.length) };
 }
 
 function fakeSnap(initial: string | undefined) {
@@ -125,8 +122,8 @@ interface StoreCase {
 const STORES: StoreCase[] = [
   { store: 'launchd-env', key: 'OLLAMA_HOST', support: darwinPlatform, fake: fakeLaunchctl, value: `${AWKWARD}\n${'y'.repeat(5000)}` },
   { store: 'windows-user-env', key: 'OLLAMA_HOST', support: { ...win32Platform, path: path.posix }, fake: fakeUserEnv, value: `${AWKWARD}${'y'.repeat(5000)}` },
-  // A multi-string entry can't hold a line break (the reader splits entries at line ends), so: escapes, a tab, and length.
-  { store: 'windows-service-env', key: 'OLLAMA_HOST', support: { ...win32Platform, path: path.posix }, fake: fakeServiceEnv, value: `old\t\x1b[31mred\x1b[0m${'y'.repeat(20_000)}` },
+  // A multi-string entry holds any character but NUL, and the reader takes the list from PowerShell's JSON, line breaks included.
+  { store: 'windows-service-env', key: 'OLLAMA_HOST', support: { ...win32Platform, path: path.posix }, fake: fakeServiceEnv, value: `${AWKWARD}\n${'y'.repeat(20_000)}` },
   { store: 'snap', key: 'host', support: linuxPlatform, fake: fakeSnap, value: `${AWKWARD}\n` },
 ];
 
@@ -194,10 +191,28 @@ describe.each(STORES)('the $store store: what setup records, undo accepts', (ite
     await expect(readFile(path.join(stateDirOf(item.support), RECORD_NAME), 'utf8')).rejects.toThrow(/ENOENT/);
   });
 
-  it(item.store === 'snap' ? 'keeps a NUL inside the snap option (snapd prints it escaped in its JSON) and restores it' : 'refuses a previous value holding a NUL up front (no command line can carry it back)', async () => {
+  const nulCase = {
+    snap: 'keeps a NUL inside the snap option (snapd prints it escaped in its JSON) and restores it',
+    'windows-service-env': 'a NUL ends a REG_MULTI_SZ entry, so no entry holds one: setup records the entry Windows reads, and undo puts back the list it found',
+  }[item.store as string];
+  it(nulCase ?? 'refuses a previous value holding a NUL up front (no command line can carry it back)', async () => {
     const fake = item.fake('a\0b');
     const ctx = testContext({ exec: fake.script, env: { HOME: root } });
     const plan = await settingPlan(ctx, item);
+    if (item.store === 'windows-service-env') {
+      // The registry stores the list NUL-separated: "OLLAMA_HOST=a\0b" is two entries to Windows
+      // (and to the service), OLLAMA_HOST=a and b. That is what setup sees and must give back.
+      const found = (fake as ReturnType<typeof fakeServiceEnv>).entries();
+      expect(found).toEqual(['PATH=C:\\Windows', 'OLLAMA_HOST=a', 'b']);
+      expect(plan.changes[0]).toMatchObject({ before: 'a' });
+      expect(await applySetup(applierFor(ctx, item.support), plan, await stateOf(ctx, item.support))).toMatchObject({ ok: true });
+      expect((fake as ReturnType<typeof fakeServiceEnv>).entries()).toEqual(['PATH=C:\\Windows', 'OLLAMA_HOST=0.0.0.0:11434', 'b']);
+      const state = await stateOf(ctx, item.support);
+      const { changes } = await planUndo(applierFor(ctx, item.support), state.record as UndoRecord, new Date());
+      expect(await applyUndo(applierFor(ctx, item.support), changes, state)).toMatchObject({ ok: true });
+      expect((fake as ReturnType<typeof fakeServiceEnv>).entries()).toEqual(found);
+      return;
+    }
     const outcome = await applySetup(applierFor(ctx, item.support), plan, await stateOf(ctx, item.support));
     if (item.store !== 'snap') {
       expect(outcome).toMatchObject({ ok: false, applied: [false] });
@@ -604,25 +619,33 @@ describe('Windows: a PowerShell that fails says nothing about the value (it is n
   const WINDOWS = STORES.filter((item) => item.store === 'windows-user-env' || item.store === 'windows-service-env');
   // The old readers took any failed PowerShell (a timeout, exit 1) for "unset": setup then recorded
   // `before: null`, and undo deleted the user's value, as snap did before it (§11).
+  // What each reader says: h2-win-app's lossless User read (EnvironmentReadError) names the
+  // variable and its scope; the registry read (StepError) names the PowerShell command it ran.
+  const READ_FAILED: Record<string, { timeout: RegExp; denied: RegExp }> = {
+    'windows-user-env': { timeout: /could not read OLLAMA_HOST at User scope through PowerShell: it timed out/, denied: /could not read OLLAMA_HOST at User scope through PowerShell: exit 1: .*registry access is not allowed/ },
+    'windows-service-env': { timeout: /`powershell\.exe .*Test-Path.*` did not finish within 30 s/, denied: /`powershell\.exe .*Test-Path.*` failed \(exit 1\): .*registry access is not allowed/ },
+  };
   it.each(WINDOWS)('the $store store: a read that times out or fails throws, naming the command', async (item) => {
     const store = item.support.settingStores[item.store];
+    const expected = READ_FAILED[item.store] as { timeout: RegExp; denied: RegExp };
     const timedOut: ExecScript = () => ({ exitCode: null, stdout: '', stderr: '', failure: 'timeout' });
-    await expect(store?.read(testContext({ exec: timedOut }), item.key) as Promise<unknown>).rejects.toThrow(/Could not read .*OLLAMA_HOST.*did not finish.*Nothing was changed/);
-    const denied: ExecScript = () => failed('Get-ItemProperty : Requested registry access is not allowed.\r\n');
-    await expect(store?.read(testContext({ exec: denied }), item.key) as Promise<unknown>).rejects.toThrow(/failed \(exit 1\).*registry access is not allowed.*Nothing was changed/);
+    await expect(store?.read(testContext({ exec: timedOut }), item.key) as Promise<unknown>).rejects.toThrow(expected.timeout);
+    const denied: ExecScript = () => failed('Get-Item : Requested registry access is not allowed.\r\n');
+    await expect(store?.read(testContext({ exec: denied }), item.key) as Promise<unknown>).rejects.toThrow(expected.denied);
   });
 
   it.each(WINDOWS)('the $store store: setup planned from a failed read stops before anything changes, and the value is kept', async (item) => {
     const fake = item.fake('127.0.0.1:11434');
     // Every read fails; a write would succeed.
-    const script: ExecScript = (command, args, options) => (/GetEnvironmentVariable|Get-ItemProperty -LiteralPath '[^']*' -Name Environment -ErrorAction SilentlyContinue\)\.Environment$/.test(args.at(-1) ?? '') ? failed('boom\r\n') : fake.script(command, args, options));
+    // The reads: environmentReadScript (User) and readValueScript (the service key's Environment).
+    const script: ExecScript = (command, args, options) => (/GetEnvironmentVariable\(|^if \(-not \(Test-Path -LiteralPath /.test(args.at(-1) ?? '') ? failed('boom\r\n') : fake.script(command, args, options));
     const ctx = testContext({ exec: script, env: { HOME: root } });
     const store = item.support.settingStores[item.store];
     const after = '0.0.0.0:11434';
     // What the plan saw: "unset", as the old detection reported a failed read.
     const change: Change = { type: 'setting', store: item.store, key: item.key, before: undefined, after, privileged: false, argv: store?.command(item.key, after).argv ?? [] };
     const plan: Plan = { strategy: 'test', target: { host: '0.0.0.0', port: 11434 }, changes: [change], summary: '', blockers: [], warnings: [] };
-    await expect(applySetup(applierFor(ctx, item.support), plan, await stateOf(ctx, item.support))).rejects.toThrow(/Could not read/);
+    await expect(applySetup(applierFor(ctx, item.support), plan, await stateOf(ctx, item.support))).rejects.toThrow(item.store === 'windows-user-env' ? /could not read OLLAMA_HOST at User scope through PowerShell: exit 1: boom/ : /`powershell\.exe .*Test-Path.*` failed \(exit 1\): boom/);
     expect(fake.get()).toBe('127.0.0.1:11434');
     await expect(readFile(path.join(stateDirOf(item.support), RECORD_NAME), 'utf8')).rejects.toThrow(/ENOENT/);
   });

@@ -2,12 +2,16 @@
  * A Windows machine with an ollama service, for unit tests of platforms/win32/service.ts: `sc`
  * answers in the real block layout (test/fixtures/win32 captures), PowerShell's registry read
  * answers like Windows PowerShell 5.1's ConvertTo-Json (hashtable keys in no set order; < > & '
- * escaped as \uXXXX), and a scripted service state stands for the SCM. Only reads are answered
- * from the registry here; the sandbox (test/support/windows/service.mjs) runs the edits.
+ * escaped as \uXXXX), the Machine environment read answers the lossless read script as
+ * PowerShell does (windows-powershell.ts), and a scripted service state stands for the SCM.
+ * registryPowerShell (the read and the NAME=VALUE edit of registry.ts) is shared with
+ * hostile-record.test.ts; the sandbox (test/support/windows/service.mjs) runs the same scripts
+ * for the e2e suites.
  */
 import type { ExecOptions, ExecResult, PathInfo } from '../../../scripts/context.ts';
 import { fixture } from './fixtures.ts';
 import { failed, NOT_FOUND, ok, testContext } from './context.ts';
+import { environmentReadOutput } from './windows-powershell.ts';
 
 export interface RegistryEntry {
   kind: string;
@@ -45,6 +49,67 @@ export function defaultRegistry(environment?: string[]): FakeRegistry {
   return { [SERVICE_KEY]: key };
 }
 
+const same = (a: string, b: string) => a.toUpperCase() === b.toUpperCase();
+const findKey = (registry: FakeRegistry, key: string) => Object.keys(registry).find((k) => same(k, key));
+const findName = (values: Record<string, RegistryEntry>, name: string) => Object.keys(values).find((n) => same(n, name));
+
+/**
+ * What .NET's RegistryKey.GetValue gives for a REG_MULTI_SZ: the data is NUL-separated, so an
+ * entry can't hold a NUL; one written with a NUL reads back as two entries.
+ */
+function multiStringAsRead(value: unknown): unknown {
+  return Array.isArray(value) ? value.flatMap((entry) => (typeof entry === 'string' ? entry.split('\0') : [entry])) : value;
+}
+
+/**
+ * Windows PowerShell running platforms/win32/registry.ts's scripts against `registry` (keys and
+ * value names case-insensitive): the read prints one ConvertTo-Json object ({key:false}, {key:true},
+ * or {key, kind, value}); the edit of one NAME=VALUE entry of a REG_MULTI_SZ does what its
+ * statements say (String.StartsWith(prefix, OrdinalIgnoreCase) finds the entry, which keeps its
+ * place; no entry: appended; an emptied list removes the value; a missing key or another kind fails
+ * through the script's trap, exit 1, nothing written; not elevated: the SecurityException trap, exit 5).
+ * The value comes from $env:STIGMER_SETUP_VALUE ([string]$null is ''). Any other script: undefined.
+ */
+export function registryPowerShell(registry: FakeRegistry, script: string, env?: Record<string, string | undefined>, admin = true): ExecResult | undefined {
+  const read = /^if \(-not \(Test-Path -LiteralPath '([^']+)'\)\).*GetValueKind\('([^']+)'\)/s.exec(script);
+  if (read) {
+    const [, key, name] = read as unknown as [string, string, string];
+    const found = findKey(registry, key);
+    if (found === undefined) return ok(`${ps51Json({ key: false })}\r\n`);
+    const values = registry[found] ?? {};
+    const entryName = findName(values, name);
+    const entry = entryName === undefined ? undefined : values[entryName];
+    return ok(`${entry === undefined ? ps51Json({ key: true }) : ps51Json({ key: true, kind: entry.kind, value: entry.kind === 'MultiString' ? multiStringAsRead(entry.value) : entry.value })}\r\n`);
+  }
+  const set = /^\$set = \$(true|false)$/m.exec(script)?.[1];
+  const key = /^\$item = Get-Item -LiteralPath '([^']+)' -ErrorAction Stop$/m.exec(script)?.[1];
+  const name = /Set-ItemProperty -LiteralPath '[^']+' -Name '([^']+)' -Type MultiString/.exec(script)?.[1];
+  const prefix = /^\$prefix = '([^']+)'$/m.exec(script)?.[1];
+  if (set === undefined || key === undefined || name === undefined || prefix === undefined) return undefined;
+  const found = findKey(registry, key);
+  if (found === undefined) return failed(`Cannot find path '${key}' because it does not exist.\r\n`);
+  const values = registry[found] as Record<string, RegistryEntry>;
+  const valueName = findName(values, name);
+  const current = valueName === undefined ? undefined : values[valueName];
+  if (current !== undefined && current.kind !== 'MultiString') return failed(`${name} is not a REG_MULTI_SZ value\r\n`);
+  const value = env?.STIGMER_SETUP_VALUE ?? '';
+  const list = multiStringAsRead(current?.value ?? []) as string[];
+  const next: string[] = [];
+  let matched = false;
+  for (const entry of list) {
+    if (entry.toUpperCase().startsWith(prefix.toUpperCase())) {
+      if (set === 'true' && !matched) next.push(entry.slice(0, prefix.length) + value);
+      matched = true;
+    } else next.push(entry);
+  }
+  if (set === 'true' && !matched) next.push(prefix + value);
+  if (next.length === 0 && current === undefined) return ok();
+  if (!admin) return failed('This needs an elevated PowerShell (Run as administrator): Requested registry access is not allowed.\r\n', 5);
+  if (next.length > 0) values[valueName ?? name] = { kind: 'MultiString', value: next };
+  else delete values[valueName ?? name];
+  return ok();
+}
+
 function scBlock(state: string, pid: number): string {
   const running = fixture('win32/sc-running-with-pid-goodbyedpi-440.txt').replace(/GoodbyeDPI/g, 'ollama');
   const code = { STOPPED: 1, START_PENDING: 2, STOP_PENDING: 3, RUNNING: 4 }[state] ?? 4;
@@ -58,7 +123,7 @@ export function winServiceMachine(machine: FakeMachine = {}) {
   const scCalls: string[] = [];
   const ctx = testContext({
     env: { LOCALAPPDATA: 'C:\\Users\\ada\\AppData\\Local', USERPROFILE: 'C:\\Users\\ada', SystemRoot: 'C:\\Windows' },
-    exec: (command: string, args: string[], _options: ExecOptions): ExecResult => {
+    exec: (command: string, args: string[], options: ExecOptions): ExecResult => {
       if (command === 'sc') {
         scCalls.push(args.join(' '));
         if (args[0] === 'queryex') {
@@ -78,17 +143,12 @@ export function winServiceMachine(machine: FakeMachine = {}) {
       if (command === 'powershell.exe') {
         const script = args.at(-1) ?? '';
         if (script.includes('IsInRole')) return ok(machine.admin === false ? 'False\r\n' : 'True\r\n');
-        if (script.includes("GetEnvironmentVariable('OLLAMA_HOST','Machine')")) return ok(machine.machineHost === undefined ? '' : `${machine.machineHost}\r\n`);
-        const read = /Test-Path -LiteralPath '([^']+)'.*GetValueKind\('([^']+)'\)/s.exec(script);
-        if (read) {
-          if (machine.readOutput !== undefined) return ok(machine.readOutput);
-          const [, key, name] = read as unknown as [string, string, string];
-          const found = Object.keys(registry).find((k) => k.toUpperCase() === key.toUpperCase());
-          if (found === undefined) return ok(`${ps51Json({ key: false })}\r\n`);
-          const entryName = Object.keys(registry[found] ?? {}).find((n) => n.toUpperCase() === name.toUpperCase());
-          const entry = entryName === undefined ? undefined : registry[found]?.[entryName];
-          return ok(`${entry === undefined ? ps51Json({ key: true }) : ps51Json({ key: true, kind: entry.kind, value: entry.value })}\r\n`);
-        }
+        // environmentReadScript: only the Machine scope's OLLAMA_HOST is set on this machine.
+        const envRead = /GetEnvironmentVariable\('([A-Z_]+)','(User|Machine)'\).*ToBase64String/s.exec(script);
+        if (envRead) return ok(environmentReadOutput(envRead[1] === 'OLLAMA_HOST' && envRead[2] === 'Machine' ? machine.machineHost : undefined));
+        if (machine.readOutput !== undefined && script.startsWith('if (-not (Test-Path -LiteralPath')) return ok(machine.readOutput);
+        const registryAnswer = registryPowerShell(registry, script, options.env, machine.admin !== false);
+        if (registryAnswer) return registryAnswer;
         if (script.includes('Win32_Process')) return ok('');
         return failed(`unexpected script: ${script}`, 1);
       }
