@@ -52,8 +52,18 @@ class Output {
   }
 }
 
-function usageError(ctx: Context, message: string): number {
+/**
+ * Bad usage: one line on stderr, nothing looked at or changed. Asked for --json, stdout still gets
+ * its one object (a script piping it to a JSON parser gets an answer, not an empty stream), built
+ * from what the arguments say so far: before they parse, only whether --json and a command appear.
+ */
+function usageError(ctx: Context, message: string, argv: readonly string[], options?: CliOptions): number {
   ctx.terminal.printError(`stigmer-setup: ${message}`);
+  if (options ? options.json : argv.includes('--json')) {
+    const command = options?.command ?? (['doctor', 'undo'] as const).find((name) => argv.includes(name)) ?? 'setup';
+    const report: JsonReport = { ok: false, command, platform: options?.platform ?? ctx.platform, strategy: 'none', dryRun: options?.dryRun ?? argv.includes('--dry-run'), changes: [], checks: [], warnings: [], error: message };
+    ctx.terminal.printJson(report);
+  }
   return EXIT.usage;
 }
 
@@ -367,7 +377,7 @@ export async function run(argv: string[], ctx: Context): Promise<number> {
   try {
     options = parseCli(argv);
   } catch (error) {
-    if (error instanceof UsageError) return usageError(ctx, `${error.message}. See --help.`);
+    if (error instanceof UsageError) return usageError(ctx, `${error.message}. See --help.`, argv);
     throw error;
   }
   if (options.help) {
@@ -380,17 +390,17 @@ export async function run(argv: string[], ctx: Context): Promise<number> {
   }
   if (options.root !== '/') {
     const root = await resolveRoot(ctx, options.root);
-    if ('error' in root) return usageError(ctx, root.error);
+    if ('error' in root) return usageError(ctx, root.error, argv, options);
     options = { ...options, root: root.root };
   }
   const mutates = options.command !== 'doctor' && !options.dryRun;
   // Prompting needs a terminal on both ends, and --json output must not be mixed with a prompt.
-  if (mutates && !options.yes && (!ctx.isTTY || options.json)) return usageError(ctx, NEEDS_YES);
+  if (mutates && !options.yes && (!ctx.isTTY || options.json)) return usageError(ctx, NEEDS_YES, argv, options);
 
   const support = await loadPlatform(options.platform ?? ctx.platform);
   const progress = new Progress(ctx, baseReport(options, support.id, 'none'));
   const refusal = await support.preflight?.(ctx);
-  if (refusal && !ctx.terminal.interrupt.aborted) return usageError(ctx, refusal);
+  if (refusal && !ctx.terminal.interrupt.aborted) return usageError(ctx, refusal, argv, options);
   const out = new Output(ctx, options.json);
   try {
     const command = { setup, doctor, undo }[options.command];
@@ -408,7 +418,7 @@ export async function run(argv: string[], ctx: Context): Promise<number> {
       if (options.json) ctx.terminal.printJson({ ...progress.json(), error: 'cancelled' });
       return EXIT.cancelled;
     }
-    if (error instanceof ContainerNotFoundError) return usageError(ctx, error.message);
+    if (error instanceof ContainerNotFoundError) return usageError(ctx, error.message, argv, options);
     // Expected refusals (an untrusted record, an unsafe path, another run) are one line; anything
     // else too, because a stack trace helps nobody who runs an installer.
     const known = error instanceof UndoRecordError || error instanceof UnsafePathError || error instanceof LockedError;

@@ -194,6 +194,8 @@ describe('input and usage', () => {
       expect(await run(argv, ctx)).toBe(2);
       expect(ctx.stderr).toEqual(['stigmer-setup: Run with --yes to apply unattended, or --dry-run to preview.']);
       expect(ctx.calls).toEqual([]);
+      // --json still prints its one object, saying why; without it stdout stays empty.
+      expect(ctx.json).toEqual(argv.includes('--json') ? [expect.objectContaining({ ok: false, command: 'setup', error: 'Run with --yes to apply unattended, or --dry-run to preview.', changes: [] })] : []);
     }
   });
 
@@ -207,13 +209,21 @@ describe('input and usage', () => {
     [['--frobnicate'], /Unknown option '--frobnicate'/],
     [['setup', 'doctor'], /expected one command/],
     [['explode'], /unknown command "explode"/],
-  ])('%j exits 2 with one line, stdout empty, nothing run', async (argv, message) => {
+  ])('%j exits 2 with one line on stderr and, with --json, one object on stdout; nothing run', async (argv, message) => {
     const ctx = machine();
     expect(await run([...argv, '--json'], ctx)).toBe(2);
     expect(ctx.stderr).toHaveLength(1);
     expect(ctx.stderr[0]).toMatch(message);
-    expect(ctx.json).toEqual([]);
+    expect(ctx.json).toHaveLength(1);
+    const report = ctx.json[0] as { ok: boolean; error: string; command: string; changes: unknown[] };
+    expect(report.ok).toBe(false);
+    expect(report.error).toMatch(message);
+    expect(report.command).toBe(argv.includes('doctor') ? 'doctor' : 'setup');
+    expect(report.changes).toEqual([]);
     expect(ctx.calls).toEqual([]);
+    const plain = machine();
+    expect(await run(argv, plain)).toBe(2);
+    expect(plain.json).toEqual([]);
   });
 
   it('--help and --version', async () => {
