@@ -113,12 +113,11 @@ export function unitFileLines(text: string): string[] {
 }
 
 /**
- * The values a unit file or drop-in assigns to `name`, in order. Only lines inside [Service]
- * count: an Environment= line above any section header is ignored by systemd ("Assignment outside
- * of section"), and that mistake is a classic (ollama/ollama#4771).
+ * The directives of a unit file or drop-in's [Service] section, in order, as `[key, value]`: only
+ * lines inside [Service] count. An Environment= line above any section header is ignored by
+ * systemd ("Assignment outside of section"), and that mistake is a classic (ollama/ollama#4771).
  */
-export function environmentAssignmentsInUnitFile(text: string, name: string): string[] {
-  const values: string[] = [];
+function* serviceAssignments(text: string): Generator<[string, string]> {
   let section = '';
   for (const logical of unitFileLines(text)) {
     const line = logical.trim();
@@ -129,14 +128,22 @@ export function environmentAssignmentsInUnitFile(text: string, name: string): st
       continue;
     }
     if (section !== 'Service') continue;
-    const assignment = /^Environment\s*=\s*(.*)$/.exec(line);
-    if (!assignment) continue;
+    const assignment = /^([A-Za-z]+)\s*=\s*(.*)$/.exec(line);
+    if (assignment) yield [assignment[1] ?? '', (assignment[2] ?? '').trim()];
+  }
+}
+
+/** The values a unit file or drop-in assigns to `name` with Environment=, in order. */
+export function environmentAssignmentsInUnitFile(text: string, name: string): string[] {
+  const values: string[] = [];
+  for (const [key, body] of serviceAssignments(text)) {
+    if (key !== 'Environment') continue;
     // An empty Environment= resets the list gathered so far.
-    if ((assignment[1] ?? '').trim() === '') {
+    if (body === '') {
       values.length = 0;
       continue;
     }
-    const value = parseEnvironmentList(assignment[1] ?? '').get(name);
+    const value = parseEnvironmentList(body).get(name);
     if (value !== undefined) values.push(value);
   }
   return values;
@@ -156,20 +163,9 @@ export type EnvironmentDirective =
  */
 export function environmentDirectives(text: string, name: string): EnvironmentDirective[] {
   const directives: EnvironmentDirective[] = [];
-  let section = '';
-  for (const logical of unitFileLines(text)) {
-    const line = logical.trim();
-    if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
-    const header = /^\[(.+)\]$/.exec(line);
-    if (header) {
-      section = header[1] ?? '';
-      continue;
-    }
-    if (section !== 'Service') continue;
-    const assignment = /^(Environment|UnsetEnvironment)\s*=\s*(.*)$/.exec(line);
-    if (!assignment) continue;
-    const body = (assignment[2] ?? '').trim();
-    if (assignment[1] === 'Environment') {
+  for (const [key, body] of serviceAssignments(text)) {
+    if (key !== 'Environment' && key !== 'UnsetEnvironment') continue;
+    if (key === 'Environment') {
       directives.push(body === '' ? { directive: 'Environment', reset: true } : { directive: 'Environment', reset: false, value: parseEnvironmentList(body).get(name) });
     } else {
       directives.push(body === '' ? { directive: 'UnsetEnvironment', reset: true } : { directive: 'UnsetEnvironment', reset: false, words: splitQuotedWords(body) });
