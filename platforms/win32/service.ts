@@ -335,9 +335,13 @@ async function restart(ctx: Context): Promise<void> {
   // Uninstalled since setup (sc: 1060): there is nothing to restart, and undo must not fail for it.
   if (scServiceMissing(before)) return;
   if (!before.exists) throw new StepError('`sc queryex ollama` did not say what state the ollama service is in, so it was not stopped.');
+  // Already stopped (a rollback after a start that failed, say): nothing is stopped here, so there
+  // is nothing to refuse, and starting it can only help. Asking first could fail (PowerShell, the
+  // registry) and leave the service down.
+  if (before.state === 'STOPPED') return startService(ctx);
   const cannotStart = await whyCannotStart(ctx);
   if (cannotStart) throw new StepError(`${cannotStart}; it was not stopped.`);
-  if (before.state !== 'STOPPED') await stopService(ctx, before);
+  await stopService(ctx, before);
   await startService(ctx);
 }
 

@@ -124,6 +124,12 @@ describe('the restart', () => {
     expect(scCalls).toEqual(['queryex ollama']);
   });
 
+  it('a service already stopped (a rollback after a failed start) is started without asking the registry first: a failing PowerShell can\'t keep it down', async () => {
+    const { ctx, scCalls } = winServiceMachine({ states: ['STOPPED', 'RUNNING'], readOutput: 'not the JSON PowerShell prints' });
+    await expect(winServiceStrategy.restart?.(ctx, change, run)).resolves.toBeUndefined();
+    expect(scCalls).toEqual(['queryex ollama', 'start ollama', 'queryex ollama']);
+  });
+
   it('sc start refused (1058, disabled) is reported with its code and text', async () => {
     const { ctx } = winServiceMachine({
       states: ['STOPPED'],
