@@ -311,7 +311,10 @@ async function restart(ctx: Context, change: RestartChange): Promise<void> {
   let running = relaunch.waitFor;
   for (let check = 0; running.length > 0 && check < QUIT_CHECKS; check++) {
     await ctx.clock.sleep(QUIT_STEP_MS);
-    running = stillRunning(running, await ollamaProcesses(ctx));
+    // A ps that failed says nothing: those processes may still be quitting, so keep waiting for them
+    // (opening the app while the old one exits would only wake the dying one).
+    const now = await readOllamaProcesses(ctx);
+    if (now !== undefined) running = stillRunning(running, now);
   }
   // Always try to start it again: the app must be running when we return, on one configuration or the other.
   const started = await ctx.exec(open[0] as string, open.slice(1), { timeoutMs: 30_000 });

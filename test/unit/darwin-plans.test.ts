@@ -291,6 +291,28 @@ describe('Ollama.app restart: never stop what can\'t be started again', () => {
   const change = (steps: string[][] = [['pkill', '-x', 'Ollama'], ['open', '-a', 'Ollama', '--args', 'hidden']]): RestartChange => ({ type: 'restart', strategy: 'darwin-app', steps, privileged: false, port: 11434 });
   const run = async () => {};
 
+  it('a ps that fails while waiting is no "it has quit": the wait goes on until ps shows the app gone, then opens it', async () => {
+    const bundle = await bundleAt('Applications/Ollama.app');
+    const ctx = appMac(bundle);
+    const answer = ctx.exec.bind(ctx);
+    let psCalls = 0;
+    let quitting = 0;
+    const commands: string[] = [];
+    ctx.exec = async (command, args, options) => {
+      commands.push(command);
+      if (command === 'ps') {
+        psCalls++;
+        // First the listing before pkill; then ps fails once while the app is still quitting.
+        if (psCalls === 2) return failed('ps: fork: Resource temporarily unavailable');
+        if (psCalls === 3 && quitting++ === 0) return ok(psAux([[4684, `${bundle}/Contents/MacOS/Ollama hidden`]]));
+      }
+      return answer(command, args, options);
+    };
+    await appStrategy.restart?.(ctx, change(), run);
+    // ps (before), pkill, ps (failed), ps (still there), ps (gone), open.
+    expect(commands.slice(commands.indexOf('pkill'))).toEqual(['pkill', 'ps', 'ps', 'ps', 'open']);
+  });
+
   it('opens again the bundle the app ran from (a folder with a space, not /Applications), waiting for its pids, not for the port', async () => {
     const bundle = await bundleAt('Tools/My Apps/Ollama.app');
     const ctx = appMac(bundle);
