@@ -23,7 +23,7 @@ import { listensAsRequested, type Change, type DetectOptions, type Detection, ty
 import { excludedRangeFor, parseExcludedPortRanges, type ExcludedPortRange } from './parsers/netsh.ts';
 import type { TasklistEntry } from './parsers/tasklist.ts';
 import { explorerEnvironmentValue, readEnvironmentVariable, userEnvStore } from './powershell.ts';
-import { processPaths, tasklist } from './processes.ts';
+import { processPaths, readTasklist, tasklist } from './processes.ts';
 
 /** The processes the installer stops, in the same order (app/ollama.iss): the app, the server, the runner. */
 export const OLLAMA_IMAGES = ['ollama app.exe', 'ollama.exe', 'llama-server.exe'];
@@ -214,7 +214,9 @@ async function waitForExit(ctx: Context, processes: readonly TasklistEntry[]): P
   let remaining = [...processes];
   for (let check = 0; check < QUIT_CHECKS && remaining.length > 0; check++) {
     if (check > 0) await ctx.clock.sleep(QUIT_STEP_MS);
-    const now = await tasklist(ctx);
+    // A tasklist that failed says nothing: those processes may still be exiting, so keep waiting.
+    const now = await readTasklist(ctx);
+    if (now === undefined) continue;
     remaining = remaining.filter((old) => now.some((entry) => entry.pid === old.pid && entry.imageName.toLowerCase() === old.imageName.toLowerCase()));
   }
   return remaining;
@@ -228,7 +230,9 @@ async function waitForExit(ctx: Context, processes: readonly TasklistEntry[]): P
  */
 async function restart(ctx: Context, change: RestartChange): Promise<void> {
   const launch = change.steps.at(-1) as string[];
-  const before = (await tasklist(ctx)).filter(isOllamaImage);
+  const listed = await readTasklist(ctx);
+  if (listed === undefined) throw new StepError(`Nothing was stopped: \`tasklist\` failed, so stigmer-setup can't tell whether the Ollama app runs or where from. ${RELAUNCH_FIX}`);
+  const before = listed.filter(isOllamaImage);
   const relaunch = await findRelaunch(ctx, launch[0] as string, before);
   if (relaunch.refused) throw new StepError(`Nothing was stopped: ${relaunch.refused}. ${relaunch.fix ?? RELAUNCH_FIX}`);
   // The steps are also the report of what ran: the app started is the one that was running.

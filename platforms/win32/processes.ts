@@ -10,8 +10,13 @@ import { parseTasklistCsv, type TasklistEntry } from './parsers/tasklist.ts';
 import { runPowerShell } from './powershell.ts';
 
 export async function tasklist(ctx: Context): Promise<TasklistEntry[]> {
+  return (await readTasklist(ctx)) ?? [];
+}
+
+/** The running processes, or undefined when tasklist itself failed (then nobody can say what runs). */
+export async function readTasklist(ctx: Context): Promise<TasklistEntry[] | undefined> {
   const result = await ctx.exec('tasklist', ['/FO', 'CSV', '/NH'], { timeoutMs: 15_000 });
-  return result.exitCode === 0 ? parseTasklistCsv(result.stdout) : [];
+  return result.exitCode === 0 ? parseTasklistCsv(result.stdout) : undefined;
 }
 
 /**

@@ -212,6 +212,32 @@ describe('the tray app restart: never stop what can\'t be started again', () => 
     expect(change.steps.at(-1)).toEqual([OTHER, '--hide']);
   });
 
+  it('a tasklist that fails says nothing: before taskkill it is a refusal, and during the wait it is no "they have exited"', async () => {
+    const failing = restartMachine({});
+    const exec = failing.ctx.exec.bind(failing.ctx);
+    failing.ctx.exec = async (command, args, options) => (command === 'tasklist' ? failed('ERROR: Access denied', 1) : exec(command, args, options));
+    const refused = winAppStrategy.restartChange?.({ elevate: [], env: ENV, port: 11434 }) as RestartChange;
+    await expect(winAppStrategy.restart?.(failing.ctx, refused, async () => {})).rejects.toThrow(/^Nothing was stopped: `tasklist` failed/);
+    expect(failing.killed).toEqual([]);
+    // After taskkill: tasklist fails once, then still shows the server, then shows nothing.
+    const waiting = restartMachine({});
+    const answer = waiting.ctx.exec.bind(waiting.ctx);
+    let listings = 0;
+    waiting.ctx.exec = async (command, args, options) => {
+      if (command === 'tasklist' && waiting.killed.length > 0) {
+        listings++;
+        if (listings === 1) return failed('ERROR: Access denied', 1);
+        if (listings === 2) return ok(TASKLIST.split('\n').filter((line) => line.toLowerCase().includes('"ollama.exe"')).join('\n'));
+        return ok('');
+      }
+      return answer(command, args, options);
+    };
+    const change = winAppStrategy.restartChange?.({ elevate: [], env: ENV, port: 11434 }) as RestartChange;
+    await winAppStrategy.restart?.(waiting.ctx, change, async () => {});
+    expect(listings).toBe(3);
+    expect(waiting.launched).toHaveLength(1);
+  });
+
   it('a running app whose executable is gone: setup plans nothing, and a restart refuses before stopping anything', async () => {
     const machine = { apps: [{ pid: 4100, path: OTHER }], files: [] };
     const detection = await detectApp(machine);
