@@ -47,6 +47,7 @@ Options:
 
 Exit codes: 0 done or nothing to do · 1 a step or check failed · 2 bad usage or invalid input
 (nothing changed) · 130 cancelled, or stopped by SIGINT (Ctrl-C) · 143 stopped by SIGTERM
+· 129 stopped by SIGHUP (the terminal closed) · 149 stopped by SIGBREAK (Ctrl-Break, Windows)
 A signal stops the run at its next step (a change being applied finishes or rolls back first);
 it then says what is in place, and --json still prints its one object.
 

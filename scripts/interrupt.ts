@@ -13,10 +13,15 @@
  * raises one at whatever step they choose. Both share this class, so the rules are the same.
  */
 
-export type SignalName = 'SIGINT' | 'SIGTERM';
+/**
+ * The signals that stop a run. SIGHUP comes when the terminal closes (on Windows too, when the
+ * console window is closed), SIGBREAK with Ctrl-Break on Windows: left to Node's default, either
+ * would end the process at once, between stopping Ollama and starting it again.
+ */
+export type SignalName = 'SIGINT' | 'SIGTERM' | 'SIGHUP' | 'SIGBREAK';
 
-/** 128 + the signal's number, as shells report a process a signal ended: SIGINT is 2, SIGTERM 15. */
-export const SIGNAL_EXIT: Readonly<Record<SignalName, number>> = { SIGINT: 130, SIGTERM: 143 };
+/** 128 + the signal's number, as shells report a process a signal ended: SIGHUP 1, SIGINT 2, SIGTERM 15, SIGBREAK 21. */
+export const SIGNAL_EXIT: Readonly<Record<SignalName, number>> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143, SIGBREAK: 149 };
 
 /** The run stopped because of a signal; `signal` says which. */
 export class InterruptedError extends Error {

@@ -443,7 +443,9 @@ const STOP_DEADLINE_MS = 10_000;
  * only, never by tests that import this module.
  */
 export function installSignalHandlers(interrupter: Interrupter): void {
-  for (const signal of ['SIGINT', 'SIGTERM'] as const satisfies readonly SignalName[]) {
+  // SIGBREAK exists only where the OS has it (Windows): os.constants.signals says so.
+  const signals = (['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK'] as const satisfies readonly SignalName[]).filter((name) => name in os.constants.signals);
+  for (const signal of signals) {
     process.on(signal, () => {
       const outcome = interrupter.raise(signal);
       if (outcome === 'held' || (outcome === 'repeated' && interrupter.holding)) {

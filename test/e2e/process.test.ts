@@ -127,7 +127,11 @@ async function waitFor(file: string): Promise<void> {
 }
 
 describe('Ctrl-C while a change is applied', () => {
-  it('is held off: the step finishes and rolls back, instead of leaving a half-applied change', async () => {
+  it.each([
+    ['SIGINT', 130],
+    // A terminal closed while Ollama is stopped: held the same way, so Ollama is started again.
+    ['SIGHUP', 129],
+  ] as const)('%s is held off: the step finishes and rolls back, instead of leaving a half-applied change (exit %i)', async (signal, exitCode) => {
     // A systemctl whose first restart takes a second and fails: the run is interrupted in the
     // middle of it, and must still roll back and restart on the old configuration.
     const sandbox = linuxSandbox('stigmer-sigint-', (scratch) => `if [ ! -e ${scratch}/restarted ]; then touch ${scratch}/restarted; sleep 1; echo 'Job for ollama.service failed.' >&2; exit 1; fi`);
@@ -135,12 +139,12 @@ describe('Ctrl-C while a change is applied', () => {
       const { child, output, exited } = sandbox.start(['--host', '0.0.0.0:11434']);
       // Interrupt once the first restart is under way.
       await waitFor(path.join(sandbox.scratch, 'restarted'));
-      child.kill('SIGINT');
+      child.kill(signal);
       const code = await exited;
       expect(output.stderr).toContain('finishing the current change first, so nothing is left half-applied');
       // Then it reports the signal, and that the rollback left nothing changed.
-      expect(output.stderr).toContain('Stopped by SIGINT while applying; nothing is changed: `systemctl restart ollama` failed (exit 1): Job for ollama.service failed. Every change was rolled back, and Ollama was restarted on the configuration it had before.');
-      expect(code).toBe(130);
+      expect(output.stderr).toContain(`Stopped by ${signal} while applying; nothing is changed: ` + '`systemctl restart ollama` failed (exit 1): Job for ollama.service failed. Every change was rolled back, and Ollama was restarted on the configuration it had before.');
+      expect(code).toBe(exitCode);
       expect(existsSync(sandbox.dropIn)).toBe(false);
       expect(existsSync(sandbox.lock)).toBe(false);
     } finally {
@@ -153,6 +157,8 @@ describe('a signal after the change is applied, while setup waits for Ollama to 
   it.each([
     ['SIGINT', 130],
     ['SIGTERM', 143],
+    // The terminal closing: Node's default would end the run on the spot.
+    ['SIGHUP', 129],
   ] as const)('%s: exits %i, says the change is applied and how to undo it, and --json prints one object', async (signal, exitCode) => {
     // The restart succeeds; nothing listens on the port afterwards, so setup waits (up to 30 s).
     const sandbox = linuxSandbox('stigmer-signal-wait-', (scratch) => `touch ${scratch}/restarted`);

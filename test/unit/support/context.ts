@@ -106,7 +106,7 @@ export function testContext(options: {
         const answer = answers.shift();
         if (answer === undefined) throw new Error(`unexpected prompt: ${question}`);
         if (answer === 'cancel') throw new CancelledError();
-        if (answer === 'SIGINT' || answer === 'SIGTERM') {
+        if (typeof answer === 'string') {
           // The real prompt is abandoned the same way when a signal arrives while it waits.
           interrupter.raise(answer);
           throw new InterruptedError(answer);
