@@ -352,7 +352,13 @@ async function undo(ctx: Context, options: CliOptions, support: PlatformSupport,
  * what it is. Returns the error message, or the resolved root.
  */
 async function resolveRoot(ctx: Context, root: string): Promise<{ root: string } | { error: string }> {
-  const seen = await ctx.fs.inspect(root);
+  let seen: PathInfo | undefined;
+  try {
+    seen = await ctx.fs.inspect(root);
+  } catch (error) {
+    // EACCES on a folder above it (another user's home, as a normal user): bad input, one line.
+    return { error: `--root ${root} can't be looked at: ${oneLine((error as Error).message)}.` };
+  }
   if (!seen) return { error: `--root ${root} does not exist.` };
   if (seen.kind === 'directory') return { root };
   if (seen.kind !== 'symlink') return { error: `--root ${root} is ${describeKind(seen.kind)}, not a folder.` };

@@ -226,6 +226,15 @@ describe('input and usage', () => {
     expect(plain.json).toEqual([]);
   });
 
+  it('a --root that can\'t even be looked at (EACCES above it, as a normal user) is bad input: one line, one JSON object, no stack trace', async () => {
+    const ctx = machine();
+    ctx.fs = { ...ctx.fs, inspect: async () => { throw Object.assign(new Error("EACCES: permission denied, lstat '/root/x'"), { code: 'EACCES' }); } };
+    expect(await run(['doctor', '--root', '/root/x', '--json'], ctx)).toBe(2);
+    expect(ctx.stderr).toEqual(["stigmer-setup: --root /root/x can't be looked at: EACCES: permission denied, lstat '/root/x'."]);
+    expect(ctx.json).toEqual([expect.objectContaining({ ok: false, command: 'doctor' })]);
+    expect(ctx.calls).toEqual([]);
+  });
+
   it('--help and --version', async () => {
     const help = machine();
     expect(await run(['--help'], help)).toBe(0);
