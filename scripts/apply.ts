@@ -33,6 +33,8 @@ export interface ApplyOutcome {
    * Ollama, which answered before, does not come back after the change. Returns the problems.
    */
   rollback?: () => Promise<string[]>;
+  /** Succeeded, with something the user should know (undo: the record could not be removed). */
+  warnings?: string[];
 }
 
 /** A target changed between the plan and the write: writing would lose what changed. */
@@ -424,9 +426,16 @@ export async function applyUndo(applier: Applier, changes: Change[], state: Reco
   const stale = await preflight(applier, changes);
   if (stale) return notApplied(changes, stale);
   const outcome = await executeChanges(applier, changes);
-  if (outcome.ok) {
-    await applier.files.remove(applier.support.path.join(applier.stateDir, RECORD_NAME));
-    await applier.files.removeTree(applier.support.path.join(applier.stateDir, BACKUPS));
+  if (!outcome.ok) return outcome;
+  // The restore is in place: a record or backups that can't be removed (EBUSY, EPERM) don't undo
+  // that, so they are a warning, not a failure that would report "nothing was restored".
+  const record = applier.support.path.join(applier.stateDir, RECORD_NAME);
+  const backups = applier.support.path.join(applier.stateDir, BACKUPS);
+  try {
+    await applier.files.remove(record);
+    await applier.files.removeTree(backups);
+  } catch (error) {
+    return { ...outcome, warnings: [`The restore is done, but ${record} or ${backups} could not be removed (${oneLine((error as Error).message)}); remove them by hand, or a later undo restores the same backups again.`] };
   }
   return outcome;
 }

@@ -337,12 +337,13 @@ async function undo(ctx: Context, options: CliOptions, support: PlatformSupport,
       return { exitCode: EXIT.failed, report: { ...planned, changes: jsonChanges(changes, outcome.applied), error: outcome.error } };
     }
     restoring.succeed('Restored.');
+    for (const warning of outcome.warnings ?? []) out.print(`! ${warning}`);
     progress.at('wait');
     if (changes.some((change) => change.type === 'restart')) await waitForOllama(ctx, '127.0.0.1', record.port ?? DEFAULT_PORT);
     const findings = await verify(ctx, options, support, out, progress, undefined);
     // Undo succeeded once the files are back; containers failing to reach Ollama is how it was before.
     out.print('Undo restored the configuration from before setup; containers may no longer reach Ollama, as before.');
-    return { exitCode: EXIT.ok, report: { ...planned, ok: true, changes: jsonChanges(changes, outcome.applied), checks: findings } };
+    return { exitCode: EXIT.ok, report: { ...planned, ok: true, warnings: [...planned.warnings, ...(outcome.warnings ?? [])], changes: jsonChanges(changes, outcome.applied), checks: findings } };
   });
 }
 

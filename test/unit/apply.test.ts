@@ -239,6 +239,25 @@ describe('undo', () => {
     expect(ctx.calls.map((call) => call.args.join(' '))).toEqual(['show ollama.service --property=LoadState', 'daemon-reload', 'restart ollama']);
   });
 
+  it('a record that can\'t be removed afterwards (EBUSY) leaves the restore reported as done, with a warning', async () => {
+    await setup(testContext({ exec: succeedAll }), planWriting(undefined, 'new\n'));
+    const ctx = testContext({ exec: succeedAll });
+    const state = await readState(ctx);
+    const busy = applier(ctx);
+    const realRemove = busy.files.remove.bind(busy.files);
+    busy.files.remove = async (file: string) => {
+      if (file.endsWith('undo.json')) throw Object.assign(new Error(`EBUSY: resource busy or locked, unlink '${file}'`), { code: 'EBUSY' });
+      return realRemove(file);
+    };
+    if (!state.record) throw new Error("no undo record");
+    const { changes } = await planUndo(busy, state.record, new Date());
+    const outcome = await applyUndo(busy, changes, state);
+    expect(outcome.ok).toBe(true);
+    expect(outcome.applied.every(Boolean)).toBe(true);
+    expect(outcome.warnings?.[0]).toMatch(/^The restore is done, but .*undo\.json or .*backups could not be removed \(EBUSY/);
+    await expect(readFile(conf(), 'utf8')).rejects.toThrow(/ENOENT/);
+  });
+
   it('keeps a copy (0600) of a file the user edited after setup', async () => {
     await setup(testContext({ exec: succeedAll }), planWriting(undefined, 'ours\n'));
     await writeFile(conf(), 'ours\nEnvironment="OLLAMA_DEBUG=1"\n');
