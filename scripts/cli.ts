@@ -197,7 +197,11 @@ async function locked<T>(applier: Applier, work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } finally {
-    await applier.ctx.terminal.uninterruptible(() => lock.release());
+    // A lock that can't be removed must not turn the run's own result into a failure: it names a
+    // pid that is gone once we exit, so the next run takes it over as stale.
+    await applier.ctx.terminal.uninterruptible(() => lock.release()).catch((error: unknown) => {
+      applier.ctx.terminal.printError(`stigmer-setup: the lock in ${applier.stateDir} could not be removed (${oneLine((error as Error).message ?? String(error))}); the next run takes it over, since this one has ended.`);
+    });
   }
 }
 

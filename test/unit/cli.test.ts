@@ -59,6 +59,15 @@ function json(ctx: TestContext): Record<string, any> {
 }
 
 describe('setup --yes on a systemd host', () => {
+  it('a lock that can\'t be removed at the end does not turn a setup that worked into a failure', async () => {
+    const ctx = machine();
+    const remove = ctx.fs.remove.bind(ctx.fs);
+    ctx.fs = { ...ctx.fs, remove: async (file: string) => (file.endsWith('/lock') ? Promise.reject(new Error(`EBUSY: resource busy or locked, unlink '${file}'`)) : remove(file)) };
+    expect(await run(['--yes', '--json', '--root', root], ctx)).toBe(0);
+    expect(json(ctx)).toMatchObject({ ok: true, command: 'setup' });
+    expect(ctx.stderr.join('\n')).toMatch(/the lock in .* could not be removed \(EBUSY.*the next run takes it over/);
+  });
+
   it('writes the drop-in under --root, restarts, and verifies that Ollama now listens on all interfaces', async () => {
     const ctx = machine();
     expect(await run(['--yes', '--json', '--root', root], ctx)).toBe(0);
