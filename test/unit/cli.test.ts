@@ -59,7 +59,7 @@ function json(ctx: TestContext): Record<string, any> {
   return ctx.json[0] as Record<string, any>;
 }
 
-describe('setup --yes on a systemd host', () => {
+describe.skipIf(needs.proc)('setup --yes on a systemd host' + because(needs.proc), () => {
   it('writes the drop-in under --root, restarts, and verifies that Ollama now listens on all interfaces', async () => {
     const ctx = machine();
     expect(await run(['--yes', '--json', '--root', root], ctx)).toBe(0);
@@ -150,7 +150,7 @@ describe('interactive setup', () => {
     await expect(readFile(dropIn(), 'utf8')).rejects.toThrow(/ENOENT/);
   });
 
-  it('"yes" applies, with plain sudo (which may ask for a password) when not root', async () => {
+  it.skipIf(needs.proc)('"yes" applies, with plain sudo (which may ask for a password) when not root' + because(needs.proc), async () => {
     const ctx = machine({ isTTY: true, isRoot: false, answers: [true] });
     expect(await run(['--root', root], ctx)).toBe(0);
     // One password prompt up front (sudo -v), then the privileged steps reuse it.
@@ -257,7 +257,7 @@ describe('input and usage', () => {
 });
 
 describe('doctor', () => {
-  it('is read-only and exits 1 when the only listener is loopback and no container can probe', async () => {
+  it.skipIf(needs.proc)('is read-only and exits 1 when the only listener is loopback and no container can probe' + because(needs.proc), async () => {
     const ctx = machine();
     expect(await run(['doctor', '--json', '--root', root], ctx)).toBe(1);
     const report = json(ctx);
@@ -267,7 +267,7 @@ describe('doctor', () => {
     expect(ctx.calls.every((call) => call.command !== 'systemctl' || call.args[0] === 'show')).toBe(true);
   });
 
-  it('exits 0 when Ollama is healthy and reachable', async () => {
+  it.skipIf(needs.proc)('exits 0 when Ollama is healthy and reachable' + because(needs.proc), async () => {
     await run(['--yes', '--root', root], machine());
     const ctx = machine();
     expect(await run(['doctor', '--root', root], ctx)).toBe(0);
@@ -423,7 +423,7 @@ describe('a signal at each step says what is in place, and keeps the JSON contra
     });
   });
 
-  describe('undo', () => {
+  describe.skipIf(needs.proc)('undo' + because(needs.proc), () => {
     beforeEach(async () => {
       expect(await run(['--yes', '--root', root], machine())).toBe(0);
     });
