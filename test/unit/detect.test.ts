@@ -41,7 +41,7 @@ describe('detectLinux without systemd or snap', () => {
     expect(manual.description).toContain(`(pid ${standin.child.pid})`);
   });
 
-  it.skipIf(needs.proc)("recognises the Ollama that Stigmer's CLI started from ~/.stigmer/llm.pid", async () => {
+  it.skipIf(needs.proc)("recognises the Ollama that Stigmer's CLI started from ~/.stigmer/llm.pid" + because(needs.proc), async () => {
     const port = await freePort();
     standin = await startStandin({ ollamaHost: `127.0.0.1:${port}` });
     await mkdir(path.join(root, '.stigmer'), { recursive: true });

@@ -410,7 +410,7 @@ describe('EnvironmentFile= wildcards that are hostile', () => {
 });
 
 describe('undo and a pending unit edit', () => {
-  it.skipIf(needs.proc)("refuses before restarting when someone else's edit waits for daemon-reload, and works once it is loaded", async () => {
+  it.skipIf(needs.proc)("refuses before restarting when someone else's edit waits for daemon-reload, and works once it is loaded" + because(needs.proc), async () => {
     expect((await runCli(['--yes', '--host', `0.0.0.0:${port}`])).code).toBe(0);
     await writeFile(dropIn('10-gpu.conf'), '[Service]\nEnvironment="CUDA_VISIBLE_DEVICES=0"\n');
     const restarts = systemd.restarts;
