@@ -13,6 +13,7 @@ import { SystemFiles } from '../../scripts/system-files.ts';
 import { allowedFor, readRecord, RECORD_NAME } from '../../scripts/undo-record.ts';
 import { failed, ok, tempRoot, testContext, type ExecScript, type TestContext } from './support/context.ts';
 import { FakeSnapd } from './support/fake-snap.ts';
+import { because, needs, unmet } from './support/portability.ts';
 
 let root: string;
 let cleanup: () => Promise<void>;
@@ -181,7 +182,7 @@ describe('applySetup', () => {
     expect(await readFile(conf(), 'utf8')).toBe('original\n');
   });
 
-  it('keeps the mode and owner of a file it modifies, and its backup is 0600 whatever the original was', async () => {
+  it.skipIf(unmet(needs.posixModes, needs.root))('keeps the mode and owner of a file it modifies, and its backup is 0600 whatever the original was' + because(needs.posixModes, needs.root), async () => {
     await mkdir(path.dirname(conf()), { recursive: true });
     await writeFile(conf(), 'original\n');
     await chmod(conf(), 0o640);
@@ -209,7 +210,7 @@ describe('applySetup', () => {
 });
 
 describe('undo', () => {
-  it('restores a modified file byte for byte, with its mode, even after two setups', async () => {
+  it.skipIf(needs.posixModes)('restores a modified file byte for byte, with its mode, even after two setups' + because(needs.posixModes), async () => {
     const original = '# user notes\r\n[Service]\nEnvironment="OLLAMA_HOST=127.0.0.1:11434"   \n\u00e9\n';
     await mkdir(path.dirname(conf()), { recursive: true });
     await writeFile(conf(), original);
@@ -258,7 +259,7 @@ describe('undo', () => {
     await expect(readFile(conf(), 'utf8')).rejects.toThrow(/ENOENT/);
   });
 
-  it('keeps a copy (0600) of a file the user edited after setup', async () => {
+  it.skipIf(needs.posixModes)('keeps a copy (0600) of a file the user edited after setup' + because(needs.posixModes), async () => {
     await setup(testContext({ exec: succeedAll }), planWriting(undefined, 'ours\n'));
     await writeFile(conf(), 'ours\nEnvironment="OLLAMA_DEBUG=1"\n');
     const { outcome, warnings } = await undoAll();
@@ -343,7 +344,7 @@ describe('settings (snap)', () => {
 });
 
 describe('without root', () => {
-  it('writes system files through `sudo -n install` and explains a sudo that wants a password', async () => {
+  it.skipIf(needs.posixModes)('writes system files through `sudo -n install` and explains a sudo that wants a password' + because(needs.posixModes), async () => {
     const folderModes: number[] = [];
     const ctx = testContext({
       isRoot: false,
@@ -365,7 +366,7 @@ describe('without root', () => {
     await expect(readFile(conf(), 'utf8')).rejects.toThrow(/ENOENT/);
   });
 
-  it('stages the file in a folder only we can enter, installs it with the mode it must have, and removes the folder', async () => {
+  it.skipIf(needs.posixModes)('stages the file in a folder only we can enter, installs it with the mode it must have, and removes the folder' + because(needs.posixModes), async () => {
     const seen: { mode: number; args: string[] }[] = [];
     const ctx = testContext({
       isRoot: false,

@@ -16,6 +16,7 @@ import { freePort } from '../support/standin-process.ts';
 import { failed, NOT_FOUND, ok, tempRoot, testContext, type TestContext } from './support/context.ts';
 import { FakeSystemd } from './support/fake-systemd.ts';
 import { fixture } from './support/fixtures.ts';
+import { because, needs } from './support/portability.ts';
 
 let root: string;
 let cleanup: () => Promise<void>;
@@ -58,7 +59,7 @@ function json(ctx: TestContext): Record<string, any> {
   return ctx.json[0] as Record<string, any>;
 }
 
-describe('setup --yes on a systemd host', () => {
+describe.skipIf(needs.proc)('setup --yes on a systemd host' + because(needs.proc), () => {
   it('a lock that can\'t be removed at the end does not turn a setup that worked into a failure', async () => {
     const ctx = machine();
     const remove = ctx.fs.remove.bind(ctx.fs);
@@ -158,7 +159,7 @@ describe('interactive setup', () => {
     await expect(readFile(dropIn(), 'utf8')).rejects.toThrow(/ENOENT/);
   });
 
-  it('"yes" applies, with plain sudo (which may ask for a password) when not root', async () => {
+  it.skipIf(needs.proc)('"yes" applies, with plain sudo (which may ask for a password) when not root' + because(needs.proc), async () => {
     const ctx = machine({ isTTY: true, isRoot: false, answers: [true] });
     expect(await run(['--root', root], ctx)).toBe(0);
     // One password prompt up front (sudo -v), then the privileged steps reuse it.
@@ -284,7 +285,7 @@ describe('input and usage', () => {
 });
 
 describe('doctor', () => {
-  it('is read-only and exits 1 when the only listener is loopback and no container can probe', async () => {
+  it.skipIf(needs.proc)('is read-only and exits 1 when the only listener is loopback and no container can probe' + because(needs.proc), async () => {
     const ctx = machine();
     expect(await run(['doctor', '--json', '--root', root], ctx)).toBe(1);
     const report = json(ctx);
@@ -294,7 +295,7 @@ describe('doctor', () => {
     expect(ctx.calls.every((call) => call.command !== 'systemctl' || call.args[0] === 'show')).toBe(true);
   });
 
-  it('exits 0 when Ollama is healthy and reachable', async () => {
+  it.skipIf(needs.proc)('exits 0 when Ollama is healthy and reachable' + because(needs.proc), async () => {
     await run(['--yes', '--root', root], machine());
     const ctx = machine();
     expect(await run(['doctor', '--root', root], ctx)).toBe(0);
@@ -450,7 +451,7 @@ describe('a signal at each step says what is in place, and keeps the JSON contra
     });
   });
 
-  describe('undo', () => {
+  describe.skipIf(needs.proc)('undo' + because(needs.proc), () => {
     beforeEach(async () => {
       expect(await run(['--yes', '--root', root], machine())).toBe(0);
     });
@@ -498,7 +499,7 @@ describe('a signal at each step says what is in place, and keeps the JSON contra
 });
 
 describe('--root', () => {
-  it('a symlink to a folder is that folder: setup writes and records its real path', async () => {
+  it.skipIf(needs.symlinks)('a symlink to a folder is that folder: setup writes and records its real path' + because(needs.symlinks), async () => {
     const link = `${root}-link`;
     await symlink(root, link);
     try {
@@ -514,7 +515,7 @@ describe('--root', () => {
     }
   });
 
-  it.each([
+  it.skipIf(needs.symlinks).each([
     ['a dangling symlink', async (link: string) => symlink(path.join(root, 'gone'), link), (link: string) => `--root ${link} is a symlink to ${path.join(root, 'gone')}, which does not exist (a dangling symlink).`],
     ['a symlink to a file', async (link: string) => {
       await writeFile(path.join(root, 'file'), '');
@@ -522,7 +523,7 @@ describe('--root', () => {
     }, (link: string) => `--root ${link} is a symlink to ${path.join(root, 'file')}, which is a regular file, not a folder.`],
     ['a regular file', async (link: string) => writeFile(link, ''), (link: string) => `--root ${link} is a regular file, not a folder.`],
     ['missing', async () => {}, (link: string) => `--root ${link} does not exist.`],
-  ])('%s is refused, saying what it is (exit 2, nothing run)', async (_, make, expected) => {
+  ])('%s is refused, saying what it is (exit 2, nothing run)' + because(needs.symlinks), async (_, make, expected) => {
     await mkdir(path.join(root, 'links'));
     const link = path.join(root, 'links', 'root');
     await make(link);

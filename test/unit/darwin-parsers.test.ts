@@ -9,6 +9,7 @@ import { environmentVariables, PlistError, readPlistDict, withEnvironmentVariabl
 import { classifyOllamaCommand, parsePsAux } from '../../platforms/darwin/parsers/ps.ts';
 import { parseSwVers } from '../../platforms/darwin/parsers/sw-vers.ts';
 import { fixture } from './support/fixtures.ts';
+import { because, needs } from './support/portability.ts';
 
 const darwin = (name: string) => fixture(`darwin/${name}`);
 const brief = (rows: LsofListener[]) => rows.map((r) => `${r.command}|${r.pid}|${r.family}|${r.address}|${r.port}`);
@@ -298,7 +299,6 @@ describe("Homebrew's services/<formula>.env", () => {
   // Homebrew's own lines (service.rb effective_environment_variables, extend/blank/string.rb), run
   // by a real Ruby reading UTF-8, as brew does on a Mac (it sets LC_ALL=en_US.UTF-8; -E UTF-8 here). Only where `ruby` is installed (not in CI):
   // it is the check that the TypeScript model and Ruby agree, byte for byte.
-  const ruby = spawnSync('ruby', ['-e', 'print 1'], { encoding: 'utf8' }).stdout === '1';
   const BREW = String.raw`
     class String; def blank? = empty? || /\A[[:space:]]*\z/.match?(self); end
     class NilClass; def blank? = true; end
@@ -326,7 +326,7 @@ describe("Homebrew's services/<formula>.env", () => {
     ['lone cr', Buffer.from('A=1\rB=2\n')],
   ];
 
-  it.skipIf(!ruby).each(CASES)('agrees with Ruby running brew\'s code: %s', async (_name, content) => {
+  it.skipIf(needs.ruby).each(CASES)('agrees with Ruby running brew\'s code: %s' + because(needs.ruby), async (_name, content) => {
     const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
     const { tmpdir } = await import('node:os');
     const dir = mkdtempSync(`${tmpdir()}/brew-env-`);

@@ -18,6 +18,7 @@ import type { ExecResult } from '../../scripts/context.ts';
 import { StepError } from '../../scripts/system-files.ts';
 import { fixture } from './support/fixtures.ts';
 import { failed, NOT_FOUND, ok, tempRoot, testContext } from './support/context.ts';
+import { because, needs } from './support/portability.ts';
 
 let home: string;
 let cleanup: () => Promise<void>;
@@ -92,7 +93,7 @@ describe('Homebrew ≥ 6.0.15: the env file', () => {
     expect(plan.warnings).toEqual([]);
   });
 
-  it('keeps the lines already in the file and its safe mode; tightens a group-writable one to 0600, with a warning', async () => {
+  it.skipIf(needs.posixModes)('keeps the lines already in the file and its safe mode; tightens a group-writable one to 0600, with a warning' + because(needs.posixModes), async () => {
     await writeBrewPlist();
     const envFile = path.join(home, '.homebrew/services/ollama.env');
     await mkdir(path.dirname(envFile), { recursive: true });
@@ -191,7 +192,7 @@ describe('Ollama.app', () => {
     expect(detection).toMatchObject({ strategy: 'darwin-app', bundle: path.join(home, 'Applications/Ollama.app'), running: false, expose: false });
   });
 
-  it.skipIf(process.platform === 'win32')('an Expose setting that could not be read is "unknown", never "off": doctor and the plan both say so (needs mkfifo)', async () => {
+  it.skipIf(needs.mkfifo)('an Expose setting that could not be read is "unknown", never "off": doctor and the plan both say so' + because(needs.mkfifo), async () => {
     await installApp();
     const settings = path.join(home, 'Library/Application Support/Ollama');
     await mkdir(settings, { recursive: true });

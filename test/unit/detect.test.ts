@@ -12,6 +12,7 @@ import type { Context } from '../../scripts/context.ts';
 import type { ManualDetection } from '../../platforms/linux/manual.ts';
 import { freePort, startStandin, type RunningStandin } from '../support/standin-process.ts';
 import { tempRoot, testContext } from './support/context.ts';
+import { because, needs } from './support/portability.ts';
 
 /** The installation stigmer-setup would configure, as the registry picks it. */
 async function detectLinux(ctx: Context, options: { root: string; port: number }) {
@@ -28,7 +29,7 @@ afterEach(async () => {
 });
 
 describe('detectLinux without systemd or snap', () => {
-  it('finds a hand-started Ollama by the socket it listens on, with the OLLAMA_HOST it was started with', async () => {
+  it.skipIf(needs.proc)('finds a hand-started Ollama by the socket it listens on, with the OLLAMA_HOST it was started with' + because(needs.proc), async () => {
     const port = await freePort();
     standin = await startStandin({ ollamaHost: `127.0.0.1:${port}` });
     const { strategy, detection } = await detectLinux(testContext({ env: { HOME: root } }), { root, port });
@@ -40,7 +41,7 @@ describe('detectLinux without systemd or snap', () => {
     expect(manual.description).toContain(`(pid ${standin.child.pid})`);
   });
 
-  it("recognises the Ollama that Stigmer's CLI started from ~/.stigmer/llm.pid", async () => {
+  it.skipIf(needs.proc)("recognises the Ollama that Stigmer's CLI started from ~/.stigmer/llm.pid" + because(needs.proc), async () => {
     const port = await freePort();
     standin = await startStandin({ ollamaHost: `127.0.0.1:${port}` });
     await mkdir(path.join(root, '.stigmer'), { recursive: true });

@@ -13,6 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { parseCli, UsageError } from '../../scripts/args.ts';
 import { TROUBLESHOOTING_URL } from '../../scripts/checks/index.ts';
+import { because, needs } from './support/portability.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const read = (file: string) => readFileSync(path.join(REPO, file), 'utf8');
@@ -226,7 +227,7 @@ function runStepScript(step: Step, answer: { status: number; stdout: string }): 
 
 const report = (fields: Record<string, unknown>) => JSON.stringify({ command: 'doctor', platform: 'linux', strategy: 'none', changes: [], checks: [{ id: 'ollama.listener', status: 'fail', message: 'nothing listens' }], warnings: [], ...fields }, null, 2);
 
-describe.skipIf(process.platform === 'win32')('the smoke steps, run against a stand-in npx', () => {
+describe.skipIf(needs.posixShell)('the smoke steps, run against a stand-in npx' + because(needs.posixShell), () => {
   const doctorStep = () => onlyStep((line) => PACKED_DOCTOR.test(line), 'the packed doctor --json');
   const dryRunStep = () => onlyStep((line) => PACKED_DRY_RUN.test(line), 'the packed --dry-run --json');
 

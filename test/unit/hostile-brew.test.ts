@@ -18,6 +18,7 @@ import type { ExecResult } from '../../scripts/context.ts';
 import { runStep } from '../../scripts/system-files.ts';
 import { failed, NOT_FOUND, ok, tempRoot, testContext } from './support/context.ts';
 import { fixture } from './support/fixtures.ts';
+import { because, needs, unmet } from './support/portability.ts';
 
 let home: string;
 let cleanup: () => Promise<void>;
@@ -133,7 +134,7 @@ describe('ollama.env, read as brew reads it', () => {
     expect(after.equals(expected)).toBe(true);
   });
 
-  it('a path in a fix is quoted for sh, and one with a control character is never pasted raw', async () => {
+  it.skipIf(needs.posixModes)('a path in a fix is quoted for sh, and one with a control character is never pasted raw' + because(needs.posixModes), async () => {
     await writeEnv(bytes('A=1\n'));
     await chmod(envPath(), 0o666);
     const detection = (await detectBrew()) as BrewDetection;
@@ -234,7 +235,7 @@ describe("Ollama.app's db.sqlite", () => {
       },
     });
 
-  it('a FIFO is refused without being opened (no sqlite3 run, no hang), and reads as "could not read", never "off"', async () => {
+  it.skipIf(needs.mkfifo)('a FIFO is refused without being opened (no sqlite3 run, no hang), and reads as "could not read", never "off"' + because(needs.mkfifo), async () => {
     expect(spawnSync('mkfifo', [database()]).status).toBe(0);
     const ctx = machine();
     const reading = await readExpose(ctx, database());
@@ -244,7 +245,7 @@ describe("Ollama.app's db.sqlite", () => {
     expect(describeExpose(reading)).toContain('is a FIFO (named pipe), not a regular file, so it was not opened');
   });
 
-  it('a symlink to a FIFO, and a device, are refused the same way', async () => {
+  it.skipIf(unmet(needs.mkfifo, needs.symlinks))('a symlink to a FIFO, and a device, are refused the same way' + because(needs.mkfifo, needs.symlinks), async () => {
     const fifo = path.join(home, 'fifo');
     expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
     await symlink(fifo, database());
@@ -254,7 +255,7 @@ describe("Ollama.app's db.sqlite", () => {
     expect(ctx.calls).toEqual([]);
   });
 
-  it.skipIf(!sqlite)('a real database: on is true, off is false, no settings row is unknown; no database at all is off (the app\'s default)', async () => {
+  it.skipIf(needs.sqlite3)('a real database: on is true, off is false, no settings row is unknown; no database at all is off (the app\'s default)' + because(needs.sqlite3), async () => {
     const make = (sql: string) => expect(spawnSync('sqlite3', [database()], { input: sql, encoding: 'utf8' }).status).toBe(0);
     make('CREATE TABLE settings (id INTEGER PRIMARY KEY, expose BOOLEAN NOT NULL DEFAULT 0);');
     expect((await readExpose(machine(), database())).value).toBeUndefined();
@@ -319,7 +320,7 @@ describe('older Homebrew: a reload whose bootstrap fails after the bootout', () 
 });
 
 describe('no Homebrew ollama, and an env file that is not a regular file', () => {
-  it('brew not knowing the formula is "not installed", whatever sits at the env file\'s path (a FIFO is not opened)', async () => {
+  it.skipIf(needs.mkfifo)('brew not knowing the formula is "not installed", whatever sits at the env file\'s path (a FIFO is not opened)' + because(needs.mkfifo), async () => {
     await mkdir(path.dirname(envPath()), { recursive: true });
     expect(spawnSync('mkfifo', [envPath()]).status).toBe(0);
     expect(await detectBrew({ infoFails: 'Error: No available formula with the name "ollama".' })).toBeUndefined();

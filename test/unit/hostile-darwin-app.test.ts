@@ -16,6 +16,7 @@ import type { RestartChange } from '../../platforms/types.ts';
 import type { ExecResult } from '../../scripts/context.ts';
 import { fixture } from './support/fixtures.ts';
 import { NOT_FOUND, ok, tempRoot, testContext } from './support/context.ts';
+import { because, needs, unmet } from './support/portability.ts';
 
 let home: string;
 let cleanup: () => Promise<void>;
@@ -101,7 +102,7 @@ describe('the process table is untrusted', () => {
 });
 
 describe('the bundle ps names is checked before anything is stopped', () => {
-  it('a symlink to Ollama\'s bundle is fine; a symlink to another app, a relative path, ".." or a file are refused', async () => {
+  it.skipIf(needs.symlinks)('a symlink to Ollama\'s bundle is fine; a symlink to another app, a relative path, ".." or a file are refused' + because(needs.symlinks), async () => {
     const real = await bundleAt('Real/Ollama.app');
     const other = await bundleAt('Other/Other.app', 'com.example.other');
     await mkdir(path.join(home, 'Links'), { recursive: true });
@@ -162,14 +163,14 @@ describe('values put into commands', () => {
 describe('a different user: HOME must belong to the user who runs us', () => {
   const preflight = (ctx: ReturnType<typeof testContext>) => darwinPlatform.preflight?.(ctx);
 
-  it('root with HOME pointing at another user\'s home (no SUDO_USER) is refused before anything is read', async () => {
+  it.skipIf(needs.root)('root with HOME pointing at another user\'s home (no SUDO_USER) is refused before anything is read' + because(needs.root), async () => {
     await chown(home, 501, 20);
     const ctx = { ...testContext({ env: { HOME: home } }), isRoot: true, uid: 0 };
     expect(await preflight(ctx)).toMatch(new RegExp(`^HOME \\(${JSON.stringify(home).replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}\\) belongs to uid 501, but this runs as uid 0 \\(root\\)`));
     expect(ctx.calls).toEqual([]);
   });
 
-  it('a user whose HOME is theirs passes, also through a symlink; a missing or relative HOME is refused', async () => {
+  it.skipIf(unmet(needs.root, needs.symlinks))('a user whose HOME is theirs passes, also through a symlink; a missing or relative HOME is refused' + because(needs.root, needs.symlinks), async () => {
     await chown(home, 501, 20);
     const ctx = { ...testContext({ env: { HOME: home } }), isRoot: false, uid: 501 };
     expect(await preflight(ctx)).toBeUndefined();

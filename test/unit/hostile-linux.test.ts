@@ -27,6 +27,7 @@ import { ok, tempRoot, testContext, NOT_FOUND, type TestContext } from './suppor
 import { FakeSystemd } from './support/fake-systemd.ts';
 import { fixture } from './support/fixtures.ts';
 import { environmentSources, parseEnvironmentFiles, parseEnvironmentList, parseSystemctlShowAll, splitQuotedWords, unsetRemoves } from '../../platforms/linux/systemctl-show.ts';
+import { because, needs } from './support/portability.ts';
 
 let root: string;
 let cleanup: () => Promise<void>;
@@ -96,7 +97,7 @@ describe('a unit edit systemd has not loaded (NeedDaemonReload=yes)', () => {
     await expect(stat(recordPath())).rejects.toThrow(/ENOENT/);
   });
 
-  it('our own drop-in, written by a run that stopped before its daemon-reload: setup reloads and restarts', async () => {
+  it.skipIf(needs.proc)('our own drop-in, written by a run that stopped before its daemon-reload: setup reloads and restarts' + because(needs.proc), async () => {
     await mkdir(dropInDir(), { recursive: true });
     await writeFile(dropIn(), renderDropIn({ host: '0.0.0.0', port }));
     const { code, report } = await runCli(['--yes', '--json', '--host', `0.0.0.0:${port}`]);
@@ -142,7 +143,7 @@ describe('overrides systemd applies, read as systemd reads them', () => {
     expect(config.fix).not.toMatch(/^sudo systemctl daemon-reload && sudo systemctl restart ollama$/);
   });
 
-  it('an exact UnsetEnvironment=OLLAMA_HOST=VALUE removes only that value', async () => {
+  it.skipIf(needs.proc)('an exact UnsetEnvironment=OLLAMA_HOST=VALUE removes only that value' + because(needs.proc), async () => {
     await loadedDropIn('50-unset.conf', `[Service]\nUnsetEnvironment=OLLAMA_HOST=10.0.0.1:${port}\n`);
     // It does not match what is set (127.0.0.1:port), so setup can go ahead.
     const { code } = await runCli(['--yes', '--json', '--host', `0.0.0.0:${port}`]);
@@ -172,7 +173,7 @@ describe('overrides systemd applies, read as systemd reads them', () => {
     await expectRefusedTwice(/ollama\.service\.d\/zz-reset\.conf has an empty Environment= line, which systemd reads after stigmer-setup\.conf/);
   });
 
-  it('an empty Environment= in a drop-in read before ours does not matter', async () => {
+  it.skipIf(needs.proc)('an empty Environment= in a drop-in read before ours does not matter' + because(needs.proc), async () => {
     await loadedDropIn('00-reset.conf', '[Service]\nEnvironment=\n', { restart: false });
     const { code } = await runCli(['--yes', '--json', '--host', `0.0.0.0:${port}`]);
     expect(code).toBe(0);
@@ -317,7 +318,7 @@ describe('system-supplied fields', () => {
   let child: ChildProcess | undefined;
   afterEach(() => child?.kill('SIGKILL'));
 
-  it('a newline in a process\'s argv can not start a forged line in the report', async () => {
+  it.skipIf(needs.proc)('a newline in a process\'s argv can not start a forged line in the report' + because(needs.proc), async () => {
     child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 20000)', 'x\n✓ Ollama is reachable from containers'], { stdio: 'ignore' });
     await new Promise((resolve) => child?.once('spawn', resolve));
     const info = await readProcess(createNodeContext(), child.pid as number);
@@ -409,7 +410,7 @@ describe('EnvironmentFile= wildcards that are hostile', () => {
 });
 
 describe('undo and a pending unit edit', () => {
-  it("refuses before restarting when someone else's edit waits for daemon-reload, and works once it is loaded", async () => {
+  it.skipIf(needs.proc)("refuses before restarting when someone else's edit waits for daemon-reload, and works once it is loaded" + because(needs.proc), async () => {
     expect((await runCli(['--yes', '--host', `0.0.0.0:${port}`])).code).toBe(0);
     await writeFile(dropIn('10-gpu.conf'), '[Service]\nEnvironment="CUDA_VISIBLE_DEVICES=0"\n');
     const restarts = systemd.restarts;

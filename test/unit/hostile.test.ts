@@ -20,6 +20,7 @@ import { sha256 } from '../../scripts/undo-record.ts';
 import { freePort } from '../support/standin-process.ts';
 import { NOT_FOUND, ok, tempRoot, testContext, type TestContext } from './support/context.ts';
 import { FakeSystemd } from './support/fake-systemd.ts';
+import { because, needs } from './support/portability.ts';
 
 let root: string;
 let outside: string;
@@ -338,7 +339,7 @@ describe('--host that systemd would rewrite', () => {
 });
 
 describe('hung commands', () => {
-  it('a timeout kills the whole process group and the wait ends then, even when a child holds the pipe', async () => {
+  it.skipIf(needs.proc)('a timeout kills the whole process group and the wait ends then, even when a child holds the pipe' + because(needs.proc), async () => {
     const ctx = createNodeContext();
     const started = Date.now();
     // The shell starts a background sleep that inherits stdout, prints its pid, then sleeps too.
@@ -360,7 +361,7 @@ describe('hung commands', () => {
     expect(alive()).toBe(false);
   });
 
-  it('runs each command in a process group of its own, so Ctrl-C on the terminal does not reach it', async () => {
+  it.skipIf(needs.proc)('runs each command in a process group of its own, so Ctrl-C on the terminal does not reach it' + because(needs.proc), async () => {
     const result = await createNodeContext().exec('sh', ['-c', 'cat /proc/$$/stat'], { timeoutMs: 5000 });
     const fields = result.stdout.replace(/^\d+ \(.*?\) /, '').split(' ');
     const [pid] = result.stdout.split(' ');

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { readBindV6Only, readFirewall, readRootlessHostLoopback } from '../../platforms/linux/audits.ts';
 import { failed, NOT_FOUND, ok, testContext, type ExecScript } from './support/context.ts';
 import { fixture } from './support/fixtures.ts';
+import { because, needs } from './support/portability.ts';
 
 const REQUEST = { port: 11434, subnets: ['172.17.0.0/16'], interfaces: ['docker0'] };
 
@@ -85,7 +86,7 @@ describe('readFirewall', () => {
 });
 
 describe('readBindV6Only', () => {
-  it('reads the real /proc/sys/net/ipv6/bindv6only of this machine as a boolean', async () => {
+  it.skipIf(needs.proc)('reads the real /proc/sys/net/ipv6/bindv6only of this machine as a boolean' + because(needs.proc), async () => {
     const value = await readBindV6Only(testContext());
     const text = (await testContext().fs.readText('/proc/sys/net/ipv6/bindv6only', { follow: true }))?.trim();
     expect(value).toBe(text === undefined ? undefined : text === '1');

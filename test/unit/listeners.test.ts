@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createNodeContext } from '../../scripts/node-context.ts';
 import { findOwners, readListeners } from '../../platforms/linux/listeners.ts';
 import { widestScope } from '../../scripts/listeners.ts';
+import { because, needs } from './support/portability.ts';
 
 const servers: net.Server[] = [];
 afterEach(async () => {
@@ -22,7 +23,7 @@ function listen(host: string, port = 0, ipv6Only = false): Promise<number> {
   });
 }
 
-describe('readListeners', () => {
+describe.skipIf(needs.proc)('readListeners' + because(needs.proc), () => {
   const ctx = createNodeContext();
 
   it('sees a 127.0.0.1 listener as loopback, and finds this process as its owner', async () => {
