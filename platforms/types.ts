@@ -116,6 +116,8 @@ export interface PlanRequest {
    * that is right but not running yet needs a restart, not "nothing to do".
    */
   listening?: BindScope | 'none';
+  /** --relay: the user asked for the bridge-only relay (Linux) rather than a wider bind. */
+  relay?: boolean;
 }
 
 /** Whether the running Ollama already listens as the request wants (true when that is unknown). */
@@ -176,6 +178,60 @@ export interface FirewallFacts {
   unreadable: string[];
   /** The subnets the verdict is for. */
   subnets: string[];
+}
+
+/**
+ * The bridge-only relay (Linux, rootful native Docker): systemd-socket-proxyd listening on the
+ * address Docker's host-gateway resolves to and forwarding to a loopback-only Ollama
+ * (relay-and-pull.md Part A). What is on the machine now, read-only; gathered on Linux only.
+ */
+export interface RelayFacts {
+  /** Our units as they are on disk (each read back as untrusted), when any of them exists. */
+  installed?: {
+    socketPath: string;
+    servicePath: string;
+    /** ListenStream= of our socket unit, parsed; undefined when it can't be read as one address. */
+    listen?: BindAddress;
+    /** Where the service forwards to (its ExecStart's HOST:PORT), parsed. */
+    target?: BindAddress;
+    /** How connections that don't come from a Docker bridge are kept out, as the units say. */
+    protection: 'ip-address-allow' | 'iptables' | 'none';
+    /** IPAddressAllow= subnets of the socket unit (protection 'ip-address-allow'). */
+    allowed: string[];
+    /** `systemctl is-active` of the socket unit: 'active', 'inactive', 'failed', … */
+    socketState?: string;
+    /** The protection is in force now (iptables: our chain is hooked into INPUT), when that can be told. */
+    protectionActive?: boolean;
+  };
+  /** The IPv4 address Docker's host-gateway resolves to, and where that was read. */
+  gateway?: { address: string; from: string; ipv6?: string };
+  /** Why the gateway could not be read (bridge disabled, docker unreadable), when it couldn't. */
+  gatewayProblem?: string;
+  /** Every Docker bridge network's IPv4 subnet and interface (default and user-defined). */
+  bridges: { name: string; subnet: string; interface?: string }[];
+  /** systemd enforces IPAddressAllow=/IPAddressDeny= here (a unified cgroup v2 hierarchy with BPF). */
+  bpfFirewall: boolean;
+  /** Absolute path of iptables, when present. */
+  iptables?: string;
+  /** Absolute path of systemd-socket-proxyd (/usr/lib/systemd/ or /lib/systemd/), when present. */
+  proxyd?: string;
+  /** systemd runs here as PID 1 (systemctl can manage units). */
+  systemd: boolean;
+  /** ollama.service exists: the relay's service then Wants= and After= it. */
+  ollamaUnit: boolean;
+  /** What 127.0.0.1:<port> answered to a foreign Host header: 403 proves Ollama is loopback-only. */
+  foreignHostStatus?: number;
+  /** Whether the relay can be offered now, and if not, why (the plan says it). */
+  preflight: { ok: true } | { ok: false; reason: string };
+}
+
+/** What the relay's inspection is given by gatherFacts. */
+export interface RelayRequest extends Locations {
+  port: number;
+  listeners?: Listener[];
+  /** A rootful engine on this machine's own kernel (not Desktop, not rootless). */
+  nativeRootfulDocker: boolean;
+  path: path.PlatformPath;
 }
 
 /** Where per-machine and per-user paths are, for the platform being configured. */
@@ -300,6 +356,13 @@ export interface PlatformSupport {
     bindV6Only?(ctx: Context): Promise<boolean | undefined>;
     /** A rootless dockerd's DOCKERD_ROOTLESS_ROOTLESSKIT_DISABLE_HOST_LOOPBACK, when it can be read. */
     rootlessHostLoopback?(ctx: Context): Promise<string | undefined>;
+  };
+  /**
+   * The bridge-only relay, where this platform has one (Linux): read what is there, read-only.
+   * `facts` is what gatherFacts knows by then (docker, listeners, the port).
+   */
+  relay?: {
+    inspect(ctx: Context, request: RelayRequest): Promise<RelayFacts>;
   };
   /** Commands that findings quote. */
   commands: {

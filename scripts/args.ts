@@ -19,6 +19,13 @@ export interface CliOptions {
   version: boolean;
   /** Print the stack trace of an unexpected error (otherwise one line). */
   debug: boolean;
+  /**
+   * --relay: give Docker's bridge containers a relay to a loopback-only Ollama (Linux, rootful
+   * Docker), even when Stigmer itself doesn't need one (Open WebUI, a compose stack).
+   */
+  relay: boolean;
+  /** --pull: pull Stigmer's model when it is missing, without asking (issue 13). */
+  pull: boolean;
 }
 
 export class UsageError extends Error {}
@@ -78,6 +85,8 @@ export function parseCli(argv: string[]): CliOptions {
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'V' },
         debug: { type: 'boolean' },
+        relay: { type: 'boolean' },
+        pull: { type: 'boolean' },
       },
     });
   } catch (error) {
@@ -120,6 +129,8 @@ export function parseCli(argv: string[]): CliOptions {
     help: values.help ?? false,
     version: values.version ?? false,
     debug: values.debug ?? false,
+    relay: values.relay ?? false,
+    pull: values.pull ?? false,
   };
 }
 

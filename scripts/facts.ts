@@ -16,7 +16,7 @@ import { parseDockerInfoJson, type DockerNetwork } from './parsers/docker-json.t
 import { probeExposure, readDockerNetworks, readPodman, readProxySources, type ExposureProbe } from './audit-facts.ts';
 import { proxyFromEnvironment, type ProxySettings } from './proxy.ts';
 import { readStigmerConfig, STIGMER_DEFAULTS, type StigmerConfig } from './stigmer-config.ts';
-import type { FirewallFacts } from '../platforms/types.ts';
+import type { FirewallFacts, RelayFacts } from '../platforms/types.ts';
 
 export const DEFAULT_CONTAINER = 'stigmer-agent-runner';
 export const HOST_PROBE_TIMEOUT_MS = 3000;
@@ -87,6 +87,8 @@ export interface Facts {
   /** Where on the network (LAN, public) Ollama answers without authentication. */
   exposure: ExposureProbe[];
   stigmer: StigmerConfig;
+  /** The bridge-only relay and what it needs (Linux only; undefined elsewhere). */
+  relay?: RelayFacts;
 }
 
 export interface GatherOptions {
