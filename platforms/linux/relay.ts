@@ -409,9 +409,9 @@ function restartChange({ elevate, job, port }: RestartContext): RestartChange {
     type: 'restart',
     strategy: RELAY_STRATEGY,
     steps: [
+      [...elevate, 'systemctl', 'stop', SOCKET_UNIT, SERVICE_UNIT],
       [...elevate, 'systemctl', 'daemon-reload'],
       [...elevate, 'systemctl', 'enable', SOCKET_UNIT],
-      [...elevate, 'systemctl', 'stop', SERVICE_UNIT],
       [...elevate, 'systemctl', 'restart', SOCKET_UNIT],
     ],
     privileged: elevate.length > 0,
@@ -427,27 +427,68 @@ function rootOf(change: RestartChange): string {
 }
 
 /**
- * Converge systemd with the units on disk. Socket file there: reload, enable, stop a running
- * proxy (it holds the old listening socket), restart the socket, and require it active. Gone:
- * `disable --now` both (systemd 252 removes the wants symlink even after the unit file is
- * deleted), then reload. Ollama itself is never stopped.
+ * Remove our chain and its INPUT hooks if they outlived the socket unit. The unit's ExecStopPost=
+ * removes them, but only when systemd still has the unit's old text loaded: a daemon-reload after
+ * the file changed or was deleted (`systemctl disable` does one itself) loses those lines.
+ * Measured on systemd 252: rm the units, then `disable --now` leaves the chain behind.
+ */
+async function removeLeftoverChain(ctx: Context, elevate: string[], run: (argv: string[]) => Promise<void>): Promise<void> {
+  const iptables = await firstFile(ctx, IPTABLES_LOCATIONS);
+  if (!iptables) return;
+  const list = [...elevate, iptables, '-w', '-S', 'INPUT'];
+  const listed = await ctx.exec(list[0] as string, list.slice(1), { timeoutMs: COMMAND_TIMEOUT_MS, env: { LC_ALL: 'C' } });
+  if (listed.exitCode !== 0) return;
+  for (const line of listed.stdout.split('\n').slice(0, 10_000)) {
+    const words = line.trim().split(/\s+/);
+    if (words[0] !== '-A' || words[1] !== 'INPUT' || words.at(-2) !== '-j' || words.at(-1) !== CHAIN) continue;
+    if (!words.every((word) => /^[A-Za-z0-9./:_+-]{1,64}$/.test(word))) continue;
+    await run([...elevate, iptables, '-w', '-D', ...words.slice(1)]);
+  }
+  const chain = [...elevate, iptables, '-w', '-S', CHAIN];
+  const exists = await ctx.exec(chain[0] as string, chain.slice(1), { timeoutMs: COMMAND_TIMEOUT_MS, env: { LC_ALL: 'C' } });
+  if (exists.exitCode !== 0) return;
+  await run([...elevate, iptables, '-w', '-F', CHAIN]);
+  await run([...elevate, iptables, '-w', '-X', CHAIN]);
+}
+
+/**
+ * Converge systemd with the units on disk. First stop both units while systemd still has their
+ * old text loaded, so the old ExecStopPost= removes the old chain (a changed gateway, an undo).
+ * Socket file there: reload, enable, start it, and require it active. Gone: disable both (this
+ * removes the sockets.target.wants link even after the unit file is deleted), reload, and make
+ * sure the socket is no longer active. Ollama itself is never stopped.
  */
 async function restart(ctx: Context, change: RestartChange, run: (argv: string[]) => Promise<void>): Promise<void> {
   const elevate = elevationOf(change);
   const socketFile = change.job ?? SOCKET_PATH;
+  // Units systemd never loaded (a rollback before the first reload) can't be stopped or disabled:
+  // systemctl says "not loaded" / "does not exist". What counts is whether the socket is active after.
+  let refused: string | undefined;
+  const tolerated = async (argv: string[]) => {
+    try {
+      await run(argv);
+    } catch (error) {
+      refused ??= (error as Error).message;
+    }
+  };
+  await tolerated([...elevate, 'systemctl', 'stop', SOCKET_UNIT, SERVICE_UNIT]);
+  await removeLeftoverChain(ctx, elevate, run);
+  const isActive = async () => {
+    const state = await ctx.exec('systemctl', ['is-active', SOCKET_UNIT], { timeoutMs: COMMAND_TIMEOUT_MS, env: { LC_ALL: 'C' } });
+    return oneLine(state.stdout, 40) || lastLine(state.stderr) || 'nothing';
+  };
   if ((await ctx.fs.inspect(socketFile)) !== undefined) {
     await run([...elevate, 'systemctl', 'daemon-reload']);
     await run([...elevate, 'systemctl', 'enable', SOCKET_UNIT]);
-    await run([...elevate, 'systemctl', 'stop', SERVICE_UNIT]);
     await run([...elevate, 'systemctl', 'restart', SOCKET_UNIT]);
-    const state = await ctx.exec('systemctl', ['is-active', SOCKET_UNIT], { timeoutMs: COMMAND_TIMEOUT_MS, env: { LC_ALL: 'C' } });
-    if (state.stdout.trim() !== 'active') {
-      throw new StepError(`${SOCKET_UNIT} did not start (systemctl is-active says ${JSON.stringify(oneLine(state.stdout, 40) || lastLine(state.stderr) || 'nothing')}). See: ${LOGS}`);
-    }
+    const state = await isActive();
+    if (state !== 'active') throw new StepError(`${SOCKET_UNIT} did not start (systemctl is-active says ${JSON.stringify(state)}). See: ${LOGS}`);
     return;
   }
-  await run([...elevate, 'systemctl', 'disable', '--now', SOCKET_UNIT, SERVICE_UNIT]);
+  await tolerated([...elevate, 'systemctl', 'disable', SOCKET_UNIT, SERVICE_UNIT]);
   await run([...elevate, 'systemctl', 'daemon-reload']);
+  const state = await isActive();
+  if (state === 'active') throw new StepError(`${SOCKET_UNIT} is still active after its unit file was removed${refused ? ` (${refused})` : ''}. Stop it with: sudo systemctl disable --now ${SOCKET_UNIT} ${SERVICE_UNIT}`);
 }
 
 function detectOptionsFor(ctx: Context, change: RestartChange): DetectOptions {
