@@ -334,3 +334,15 @@ describe('the relay next to the other checks and options', () => {
     }
   });
 });
+
+describe('the relay and a plan that widens the bind without --host', () => {
+  it('removes our relay first when the preflight fails and today\'s plan binds 0.0.0.0 (Ollama could not bind next to it)', () => {
+    const content = Buffer.from(renderSocketUnit(UNIT));
+    const installed = { socketPath: SOCKET_PATH, servicePath: SERVICE_PATH, listen: { host: '172.17.0.1', port: PORT }, protection: 'iptables' as const, allowed: [], socketState: 'active', ours: true, socketFile: { content, mode: 0o644, uid: 0, gid: 0 } };
+    const relay = relayFacts({ installed, foreignHostStatus: undefined, preflight: { ok: false, reason: 'Ollama does not answer on 127.0.0.1:11434' } });
+    const plan = decidePlan(facts({ detection: systemdDetection({ effectiveHost: undefined }), containerProbe: probe('refused'), listeners: [], relay }), { target: { host: '0.0.0.0', port: PORT }, explicitHost: false, elevate: [] });
+    expect(plan.changes.map((change) => change.type === 'file' ? change.action : change.type)).toEqual(['delete', 'restart', 'create', 'restart']);
+    expect(plan.summary).toMatch(/^Remove the bridge-only relay/);
+    expect(plan.warnings).toContain('No bridge-only relay instead: Ollama does not answer on 127.0.0.1:11434.');
+  });
+});
