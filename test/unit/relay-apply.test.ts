@@ -75,6 +75,8 @@ describe.skipIf(needs.proc)('relay apply and undo' + because(needs.proc), () => 
     expect(state?.record.restart).toEqual([{ strategy: 'linux-relay', job: path.join(root, SOCKET_PATH) }]);
     const { changes } = await planUndo(applier, state!.record, new Date());
     expect(changes.map((change) => change.type)).toEqual(['file', 'file', 'restart']);
+    // What undo prints is what it runs: the removal.
+    expect(changes[2]).toMatchObject({ type: 'restart', steps: [expect.arrayContaining(['stop']), ['systemctl', 'disable', 'stigmer-ollama-relay.socket', 'stigmer-ollama-relay.service'], ['systemctl', 'daemon-reload']] });
     expect(await applyUndo(applier, changes, state!)).toMatchObject({ ok: true });
     expect(await exists(path.join(root, SOCKET_PATH))).toBe(false);
     expect(await exists(path.join(root, SERVICE_PATH))).toBe(false);
