@@ -3,7 +3,7 @@
  * (failure catalogue F1, F2, F3, F8, F12, F13) and the fix for it.
  */
 import { describeListeners, widestScope } from '../listeners.ts';
-import { bindScope, urlEndpoint } from '../ollama-host.ts';
+import { bindScope, urlEndpoint, type BindAddress } from '../ollama-host.ts';
 import { oneLine } from '../text.ts';
 import { ADD_HOST_FIX, aliasCheck } from './alias.ts';
 import { installationCommands, widenBindFix } from './fixes.ts';
@@ -22,7 +22,14 @@ export const containerProbeCheck: Check = {
     const port = String(urlEndpoint(probe.url)?.port ?? facts.port);
     switch (probe.outcome) {
       case 'ok': {
-        const route = probe.foreignHostStatus === 403 ? " It arrives through the runtime's forwarding to the host's loopback (a foreign Host header gets 403)." : '';
+        const relay = facts.relay?.installed;
+        const viaRelay = relay?.listen !== undefined && probe.address === relay.listen.host;
+        const route =
+          probe.foreignHostStatus !== 403
+            ? ''
+            : viaRelay
+              ? ` It arrives through the stigmer-setup relay on ${shownAddress(relay.listen as BindAddress)} at a loopback-only Ollama (a foreign Host header gets 403).`
+              : " It arrives through the runtime's forwarding to the host's loopback (a foreign Host header gets 403).";
         return { status: 'ok', message: `${from} answers: Ollama with ${probe.models ?? 0} model${probe.models === 1 ? '' : 's'}.${route}` };
       }
       case 'incomplete':

@@ -66,6 +66,23 @@ export function relayRestartCommand(facts: Facts, installed: Installed): string 
   return `sudo systemctl restart ${shellWord(facts, unitNames(facts, installed).socket)}`;
 }
 
+/**
+ * Whether a listener on Ollama's port is the relay's own socket rather than a server: systemd (PID
+ * 1) holds it, and systemd-socket-proxyd too once the first connection started the service. Left
+ * among the listeners, it reads as a second server on the gateway address (ollama.conflict would
+ * offer to kill it) and as Ollama listening beyond loopback. Pure, for gatherFacts to filter with.
+ */
+export function isRelayListener(listener: Listener, relay: RelayFacts | undefined): boolean {
+  const installed = relay?.installed;
+  const listen = installed?.listen;
+  if (!installed || !listen || listener.port !== listen.port || listener.address !== listen.host) return false;
+  const owner = listener.owner;
+  // An owner we can't see (not root: PID 1's sockets are hidden) on the relay's own address, while its socket is active, is the relay: the kernel gives one address and port to one socket.
+  if (!owner) return installed.socketState === 'active';
+  const units = [installed.socketPath, installed.servicePath].map((file) => file.slice(file.lastIndexOf('/') + 1));
+  return owner.pid === 1 || (owner.unit !== undefined && units.includes(owner.unit)) || /(^|\/)systemd-socket-proxyd$/.test(owner.argv[0] ?? '');
+}
+
 // ---------------------------------------------------------------------------------------------
 // IPv4 ranges, for "is this bridge subnet inside IPAddressAllow=": systemd takes addresses with an
 // optional prefix length and the names any, localhost, link-local and multicast

@@ -13,7 +13,7 @@ import { darwinPlatform } from '../../platforms/darwin/index.ts';
 import type { RelayFacts } from '../../platforms/types.ts';
 import { containerProbeCheck } from '../../scripts/checks/container-probe.ts';
 import { CHECKS, runChecks } from '../../scripts/checks/index.ts';
-import { relayCheck } from '../../scripts/checks/relay.ts';
+import { isRelayListener, relayCheck } from '../../scripts/checks/relay.ts';
 import { PROBE_SCRIPT, readProbeOutput } from '../../scripts/container-probe.ts';
 import type { Facts } from '../../scripts/facts.ts';
 import { facts, listener, probe, systemdDetection } from './support/facts.ts';
@@ -274,6 +274,31 @@ describe('ollama.relay', () => {
     const finding = runChecks(relayFacts(relay({}, { socketState: 'failed' }), { listeners: [listener('127.0.0.1')] })).find((f) => f.id === 'ollama.relay');
     expect(finding?.status).toBe('fail');
     expect(finding?.docs).toMatch(/TROUBLESHOOTING\.md#ollamarelay$/);
+  });
+});
+
+describe('isRelayListener', () => {
+  it("tells the relay's own socket (systemd, or the proxy's service) from a server on the same port", () => {
+    const proxyd = { pid: 930, argv: ['/usr/lib/systemd/systemd-socket-proxyd', '127.0.0.1:11434'], unit: 'stigmer-ollama-relay.service' };
+    expect(isRelayListener(listener('172.17.0.1', { owner: SYSTEMD_PID1 }), relay())).toBe(true);
+    expect(isRelayListener(listener('172.17.0.1', { owner: proxyd }), relay())).toBe(true);
+    expect(isRelayListener(listener('172.17.0.1'), relay())).toBe(true);
+    // Not ours: Ollama itself on the gateway address (the relay then can't listen), another port, no relay.
+    const ollama = { pid: 812, argv: ['/usr/local/bin/ollama', 'serve'], unit: 'ollama.service' };
+    expect(isRelayListener(listener('172.17.0.1', { owner: ollama }), relay({}, { socketState: 'failed' }))).toBe(false);
+    expect(isRelayListener(listener('172.17.0.1'), relay({}, { socketState: 'failed' }))).toBe(false);
+    expect(isRelayListener(listener('127.0.0.1', { owner: ollama }), relay())).toBe(false);
+    expect(isRelayListener(listener('172.17.0.1', { owner: SYSTEMD_PID1, port: 8080 }), relay())).toBe(false);
+    expect(isRelayListener(listener('172.17.0.1', { owner: SYSTEMD_PID1 }), relay({ installed: undefined }))).toBe(false);
+  });
+});
+
+describe('container.probe through the relay', () => {
+  it('says the answer came through the relay, not through a runtime forwarding to loopback', () => {
+    const finding = containerProbeCheck.diagnose(relayFacts(relay(), { containerProbe: probe('ok', { foreignHostStatus: 403 }) }));
+    expect(finding.status).toBe('ok');
+    expect(finding.message).toContain('It arrives through the stigmer-setup relay on 172.17.0.1:11434 at a loopback-only Ollama');
+    expect(containerProbeCheck.diagnose(facts({ containerProbe: probe('ok', { foreignHostStatus: 403 }) })).message).toContain("runtime's forwarding");
   });
 });
 
