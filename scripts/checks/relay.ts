@@ -15,6 +15,7 @@ import type { RelayFacts } from '../../platforms/types.ts';
 import type { Facts } from '../facts.ts';
 import { describeListeners, describeProcess, type Listener } from '../listeners.ts';
 import { bindScope, formatBindAddress, parseOllamaHost, type BindAddress } from '../ollama-host.ts';
+import { concludedProbe } from '../plan.ts';
 import { hasControl } from '../text.ts';
 import { installationCommands, SETUP_COMMAND, shellWord } from './fixes.ts';
 import type { Check, Finding } from './types.ts';
@@ -156,6 +157,12 @@ function clashFix(facts: Facts, wanted: BindAddress, keepRelay: string): string 
   return `Keep one of the two. Remove the relay: ${UNDO_COMMAND}, or bind Ollama there instead: ${SETUP_COMMAND} --host ${shellWord(facts, wide)} (it removes the relay first). Or keep the relay: ${keepRelay}`;
 }
 
+/** Keep the relay by putting Ollama back on loopback, where the relay forwards to. */
+function keepRelayFix(facts: Facts, listen: BindAddress): string {
+  const from = facts.detection?.configuredIn ? ` in ${shown(facts.detection.configuredIn)}` : '';
+  return `set OLLAMA_HOST back to 127.0.0.1:${listen.port} (or remove it)${from}, then: ${installationCommands(facts).restart}`;
+}
+
 const CLASH_WHY = 'Linux refuses a socket on 0.0.0.0 (or [::]) for a port while another listens on one address with that port, and the reverse, SO_REUSEADDR or not: the relay and a wide bind of the same port exclude each other.';
 
 /** Listeners that hold what the relay needs: the wildcard or its own address, on its port, other than itself. */
@@ -292,7 +299,12 @@ export const relayCheck: Check = {
           status: 'fail',
           message: `Port clash: the relay can't listen on ${where} (${shown(units.socket)} is ${shown(state ?? 'not active')}): ${describeListeners(others)}${owner ? ` is held by ${describeProcess(owner)}` : ' is taken'}.`,
           why: `${CLASH_WHY} Containers that reach Ollama at host.docker.internal (${shown(gateway ?? listen.host)}) get nothing from the relay.`,
-          fix: clashFix(facts, { host: others[0]?.scope === 'wildcard' ? (others[0] as Listener).address : '0.0.0.0', port: listen.port }, `stop ${owner ? `pid ${owner.pid}` : 'what holds the port'}, then: ${restart}`),
+          fix: clashFix(
+            facts,
+            { host: others[0]?.scope === 'wildcard' ? (others[0] as Listener).address : '0.0.0.0', port: listen.port },
+            // Ollama itself took the port (configured wide): it goes back to loopback, it isn't stopped.
+            configuredClash(facts, listen) ? `${keepRelayFix(facts, listen)}, then: ${restart}` : `stop ${owner ? `pid ${owner.pid}` : 'what holds the port'}, then: ${restart}`,
+          ),
         });
       } else {
         issues.push({
@@ -309,7 +321,7 @@ export const relayCheck: Check = {
       if (clash) {
         const wanted = shownAddress(clash);
         const from = facts.detection?.configuredIn ? ` in ${shown(facts.detection.configuredIn)}` : '';
-        const keep = `set OLLAMA_HOST back to 127.0.0.1:${listen.port} (or remove it)${from}, then: ${installationCommands(facts).restart}`;
+        const keep = keepRelayFix(facts, listen);
         issues.push(
           facts.hostProbe.ok
             ? {
@@ -368,6 +380,10 @@ export const relayCheck: Check = {
       const how = unknownState ? 'is installed for' : 'listens on';
       return { status: 'ok', message: `The relay ${how} ${where}${via}${target}${ollama}; it lets in Docker's bridges only: ${protectionText(relay, installed)}.` };
     }
+    // A check fails only when the agent-runner can't use Ollama now: a dead relay while the
+    // container reaches Ollama anyway (Ollama bound wide took the port first) is a conflict to
+    // settle, not a broken route.
+    if (concludedProbe(facts)?.outcome === 'ok') for (const issue of issues) issue.status = 'warn';
     // One finding per check: the worst problem leads, the others follow it.
     const ordered = [...issues.filter((issue) => issue.status === 'fail'), ...issues.filter((issue) => issue.status === 'warn')];
     const [first, ...rest] = ordered as [Issue, ...Issue[]];

@@ -65,11 +65,11 @@ describe('ollama.relay with hostile values read back', () => {
   });
 
   it('a control character in the socket state or the configured-in path is escaped', () => {
-    const state = relayCheck.diagnose(machine(relay({}, { socketState: `failed${ESCAPE}` })));
+    const state = relayCheck.diagnose(machine(relay({}, { socketState: `failed${ESCAPE}` }), { containerProbe: probe('refused') }));
     expectClean(state);
     expect(state.message).toContain('\\u001b');
     const detection = systemdDetection({ effectiveHost: '0.0.0.0:11434', configuredIn: `/etc/systemd/system/ollama.service.d/x.conf\n✓ ollama.relay  all good` });
-    const clash = relayCheck.diagnose(machine(relay({ foreignHostStatus: undefined }), { detection, hostProbe: { ok: false, url: 'http://127.0.0.1:11434', kind: 'refused', error: 'ECONNREFUSED' } }));
+    const clash = relayCheck.diagnose(machine(relay({ foreignHostStatus: undefined }), { detection, hostProbe: { ok: false, url: 'http://127.0.0.1:11434', kind: 'refused', error: 'ECONNREFUSED' }, containerProbe: probe('reset') }));
     expectClean(clash);
     expect(clash.status).toBe('fail');
     expect(clash.message).not.toContain('\n');

@@ -69,6 +69,9 @@ function relayFacts(relayFacts: RelayFacts = relay(), overrides: Partial<Facts> 
   });
 }
 
+const REFUSED = probe('refused');
+const RESET = probe('reset', { detail: '[Errno 104] Connection reset by peer' });
+const NOT_PROBED = { skipped: 'there is no stigmer-agent-runner container and no local image with python3 to probe from' };
 const OLLAMA_DOWN = { hostProbe: { ok: false as const, url: 'http://127.0.0.1:11434', kind: 'refused' as const, error: 'connect ECONNREFUSED 127.0.0.1:11434' } };
 
 describe('ollama.relay', () => {
@@ -114,7 +117,7 @@ describe('ollama.relay', () => {
   });
 
   it('fails when the units are present but the socket does not listen, with the exact journalctl command', () => {
-    const finding = relayCheck.diagnose(relayFacts(relay({}, { socketState: 'failed' }), { listeners: [listener('127.0.0.1')] }));
+    const finding = relayCheck.diagnose(relayFacts(relay({}, { socketState: 'failed' }), { listeners: [listener('127.0.0.1')], containerProbe: REFUSED }));
     expect(finding.status).toBe('fail');
     expect(finding.message).toBe('The relay is installed, but stigmer-ollama-relay.socket is failed: nothing listens on 172.17.0.1:11434.');
     expect(finding.why).toBe('Containers that reach Ollama at host.docker.internal (172.17.0.1) are refused.');
@@ -129,7 +132,7 @@ describe('ollama.relay', () => {
   });
 
   it('fails when systemd is not PID 1: the units are on disk and nothing runs them', () => {
-    const finding = relayCheck.diagnose(relayFacts(relay({ systemd: false }, { socketState: undefined }), { listeners: [listener('127.0.0.1')] }));
+    const finding = relayCheck.diagnose(relayFacts(relay({ systemd: false }, { socketState: undefined }), { listeners: [listener('127.0.0.1')], containerProbe: REFUSED }));
     expect(finding.status).toBe('fail');
     expect(finding.message).toContain('systemd does not run this machine');
     expect(finding.fix).toContain('npx stigmer-setup undo');
@@ -207,7 +210,7 @@ describe('ollama.relay', () => {
   describe('the port clash', () => {
     it('fails when Ollama is configured for 0.0.0.0 while the relay holds the gateway, so Ollama does not start; the fix is undo or --host', () => {
       const detection = systemdDetection({ effectiveHost: '0.0.0.0:11434' });
-      const finding = relayCheck.diagnose(relayFacts(relay({ foreignHostStatus: undefined }), { detection, listeners: [listener('172.17.0.1', { owner: SYSTEMD_PID1 })], ...OLLAMA_DOWN }));
+      const finding = relayCheck.diagnose(relayFacts(relay({ foreignHostStatus: undefined }), { detection, listeners: [listener('172.17.0.1', { owner: SYSTEMD_PID1 })], containerProbe: RESET, ...OLLAMA_DOWN }));
       expect(finding.status).toBe('fail');
       expect(finding.message).toBe(
         "Port clash: Ollama is configured for 0.0.0.0:11434 in /etc/systemd/system/ollama.service.d/stigmer-setup.conf, which it can't bind while the relay listens on 172.17.0.1:11434, so Ollama does not start.",
@@ -236,7 +239,7 @@ describe('ollama.relay', () => {
 
     it('fails when something already holds 0.0.0.0:<port> and the relay can\'t listen, naming it', () => {
       const dockerProxy = { pid: 3120, argv: ['/usr/bin/docker-proxy', '-proto', 'tcp', '-host-ip', '0.0.0.0', '-host-port', '11434'] };
-      const finding = relayCheck.diagnose(relayFacts(relay({}, { socketState: 'failed' }), { listeners: [listener('127.0.0.1'), listener('0.0.0.0', { owner: dockerProxy })] }));
+      const finding = relayCheck.diagnose(relayFacts(relay({}, { socketState: 'failed' }), { listeners: [listener('127.0.0.1'), listener('0.0.0.0', { owner: dockerProxy })], containerProbe: NOT_PROBED }));
       expect(finding.status).toBe('fail');
       expect(finding.message).toBe(
         "Port clash: the relay can't listen on 172.17.0.1:11434 (stigmer-ollama-relay.socket is failed): 0.0.0.0:11434 is held by pid 3120: /usr/bin/docker-proxy -proto tcp -host-ip 0.0.0.0 -host-port 11434.",
@@ -244,10 +247,21 @@ describe('ollama.relay', () => {
       expect(finding.fix).toContain('Remove the relay: npx stigmer-setup undo');
       expect(finding.fix).toContain(`Or keep the relay: stop pid 3120, then: ${RESTART}`);
     });
+
+    it('warns, not fails, when Ollama bound wide took the port first and the runner reaches it that way; keeping the relay means loopback for Ollama', () => {
+      const ollama = { pid: 812, argv: ['/usr/local/bin/ollama', 'serve'], unit: 'ollama.service' };
+      const detection = systemdDetection({ effectiveHost: '0.0.0.0:11434' });
+      const finding = relayCheck.diagnose(relayFacts(relay({ foreignHostStatus: 200 }, { socketState: 'failed' }), { detection, listeners: [listener('0.0.0.0', { owner: ollama })], containerProbe: probe('ok') }));
+      expect(finding.status).toBe('warn');
+      expect(finding.message).toMatch(/^Port clash: the relay can't listen on 172\.17\.0\.1:11434 .*0\.0\.0\.0:11434 is held by pid 812/);
+      expect(finding.fix).toContain(`Or keep the relay: set OLLAMA_HOST back to 127.0.0.1:11434 (or remove it) in /etc/systemd/system/ollama.service.d/stigmer-setup.conf, then: sudo systemctl daemon-reload && sudo systemctl restart ollama, then: ${RESTART}`);
+      // The same machine whose runner does not get through is a failure.
+      expect(relayCheck.diagnose(relayFacts(relay({ foreignHostStatus: 200 }, { socketState: 'failed' }), { detection, listeners: [listener('0.0.0.0', { owner: ollama })], containerProbe: probe('timeout') })).status).toBe('fail');
+    });
   });
 
   it('fails when Ollama is not running behind the relay, with the start command', () => {
-    const finding = relayCheck.diagnose(relayFacts(relay({ foreignHostStatus: undefined }), { listeners: [listener('172.17.0.1', { owner: SYSTEMD_PID1 })], ...OLLAMA_DOWN }));
+    const finding = relayCheck.diagnose(relayFacts(relay({ foreignHostStatus: undefined }), { listeners: [listener('172.17.0.1', { owner: SYSTEMD_PID1 })], containerProbe: RESET, ...OLLAMA_DOWN }));
     expect(finding.status).toBe('fail');
     expect(finding.message).toBe('Ollama is not running behind the relay: nothing answers on 127.0.0.1:11434, where it forwards.');
     expect(finding.why).toContain('ECONNRESET');
@@ -261,7 +275,7 @@ describe('ollama.relay', () => {
   });
 
   it('leads with the worst problem and names the others after it, each fix once', () => {
-    const finding = relayCheck.diagnose(relayFacts(relay({ bpfFirewall: false, bridges: [{ name: 'bridge', subnet: '172.17.0.0/16' }, { name: 'new', subnet: '172.21.0.0/16' }] }, { socketState: 'inactive' }), { listeners: [listener('127.0.0.1')] }));
+    const finding = relayCheck.diagnose(relayFacts(relay({ bpfFirewall: false, bridges: [{ name: 'bridge', subnet: '172.17.0.0/16' }, { name: 'new', subnet: '172.21.0.0/16' }] }, { socketState: 'inactive' }), { listeners: [listener('127.0.0.1')], containerProbe: REFUSED }));
     expect(finding.status).toBe('fail');
     expect(finding.message).toMatch(/^The relay is installed, but stigmer-ollama-relay\.socket is inactive/);
     expect(finding.message).toContain("Also: The relay's IPAddressAllow= is not in force");
@@ -271,7 +285,7 @@ describe('ollama.relay', () => {
   });
 
   it('runs in the catalogue, with its troubleshooting link', () => {
-    const finding = runChecks(relayFacts(relay({}, { socketState: 'failed' }), { listeners: [listener('127.0.0.1')] })).find((f) => f.id === 'ollama.relay');
+    const finding = runChecks(relayFacts(relay({}, { socketState: 'failed' }), { listeners: [listener('127.0.0.1')], containerProbe: REFUSED })).find((f) => f.id === 'ollama.relay');
     expect(finding?.status).toBe('fail');
     expect(finding?.docs).toMatch(/TROUBLESHOOTING\.md#ollamarelay$/);
   });
