@@ -258,7 +258,8 @@ export const relayCheck: Check = {
   diagnose(facts) {
     const relay = facts.relay;
     if (!relay) {
-      return { status: 'skip', message: facts.platform === 'linux' ? 'The relay was not looked at on this run.' : `The bridge-only relay exists on Linux only (this is ${facts.platform}).` };
+      // Whether the platform has a relay at all is the registry's to say, not a platform name's.
+      return { status: 'skip', message: facts.support.relay ? 'The relay was not looked at on this run.' : `There is no bridge-only relay on ${facts.platform} (it exists on Linux only).` };
     }
     const installed = relay.installed;
     if (!installed) return { status: 'skip', message: 'No stigmer-setup relay is installed.' };

@@ -83,7 +83,9 @@ describe('ollama.relay', () => {
 
   it('is skipped off Linux and where no relay is installed', () => {
     const mac = relayCheck.diagnose(facts({ platform: 'darwin', support: darwinPlatform, relay: undefined }));
-    expect(mac).toEqual({ status: 'skip', message: 'The bridge-only relay exists on Linux only (this is darwin).' });
+    expect(mac).toEqual({ status: 'skip', message: 'There is no bridge-only relay on darwin (it exists on Linux only).' });
+    const notLooked = relayCheck.diagnose(facts({ support: { ...facts().support, relay: { inspect: async () => relay() } }, relay: undefined }));
+    expect(notLooked).toEqual({ status: 'skip', message: 'The relay was not looked at on this run.' });
     const none = relayCheck.diagnose(facts({ relay: relay({ installed: undefined }) }));
     expect(none).toEqual({ status: 'skip', message: 'No stigmer-setup relay is installed.' });
   });
