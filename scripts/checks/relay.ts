@@ -232,7 +232,7 @@ function protectionIssues(facts: Facts, relay: RelayFacts, installed: Installed,
       const by = facts.firewall?.verdict === 'blocked' ? facts.firewall.by ?? 'the firewall' : 'the firewall';
       issues.push({
         status: dropped ? 'fail' : 'warn',
-        message: `The relay's iptables chain ${RELAY_CHAIN} is not in INPUT for ${shownAddress(listen)} now: something removed it after the relay started (a firewall reload, \`iptables -F\`).`,
+        message: `The relay's iptables chain ${RELAY_CHAIN} is not in INPUT for ${shownAddress(listen)} now: something removed it after the relay started (\`iptables -F\`, or a firewall tool that rewrites the whole ruleset).`,
         why: dropped
           ? `${by} drops the bridge traffic that chain accepted, so containers time out reaching the relay; and ${neighbour}.`
           : `The chain is what keeps the LAN out: without it, ${neighbour}.`,

@@ -159,7 +159,7 @@ describe('ollama.relay', () => {
   it('warns when the iptables chain is configured but not in INPUT, with the restart that adds it and the command that checks it', () => {
     const finding = relayCheck.diagnose(relayFacts(iptablesRelay({}, { protectionActive: false })));
     expect(finding.status).toBe('warn');
-    expect(finding.message).toBe("The relay's iptables chain STIGMER-OLLAMA-RELAY is not in INPUT for 172.17.0.1:11434 now: something removed it after the relay started (a firewall reload, `iptables -F`).");
+    expect(finding.message).toBe("The relay's iptables chain STIGMER-OLLAMA-RELAY is not in INPUT for 172.17.0.1:11434 now: something removed it after the relay started (`iptables -F`, or a firewall tool that rewrites the whole ruleset).");
     expect(finding.fix).toBe(`${RESTART}   # its ExecStartPre lines add the chain again; check: sudo iptables -w -C INPUT -d 172.17.0.1/32 -p tcp --dport 11434 -j STIGMER-OLLAMA-RELAY`);
   });
 
