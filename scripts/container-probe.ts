@@ -9,7 +9,13 @@ import { boundedLines } from './text.ts';
 
 const DOCKER_HELP_HINT = /^(See|Run) 'docker [a-z ]+--help'/;
 
-export type ProbeOutcome = 'ok' | 'dns' | 'refused' | 'timeout' | 'http-error' | 'not-ollama' | 'error' | 'incomplete';
+/**
+ * 'reset': something accepted the connection and then reset it (ECONNRESET), before or during the
+ * answer. That is what a relay (systemd-socket-proxyd) does when nothing answers behind it: it
+ * accepts, fails to connect upstream and closes (relay-and-pull.md A1). Python's RemoteDisconnected
+ * (closed without an answer) is a ConnectionResetError too, and lands here.
+ */
+export type ProbeOutcome = 'ok' | 'dns' | 'refused' | 'reset' | 'timeout' | 'http-error' | 'not-ollama' | 'error' | 'incomplete';
 
 export interface ContainerProbeResult {
   outcome: ProbeOutcome;
@@ -77,6 +83,8 @@ except urllib.error.URLError as error:
         done("dns", detail=str(reason))
     if isinstance(reason, ConnectionRefusedError):
         done("refused", detail=str(reason))
+    if isinstance(reason, ConnectionResetError):
+        done("reset", detail=str(reason))
     if isinstance(reason, (socket.timeout, TimeoutError)):
         done("timeout", detail=str(reason))
     done("error", detail=str(reason))
@@ -84,11 +92,13 @@ except (socket.timeout, TimeoutError) as error:
     done("timeout", detail=str(error))
 except ConnectionRefusedError as error:
     done("refused", detail=str(error))
+except ConnectionResetError as error:
+    done("reset", detail=str(error) or repr(error))
 except Exception as error:
     done("error", detail=repr(error))
 `;
 
-const OUTCOMES: readonly ProbeOutcome[] = ['ok', 'dns', 'refused', 'timeout', 'http-error', 'not-ollama', 'error'];
+const OUTCOMES: readonly ProbeOutcome[] = ['ok', 'dns', 'refused', 'reset', 'timeout', 'http-error', 'not-ollama', 'error'];
 const PROBE_FIELDS = ['url', 'address', 'status', 'models', 'detail', 'foreignHostStatus'] as const;
 
 /** Turn what `docker exec|run ... python3 -c PROBE_SCRIPT` printed into a result. */

@@ -3,11 +3,12 @@
  * (failure catalogue F1, F2, F3, F8, F12, F13) and the fix for it.
  */
 import { describeListeners, widestScope } from '../listeners.ts';
-import { bindScope, urlEndpoint } from '../ollama-host.ts';
+import { bindScope, urlEndpoint, type BindAddress } from '../ollama-host.ts';
 import { oneLine } from '../text.ts';
 import { ADD_HOST_FIX, aliasCheck } from './alias.ts';
 import { installationCommands, widenBindFix } from './fixes.ts';
 import { LOOPBACK_WHY } from './listener.ts';
+import { relayLogsCommand, shown, shownAddress } from './relay.ts';
 import type { Check } from './types.ts';
 
 const urlHost = (url: string): string => urlEndpoint(url)?.host ?? '';
@@ -21,7 +22,14 @@ export const containerProbeCheck: Check = {
     const port = String(urlEndpoint(probe.url)?.port ?? facts.port);
     switch (probe.outcome) {
       case 'ok': {
-        const route = probe.foreignHostStatus === 403 ? " It arrives through the runtime's forwarding to the host's loopback (a foreign Host header gets 403)." : '';
+        const relay = facts.relay?.installed;
+        const viaRelay = relay?.listen !== undefined && probe.address === relay.listen.host;
+        const route =
+          probe.foreignHostStatus !== 403
+            ? ''
+            : viaRelay
+              ? ` It arrives through the stigmer-setup relay on ${shownAddress(relay.listen as BindAddress)} at a loopback-only Ollama (a foreign Host header gets 403).`
+              : " It arrives through the runtime's forwarding to the host's loopback (a foreign Host header gets 403).";
         return { status: 'ok', message: `${from} answers: Ollama with ${probe.models ?? 0} model${probe.models === 1 ? '' : 's'}.${route}` };
       }
       case 'incomplete':
@@ -56,6 +64,35 @@ export const containerProbeCheck: Check = {
           fix: `Check that Ollama runs (curl http://127.0.0.1:${facts.port}/api/version) and that OLLAMA_BASE_URL uses port ${facts.port}.`,
         };
       }
+      case 'reset': {
+        // Through our relay a reset is its answer when nothing is behind it (relay-and-pull.md A1):
+        // systemd-socket-proxyd accepts, fails to connect to Ollama, and closes.
+        const relay = facts.relay?.installed;
+        const viaRelay = relay !== undefined && (probe.address === undefined || relay.listen === undefined || probe.address === relay.listen.host);
+        if (relay && viaRelay) {
+          const route = `${relay.listen ? shownAddress(relay.listen) : 'the relay'} → ${relay.target ? shownAddress(relay.target) : '127.0.0.1'}`;
+          if (facts.hostProbe.ok) {
+            return {
+              status: 'fail',
+              message: `${from}: connection reset: the relay (${route}) accepted, but could not reach Ollama, which answers at ${facts.hostProbe.url}.`,
+              why: 'The relay resets every connection it cannot forward: it dials another address or port than the one Ollama listens on, or its service is not allowed to.',
+              fix: `${relayLogsCommand(facts, relay)}   # "Failed to connect to remote host" names what it dials`,
+            };
+          }
+          return {
+            status: 'fail',
+            message: `${from}: connection reset: Ollama is not running behind the relay (${route}).`,
+            why: 'The relay accepts the connection for Ollama and, with nothing to forward to, resets it: a container sees ECONNRESET, not "connection refused".',
+            fix: installationCommands(facts).start,
+          };
+        }
+        return {
+          status: 'fail',
+          message: `${from}: connection reset${probe.address ? ` by ${probe.address}:${port}` : ''}: something accepted the connection and dropped it without an answer.`,
+          why: 'A port forwarder or proxy whose backend is down, or a server that crashed while answering, resets the connection; Ollama itself answers or refuses.',
+          fix: `Check what listens on port ${port}: ${facts.support.commands.portOwner(Number(port))}`,
+        };
+      }
       case 'dns':
         // container.alias explains the name and gives the fix that fits this runtime.
         return {
@@ -72,6 +109,17 @@ export const containerProbeCheck: Check = {
           fix: (facts.firewall?.verdict === 'blocked' && facts.firewall.fix) || facts.support.commands.firewallAllow(Number(port)),
         };
       case 'http-error':
+        if (probe.status === 403 && facts.relay?.installed) {
+          // Behind the relay Ollama stays on loopback, so its Host guard stays on: only the names it
+          // allows pass (relay-and-pull.md A4); a compose alias mapped to host-gateway does not.
+          const gateway = facts.relay.gateway?.address ?? facts.relay.installed.listen?.host;
+          return {
+            status: 'fail',
+            message: `${from}: HTTP 403: Ollama rejected the Host header "${urlHost(probe.url)}" that came through the relay.`,
+            why: 'Behind the relay Ollama stays on loopback, where it accepts only Host names like localhost, *.internal or an IP address; a custom alias such as `ollama` (compose extra_hosts "ollama:host-gateway") gets 403 (F13).',
+            fix: `Use OLLAMA_BASE_URL=http://host.docker.internal:${port}${gateway ? ` or http://${shown(gateway)}:${port}` : ''} in ${facts.containerName}, not a custom alias.`,
+          };
+        }
         if (probe.status === 403) {
           return {
             status: 'fail',

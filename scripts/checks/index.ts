@@ -18,6 +18,7 @@ import { listenerCheck } from './listener.ts';
 import { modelCheck } from './model.ts';
 import { persistenceCheck } from './persistence.ts';
 import { proxyCheck } from './proxy.ts';
+import { relayCheck } from './relay.ts';
 import { rootlessCheck } from './rootless.ts';
 import { serviceConfigCheck } from './service-config.ts';
 import { stigmerConfigCheck } from './stigmer-config.ts';
@@ -36,6 +37,7 @@ export const CHECKS: readonly Check[] = [
   rootlessCheck,
   aliasCheck,
   proxyCheck,
+  relayCheck,
   firewallCheck,
   containerProbeCheck,
   modelCheck,

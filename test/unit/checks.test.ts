@@ -37,6 +37,7 @@ describe('the catalogue', () => {
       'container.rootless',
       'container.alias',
       'container.proxy',
+      'ollama.relay',
       'host.firewall',
       'container.probe',
       'ollama.model',
@@ -526,8 +527,9 @@ describe('summary', () => {
 
   it('a machine that works after setup passes, with only the exposure warning when it answers on the LAN', () => {
     const findings = runChecks(facts({ exposure: [{ address: '192.168.1.10', interfaceName: 'eth0', family: 4, answered: true }] }));
-    expect(findings.filter((f) => f.status !== 'ok').map((f) => [f.id, f.status])).toEqual([['ollama.exposure', 'warn']]);
-    expect(summarize(findings)).toBe('15/16 checks passed (1 warning)');
+    // No relay is installed on this machine: ollama.relay has nothing to look at.
+    expect(findings.filter((f) => f.status !== 'ok').map((f) => [f.id, f.status])).toEqual([['ollama.relay', 'skip'], ['ollama.exposure', 'warn']]);
+    expect(summarize(findings)).toBe('15/16 checks passed (1 warning); 1 skipped');
     expect(anyFailed(findings)).toBe(false);
   });
 
@@ -535,10 +537,11 @@ describe('summary', () => {
     const findings = runChecks(facts({ detection: systemdDetection({ effectiveHost: undefined }), listeners: LOOPBACK, containerProbe: probe('refused') }));
     expect(findings.filter((f) => f.status !== 'ok').map((f) => [f.id, f.status])).toEqual([
       ['ollama.listener', 'warn'],
+      ['ollama.relay', 'skip'],
       ['host.firewall', 'skip'],
       ['container.probe', 'fail'],
     ]);
-    expect(summarize(findings)).toBe('13/15 checks passed (1 warning, 1 failed); 1 skipped');
+    expect(summarize(findings)).toBe('13/15 checks passed (1 warning, 1 failed); 2 skipped');
     expect(anyFailed(findings)).toBe(true);
   });
 
@@ -557,9 +560,10 @@ describe('summary', () => {
       'container.runtime': 'skip',
       'container.rootless': 'skip',
       'container.alias': 'skip',
+      'ollama.relay': 'skip',
       'host.firewall': 'skip',
       'container.probe': 'skip',
     });
-    expect(summarize(findings)).toBe('10/11 checks passed (1 failed); 5 skipped');
+    expect(summarize(findings)).toBe('10/11 checks passed (1 failed); 6 skipped');
   });
 });

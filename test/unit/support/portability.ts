@@ -29,6 +29,8 @@ export const needs = {
   posixShell: windows ? 'runs POSIX shell scripts as commands (not on Windows)' : false,
   /** Real ruby, to check our model of brew's Ruby against Ruby itself. */
   ruby: has('ruby', ['-e', '']) ? false : 'needs ruby',
+  /** Real python3, to run the container probe's script against a local server. */
+  python3: has('python3', ['-c', '']) ? false : 'needs python3',
   /** Real sqlite3, to read a real database. */
   sqlite3: has('sqlite3', ['-version']) ? false : 'needs sqlite3',
 } as const;
