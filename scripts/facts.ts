@@ -9,6 +9,7 @@ import { isIPv4 } from 'node:net';
 import type { Context, NetworkAddress, Platform } from './context.ts';
 import { probeFromContainer, probeFromImage, type ContainerProbeResult } from './container-probe.ts';
 import type { Listener } from './listeners.ts';
+import { isRelayListener } from './checks/relay.ts';
 import { bindScope, DEFAULT_PORT, formatBindAddress, ollamaHostProblem, parseOllamaHost, urlEndpoint } from './ollama-host.ts';
 import { classifyRuntime, parseDockerInspect, type ContainerInfo, type ContainerRuntime } from './parsers/docker.ts';
 import { lastLine } from './text.ts';
@@ -314,8 +315,7 @@ export async function gatherFacts(ctx: Context, options: GatherOptions): Promise
   ]);
   // Our relay's socket on the bridge gateway is not Ollama listening there: the checks see
   // Ollama's own sockets (the relay facts keep what the relay holds).
-  const relayListen = relayFacts?.installed?.ours ? relayFacts.installed.listen : undefined;
-  if (relayListen && listeners) listeners = listeners.filter((entry) => !(entry.address === relayListen.host && entry.port === relayListen.port && (entry.owner === undefined || entry.owner.pid === 1 || entry.owner.unit === 'stigmer-ollama-relay.service')));
+  if (relayFacts?.installed && listeners) listeners = listeners.filter((entry) => !isRelayListener(entry, relayFacts));
   // The runner's own environment is what it uses; without a runner, what Stigmer's CLI would give it.
   const provider = container ? container.env.get('STIGMER_LLM_PROVIDER') ?? 'ollama' : stigmer.provider.value;
   const model = container ? container.env.get('STIGMER_LLM_MODEL') ?? STIGMER_DEFAULTS.model : stigmer.model.value;

@@ -27,6 +27,7 @@ function relay(overrides: Partial<RelayFacts> = {}, installed: Partial<Installed
       target: { host: '127.0.0.1', port: 11434 },
       protection: 'ip-address-allow',
       allowed: ['172.17.0.0/16'],
+      ours: true,
       socketState: 'active',
       ...installed,
     },
@@ -37,6 +38,7 @@ function relay(overrides: Partial<RelayFacts> = {}, installed: Partial<Installed
     ollamaUnit: true,
     foreignHostStatus: 403,
     preflight: { ok: true },
+    paths: { socket: '/etc/systemd/system/stigmer-ollama-relay.socket', service: '/etc/systemd/system/stigmer-ollama-relay.service' },
     ...overrides,
   };
 }

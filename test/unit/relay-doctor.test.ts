@@ -38,6 +38,7 @@ function relay(overrides: Partial<RelayFacts> = {}, installed: Partial<Installed
       target: { host: '127.0.0.1', port: 11434 },
       protection: 'ip-address-allow',
       allowed: ['172.17.0.0/16'],
+      ours: true,
       socketState: 'active',
       ...installed,
     },
@@ -50,6 +51,7 @@ function relay(overrides: Partial<RelayFacts> = {}, installed: Partial<Installed
     ollamaUnit: true,
     foreignHostStatus: 403,
     preflight: { ok: true },
+    paths: { socket: '/etc/systemd/system/stigmer-ollama-relay.socket', service: '/etc/systemd/system/stigmer-ollama-relay.service' },
     ...overrides,
   };
 }
@@ -84,7 +86,7 @@ describe('ollama.relay', () => {
   it('is skipped off Linux and where no relay is installed', () => {
     const mac = relayCheck.diagnose(facts({ platform: 'darwin', support: darwinPlatform, relay: undefined }));
     expect(mac).toEqual({ status: 'skip', message: 'There is no bridge-only relay on darwin (it exists on Linux only).' });
-    const notLooked = relayCheck.diagnose(facts({ support: { ...facts().support, relay: { inspect: async () => relay() } }, relay: undefined }));
+    const notLooked = relayCheck.diagnose(facts({ support: { ...facts().support, relay: { ...(facts().support.relay as NonNullable<Facts['support']['relay']>), inspect: async () => relay() } }, relay: undefined }));
     expect(notLooked).toEqual({ status: 'skip', message: 'The relay was not looked at on this run.' });
     const none = relayCheck.diagnose(facts({ relay: relay({ installed: undefined }) }));
     expect(none).toEqual({ status: 'skip', message: 'No stigmer-setup relay is installed.' });
