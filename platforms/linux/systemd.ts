@@ -588,6 +588,9 @@ export const systemdStrategy: Strategy<SystemdDetection> = {
     logs: 'journalctl -u ollama -n 50',
     widen: SETUP_COMMAND,
     stop: 'sudo systemctl disable --now ollama',
+    proxy: `sudo mkdir -p /etc/systemd/system/ollama.service.d && printf '[Service]\\nEnvironment="HTTPS_PROXY=http://PROXY:PORT"\\n' | sudo tee /etc/systemd/system/ollama.service.d/proxy.conf && sudo systemctl daemon-reload && sudo systemctl restart ollama`,
+    // The install script's service user has its home there (useradd -d /usr/share/ollama).
+    modelsDir: '/usr/share/ollama/.ollama/models',
   }),
   restartChange,
   installed,
