@@ -76,7 +76,7 @@ interface Layer {
   startedAt: number;
   samples: { at: number; completed: number }[];
   lastPlainAt?: number;
-  lastPlainStep: number;
+  lastPlainPercent: number;
   done: boolean;
 }
 
@@ -111,7 +111,7 @@ export class PullProgressView {
     if (!layer) {
       this.finishLayer();
       const hex = /^sha256:([0-9a-f]{12})/.exec(event.digest)?.[1];
-      layer = { digest: event.digest, label: hex ? `pulling ${hex}` : shortStatus(event.status), total: event.total, completed: event.completed, startedAt: event.completed, samples: [], lastPlainStep: -1, done: false };
+      layer = { digest: event.digest, label: hex ? `pulling ${hex}` : shortStatus(event.status), total: event.total, completed: event.completed, startedAt: event.completed, samples: [], lastPlainPercent: -1, done: false };
       this.layers.set(event.digest, layer);
       if (this.spinnerText !== undefined) {
         this.spinnerText = undefined;
@@ -138,12 +138,11 @@ export class PullProgressView {
       return;
     }
     const percent = this.percent(layer);
-    const step = Math.floor(percent / PLAIN_STEP_PERCENT);
-    if (layer.lastPlainAt === undefined || now - layer.lastPlainAt >= PLAIN_INTERVAL_MS || step > layer.lastPlainStep) {
-      // A cached layer (total == completed on its first line) and a layer's first line both print once.
-      if (layer.completed === layer.total && layer.lastPlainStep === 10) return;
+    const due = layer.lastPlainAt === undefined || now - layer.lastPlainAt >= PLAIN_INTERVAL_MS || percent - layer.lastPlainPercent >= PLAIN_STEP_PERCENT;
+    // A layer at 100 % was printed once already (a cached layer's only line included).
+    if (due && !(layer.lastPlainPercent === 100 && percent === 100)) {
       layer.lastPlainAt = now;
-      layer.lastPlainStep = step;
+      layer.lastPlainPercent = percent;
       this.sink.line(this.barText(layer));
     }
   }
@@ -171,7 +170,7 @@ export class PullProgressView {
       // Its last state stays on screen, like Ollama's finished bars.
       this.sink.redraw(this.barText(layer));
       this.sink.endRedraw();
-    } else if (layer.lastPlainStep < 10 || layer.completed < layer.total) {
+    } else if (layer.lastPlainPercent < 100) {
       this.sink.line(this.barText(layer));
     }
     this.current = undefined;
