@@ -535,6 +535,16 @@ export function canAnimate(env: Readonly<Record<string, string | undefined>>): b
 }
 
 /**
+ * Whether a progress line may be redrawn in place: stderr is a terminal, still open, and this is
+ * not CI. Unlike a spinner, the terminal needs no size: a redraw is `\r` and erase-line, which
+ * touches the current line only, and the line is cut to 80 columns when the size is unknown (a pty
+ * nobody sized, as under `script`).
+ */
+export function canRedraw(env: Readonly<Record<string, string | undefined>>): boolean {
+  return Boolean(process.stderr.isTTY) && !closedStreams.has(process.stderr) && !isCi(env);
+}
+
+/**
  * A spinner that does not animate, writing what ora writes when it can't: "- text" when it
  * starts, "symbol text" when it ends with a result, nothing when it just stops. It needs no
  * library, so runs off a terminal (pipes, CI, --json) never load ora.
@@ -619,11 +629,11 @@ export function createNodeContext(options: NodeContextOptions = {}): Context {
     terminal: {
       color,
       get canRedraw() {
-        return canAnimate(process.env);
+        return canRedraw(process.env);
       },
       redraw(text) {
         // \r and erase-line, then the line cut to the width: one that wraps could not be redrawn.
-        const width = Math.max(10, (process.stderr.columns ?? 80) - 1);
+        const width = Math.max(10, (process.stderr.columns || 80) - 1);
         const line = [...stripControl(text).replace(/[\t\n]/g, ' ')].slice(0, width).join('');
         redrawing = true;
         write(process.stderr, `\r\x1b[2K${line}`);

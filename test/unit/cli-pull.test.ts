@@ -134,6 +134,13 @@ describe.skipIf(needs.proc)('setup pulls Stigmer\'s model when it is missing' + 
     expect(store.pulls).toEqual([]);
   });
 
+  it('a signal at the pull question: exit 143, nothing pulled, and the change is in place and verified', async () => {
+    const ctx = machine({ isTTY: true, answers: [true, 'SIGTERM'] });
+    expect(await run(['--root', root], ctx)).toBe(143);
+    expect(store.pulls).toEqual([]);
+    expect(stderr(ctx)).toMatch(/Stopped by SIGTERM while getting Stigmer's model, before pulling qwen2\.5-coder:7b\. The network change is in place and verified/);
+  });
+
   it('on a terminal the progress is one live line redrawn in place, not a line per update', async () => {
     const ctx = machine({ canRedraw: true });
     expect(await run(['--yes', '--pull', '--root', root], ctx)).toBe(0);
