@@ -150,6 +150,8 @@ export interface Detection {
   problems?: Problem[];
   /** The pid of the server this installation runs, when known: tells which one owns the port. */
   serverPid?: number;
+  /** OLLAMA_MODELS this installation starts Ollama with, when its configuration says (where a pull writes). */
+  modelsDir?: string;
 }
 
 /** The commands a person runs for one installation; findings quote them verbatim. */

@@ -23,6 +23,7 @@ import type { Progress } from './progress.ts';
 import { describePullFailure, pullModel } from './pull.ts';
 import { humanBytes, PullProgressView, type ProgressSink } from './pull-progress.ts';
 import { renderFindings, type JsonModel, type JsonReport } from './report.ts';
+import { hasControl } from './text.ts';
 
 export interface ModelStepRun {
   ctx: Context;
@@ -138,7 +139,10 @@ export async function modelStep(run: ModelStepRun, facts: Facts, findings: Findi
 
   if (!result.ok) {
     const commands = facts.strategy && facts.detection ? facts.strategy.commands(facts.detection, facts.port) : undefined;
-    const text = describePullFailure(result, { model: wanted, source, proxyCommand: commands?.proxy, modelsDir: commands?.modelsDir, retry: run.resume, humanBytes });
+    // OLLAMA_MODELS from the installation's configuration beats the installation's default.
+    const configured = facts.detection?.modelsDir;
+    const modelsDir = configured !== undefined && configured !== '' && !hasControl(configured) ? configured.slice(0, 1000) : commands?.modelsDir;
+    const text = describePullFailure(result, { model: wanted, source, proxyCommand: commands?.proxy, modelsDir, modelsDirConfigured: modelsDir === configured, retry: run.resume, humanBytes });
     ctx.terminal.printError(`✖ ${text.message}\n  Fix: ${text.fix}`);
     const error = `${text.message} Fix: ${text.fix}`;
     return withModel({ bytes: result.bytes, error }, { ok: false, error }, EXIT_FAILED);

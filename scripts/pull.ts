@@ -278,8 +278,10 @@ export interface FailureContext {
   source: string;
   /** The installation's proxy command, when it has one (InstallationCommands.proxy). */
   proxyCommand?: string;
-  /** Where this installation keeps models by default (InstallationCommands.modelsDir). */
+  /** Where this installation keeps models: its OLLAMA_MODELS, else its default (InstallationCommands.modelsDir). */
   modelsDir?: string;
+  /** modelsDir is the installation's own OLLAMA_MODELS, not a default. */
+  modelsDirConfigured?: boolean;
   /** The same pull again, for pasting: `npx stigmer-setup --pull` or `ollama pull NAME`. */
   retry: string;
   humanBytes(bytes: number): string;
@@ -302,7 +304,9 @@ export function describePullFailure(result: PullResult, context: FailureContext)
           : `If you need a proxy, set HTTPS_PROXY in the environment Ollama's server starts with (not in this shell), restart Ollama, then run: ${context.retry}`,
       };
     case 'disk-full': {
-      const where = modelsDirFromError(result.detail ?? '') ?? (context.modelsDir ? `${context.modelsDir} (or OLLAMA_MODELS, when Ollama's service sets it)` : "OLLAMA_MODELS's folder, or ~/.ollama/models");
+      const where =
+        modelsDirFromError(result.detail ?? '') ??
+        (context.modelsDir === undefined ? "the folder OLLAMA_MODELS names for Ollama's server, else ~/.ollama/models of the user it runs as" : context.modelsDirConfigured ? `${context.modelsDir} (OLLAMA_MODELS)` : `${context.modelsDir} (or OLLAMA_MODELS, when Ollama's service sets it)`);
       const needed = result.lastLayer ? `; the layer it was writing is ${context.humanBytes(result.lastLayer.total)}` : '';
       return {
         message: `The disk where Ollama keeps models is full: ${where}${needed}.${said}`,

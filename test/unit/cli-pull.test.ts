@@ -6,6 +6,8 @@
  * stand-in's port forwards those two paths to it. The streams are real captures
  * (test/fixtures/ollama-pull/).
  */
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { run } from '../../scripts/cli.ts';
 import { HELP } from '../../scripts/args.ts';
@@ -200,6 +202,17 @@ describe.skipIf(needs.proc)('a pull that fails names its class and its fix' + be
     const { code, ctx } = await failing(failWith(cliError('cli-error-disk-full-mid-layer-ollama-15547.txt')));
     expect(code).toBe(1);
     expect(stderr(ctx)).toMatch(/The disk where Ollama keeps models is full: \/usr\/share\/ollama\/\.ollama\/models/);
+  });
+
+  it('disk full, with an error that names no models folder: the service\'s own OLLAMA_MODELS (read from systemd) is where models live', async () => {
+    // Constructed text (real ones name the blob's path, as above): the fallback must not be a guess.
+    const dir = path.join(root, 'etc/systemd/system/ollama.service.d');
+    await mkdir(dir, { recursive: true });
+    await writeFile(path.join(dir, 'models.conf'), '[Service]\nEnvironment="OLLAMA_MODELS=/srv/ollama-models"\n');
+    await systemd.exec(['daemon-reload']);
+    const { code, ctx } = await failing(failWith('write /tmp/x: no space left on device'));
+    expect(code).toBe(1);
+    expect(stderr(ctx)).toContain('The disk where Ollama keeps models is full: /srv/ollama-models (OLLAMA_MODELS)');
   });
 
   it('HTTP 400: what Ollama answered', async () => {
