@@ -49,6 +49,12 @@ function isPresent(models: readonly string[], wanted: string): boolean {
   return models.includes(wanted) || (!wanted.includes(':') && models.includes(`${wanted}:latest`));
 }
 
+/** The last line of a setup that ends with Stigmer ready; warnings (exposure, versions) are named, not hidden. */
+function readyLine(findings: Finding[], model: string): string {
+  const warnings = findings.filter((finding) => finding.status === 'warn').length;
+  return `Stigmer is ready: no check failed${warnings ? ` (${warnings} warning${warnings === 1 ? '' : 's'} above)` : ''}, and its model ${model} is pulled.`;
+}
+
 /** Where the name came from, with config.yaml's line: the unknown-model message points there. */
 function sourceOf(facts: Facts): string {
   const line = !facts.container && facts.stigmer.model.from === 'config.yaml' && facts.stigmer.model.line ? ` line ${facts.stigmer.model.line}` : '';
@@ -82,7 +88,7 @@ export async function modelStep(run: ModelStepRun, facts: Facts, findings: Findi
     report: { ...outcome.report, ...rest, model: { ...model, ...extra } },
   });
   if (model.present) {
-    if (findings && !anyFailed(findings)) run.print(`\nStigmer is ready: no check failed, and its model ${wanted} is pulled.`);
+    if (findings && !anyFailed(findings)) run.print(`\n${readyLine(findings, wanted)}`);
     return withModel({});
   }
   const command = `ollama pull ${shellWord(facts, wanted)}`;
@@ -161,7 +167,7 @@ export async function modelStep(run: ModelStepRun, facts: Facts, findings: Findi
   }
   const present = probe.ok && isPresent(probe.models, wanted);
   const failed = anyFailed(checks);
-  if (present && !failed) run.print(`Stigmer is ready: no check failed, and its model ${wanted} is pulled.`);
+  if (present && !failed) run.print(readyLine(checks, wanted));
   const pulled = { present, pulled: true, bytes: result.bytes, ...(present ? {} : { error: `Ollama said success, but does not list ${wanted}` }) };
   return withModel(pulled, { checks, ok: !failed && present }, failed || !present ? EXIT_FAILED : outcome.exitCode);
 }

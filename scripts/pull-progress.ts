@@ -77,6 +77,7 @@ interface Layer {
   samples: { at: number; completed: number }[];
   lastPlainAt?: number;
   lastPlainPercent: number;
+  lastPlainText?: string;
   done: boolean;
 }
 
@@ -128,6 +129,9 @@ export class PullProgressView {
       layer.samples.push({ at: now, completed: layer.completed });
       if (layer.samples.length > RATE_SAMPLES) layer.samples.shift();
     }
+    // As `ollama pull` does: a layer's lines before its first byte (completed absent) draw no bar,
+    // so a 0 % bar never shows; the status before it stays on screen meanwhile.
+    if (layer.completed === 0) return;
     if (this.options.live) {
       // Ollama sends ~16 lines a second per layer; the screen needs 10 at most. The last one of a
       // layer is always drawn, so a bar never stops at 99 %.
@@ -143,7 +147,8 @@ export class PullProgressView {
     if (due && !(layer.lastPlainPercent === 100 && percent === 100)) {
       layer.lastPlainAt = now;
       layer.lastPlainPercent = percent;
-      this.sink.line(this.barText(layer));
+      layer.lastPlainText = this.barText(layer);
+      this.sink.line(layer.lastPlainText);
     }
   }
 
@@ -156,8 +161,8 @@ export class PullProgressView {
     const downloaded = [...this.layers.values()].reduce((sum, layer) => sum + Math.max(0, layer.completed - layer.startedAt), 0);
     const took = formatEta((now - this.startedAt) / 1000) || '0s';
     const summary = outcome.ok
-      ? `✓ Pulled ${this.options.model}: ${humanBytes(outcome.bytes)}${downloaded < outcome.bytes ? ` (${humanBytes(downloaded)} downloaded now)` : ''} in ${took}.`
-      : `✖ The pull of ${this.options.model} stopped after ${took} (${humanBytes(downloaded)} downloaded now).`;
+      ? `✓ Pulled ${this.options.model}: ${humanBytes(outcome.bytes)}${downloaded < outcome.bytes ? ` (${humanBytes(downloaded)} downloaded, the rest was already there)` : ''} in ${took}.`
+      : `✖ The pull of ${this.options.model} stopped after ${took} (${humanBytes(downloaded)} downloaded in this run).`;
     this.sink.line(summary);
     return summary;
   }
@@ -168,9 +173,10 @@ export class PullProgressView {
     layer.done = true;
     if (this.options.live) {
       // Its last state stays on screen, like Ollama's finished bars.
+      if (layer.completed === 0) return void (this.current = undefined);
       this.sink.redraw(this.barText(layer));
       this.sink.endRedraw();
-    } else if (layer.lastPlainPercent < 100) {
+    } else if (layer.completed > 0 && this.barText(layer) !== layer.lastPlainText) {
       this.sink.line(this.barText(layer));
     }
     this.current = undefined;

@@ -82,7 +82,8 @@ describe.skipIf(needs.proc)('setup pulls Stigmer\'s model when it is missing' + 
     const ctx = machine();
     expect(await run(['--yes', '--pull', '--root', root], ctx)).toBe(0);
     expect(stdout(ctx)).toMatch(/✓ ollama\.model +Stigmer's model qwen2\.5-coder:7b \(from Stigmer's default\) is pulled\./);
-    expect(ctx.stdout.at(-1)).toMatch(/^Stigmer is ready: no check failed, and its model qwen2\.5-coder:7b is pulled\.$/);
+    // The warnings (an old Ollama, exposure on the LAN) are counted, not hidden.
+    expect(ctx.stdout.at(-1)).toMatch(/^Stigmer is ready: no check failed \(\d+ warnings? above\), and its model qwen2\.5-coder:7b is pulled\.$/);
   });
 
   it('a run that changes nothing (already set up) still pulls with --pull', async () => {
