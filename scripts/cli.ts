@@ -304,9 +304,13 @@ function step7(ctx: Context, options: CliOptions, support: PlatformSupport, out:
   return { ctx, options, support, progress, print: (text: string) => out.print(text), printStyled: (text: string) => out.printStyled(text), resume: pullCommand(support, options) };
 }
 
-/** This run again with --pull: the command that pulls (and resumes a stopped pull). */
+/** This run again with --pull: the command that pulls (and resumes a stopped pull), with the options that pick Ollama and the runner. */
 function pullCommand(support: PlatformSupport, options: CliOptions): string {
-  return `npx stigmer-setup --yes --pull${options.root === '/' ? '' : ` --root ${support.quote(options.root)}`}`;
+  const words = ['npx stigmer-setup --yes --pull'];
+  if (options.host) words.push(`--host ${support.quote(formatBindAddress(options.host))}`);
+  if (options.container) words.push(`--container ${support.quote(options.container)}`);
+  if (options.root !== '/') words.push(`--root ${support.quote(options.root)}`);
+  return words.join(' ');
 }
 
 async function undo(ctx: Context, options: CliOptions, support: PlatformSupport, out: Output, progress: Progress): Promise<Outcome> {
