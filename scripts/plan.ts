@@ -98,7 +98,7 @@ export function reachDecision(facts: Facts): ReachDecision {
         ? `Stigmer runs ${describeFlavour(satisfied)}: it reaches Ollama on 127.0.0.1 as it is`
         : satisfied.kind === 'runner-container'
           ? `${facts.containerName} uses --network host (Stigmer's Linux default), so it reaches Ollama on 127.0.0.1 as it is`
-          : `Stigmer here is ${describeFlavour(satisfied)}, so its runner will reach Ollama on 127.0.0.1 as it is`;
+          : `Stigmer here is ${describeFlavour(satisfied)}, so that runner will reach Ollama on 127.0.0.1 as it is`;
     // Where Ollama already listens beyond loopback, that stays as it is too: nothing is narrowed.
     return { changeNeeded: false, reason: `${how}; nothing needs to change for Stigmer. ${otherContainersAdvice(facts)}` };
   }

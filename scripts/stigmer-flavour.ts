@@ -230,7 +230,7 @@ export function describeFlavour(flavour: StigmerFlavour): string {
     case 'runner-container':
       return `an agent-runner container on ${flavour.network === 'host' ? "the host's network (--network host)" : `a Docker bridge (network "${flavour.networkMode}")`}${from}`;
     case 'docker-cli':
-      return `Stigmer's Go CLI of the Docker-runner era, whose runner container ${flavour.network === 'host' ? "will share the host's network (--network host, its Linux default)" : 'will run on a Docker bridge (its default outside Linux)'}${from}`;
+      return `the Go CLI of Stigmer's Docker-runner era${from}, whose runner container ${flavour.network === 'host' ? "will share the host's network (--network host, its Linux default)" : 'will run on a Docker bridge (its default outside Linux)'}`;
     case 'native':
       return `a native agent-runner, a process on this machine with no container${from}`;
     case 'none':
