@@ -183,6 +183,20 @@ describe('doctor follows the consumer', () => {
     expect(decidePlan(state, REQUEST).changes.length).toBeGreaterThan(0);
   });
 
+  it('the other route checks follow the same rule: a firewall dropping bridge traffic, an alias that does not resolve', () => {
+    const firewall = { verdict: 'blocked' as const, by: 'ufw', rule: 'default deny (incoming)', fix: 'sudo ufw allow from 172.17.0.0/16 to any port 11434 proto tcp', unreadable: [], subnets: ['172.17.0.0/16'] };
+    const timedOut = { containerProbe: probe('timeout', { via: THROWAWAY }), firewall };
+    const native = runChecks(loopbackNoRunner(NATIVE, timedOut));
+    expect(finding(native, 'host.firewall')).toMatchObject({ status: 'note', fix: firewall.fix });
+    expect(finding(native, 'container.probe').status).toBe('note');
+    const bridged = runChecks(loopbackNoRunner(GO_CLI_BRIDGE, { ...timedOut, support: darwinPlatform, platform: 'darwin' }));
+    expect(finding(bridged, 'host.firewall').status).toBe('fail');
+    const dns = runChecks(loopbackNoRunner(NATIVE, { containerProbe: probe('dns', { via: THROWAWAY }) }));
+    expect(finding(dns, 'container.alias').status).toBe('note');
+    expect(finding(dns, 'container.probe').status).toBe('note');
+    expect(dns.filter((item) => item.status === 'fail').map((item) => item.id)).toEqual([]);
+  });
+
   it('a bridged runner container that is refused stays a failure', () => {
     const bridged: StigmerFlavour = { kind: 'runner-container', network: 'bridge', networkMode: 'bridge', running: true, evidence: [] };
     expect(finding(runChecks(loopbackNoRunner(bridged, { container: runnerContainer(), containerProbe: probe('refused') })), 'container.probe').status).toBe('fail');
