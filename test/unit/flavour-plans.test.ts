@@ -197,6 +197,26 @@ describe('doctor follows the consumer', () => {
     expect(dns.filter((item) => item.status === 'fail').map((item) => item.id)).toEqual([]);
   });
 
+  // The rule of plan.ts's header: a finding recommends setup only when setup plans a change, and a
+  // planned change has a failure or warning behind it (as registry.test.ts checks for the runner-only states).
+  const states: [string, Facts][] = [
+    ['onboarding order, Linux', loopbackNoRunner(GO_CLI_HOST, { support: linuxWithRelay })],
+    ['native, Linux, refused', loopbackNoRunner(NATIVE, { support: linuxWithRelay })],
+    ['native, macOS, refused', loopbackNoRunner(NATIVE, { support: darwinPlatform, platform: 'darwin' })],
+    ['native, timed out behind a firewall', loopbackNoRunner(NATIVE, { containerProbe: probe('timeout', { via: THROWAWAY }) })],
+    ['native, nothing listens', loopbackNoRunner(NATIVE, { listeners: [] })],
+    ['Go CLI to come, macOS, refused', loopbackNoRunner(GO_CLI_BRIDGE, { support: darwinPlatform, platform: 'darwin' })],
+    ['no Stigmer, refused', loopbackNoRunner(NONE)],
+    ['no Stigmer, no probe', loopbackNoRunner(NONE, { containerProbe: { skipped: 'no docker' } })],
+  ];
+  it.each(states)('%s: a finding recommends setup only when setup plans a change, and a planned change has a finding behind it', (_name, state) => {
+    const findings = runChecks(state);
+    const recommendsSetup = findings.some((item) => item.fix === SETUP_COMMAND && item.status !== 'ok');
+    const plan = decidePlan(state, REQUEST);
+    if (recommendsSetup) expect(plan.changes.length + plan.blockers.length, JSON.stringify({ findings, plan: plan.summary })).toBeGreaterThan(0);
+    if (plan.changes.length > 0) expect(findings.some((item) => item.status === 'fail' || item.status === 'warn'), JSON.stringify(findings)).toBe(true);
+  });
+
   it('a bridged runner container that is refused stays a failure', () => {
     const bridged: StigmerFlavour = { kind: 'runner-container', network: 'bridge', networkMode: 'bridge', running: true, evidence: [] };
     expect(finding(runChecks(loopbackNoRunner(bridged, { container: runnerContainer(), containerProbe: probe('refused') })), 'container.probe').status).toBe('fail');
