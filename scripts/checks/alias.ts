@@ -9,13 +9,22 @@ import { ipFamily } from '../text.ts';
 import { containerBaseUrl } from '../facts.ts';
 import { urlEndpoint } from '../ollama-host.ts';
 import { concludedProbe } from '../plan.ts';
-import type { Check } from './types.ts';
+import type { Facts } from '../facts.ts';
+import { routeFinding } from './fixes.ts';
+import type { Check, Finding } from './types.ts';
 
 export const ADD_HOST_FIX = '--add-host=host.docker.internal:host-gateway (compose: extra_hosts: ["host.docker.internal:host-gateway"])';
 
 export const aliasCheck: Check = {
   id: 'container.alias',
   diagnose(facts) {
+    // Only a consumer that needs the bridge route makes its failure a failure (routeFinding).
+    return routeFinding(facts, diagnoseAlias(facts));
+  },
+};
+
+function diagnoseAlias(facts: Facts): Omit<Finding, 'id'> {
+  {
     const docker = facts.docker;
     if (docker.state !== 'ok') return { status: 'skip', message: 'No container engine answers.' };
     const container = facts.container;
@@ -57,5 +66,5 @@ export const aliasCheck: Check = {
       };
     }
     return { status: 'skip', message: `Whether ${name} resolves inside a container is unknown: no container probe ran to the end.` };
-  },
-};
+  }
+}

@@ -6,16 +6,23 @@ import { describeListeners, widestScope } from '../listeners.ts';
 import { bindScope, urlEndpoint, type BindAddress } from '../ollama-host.ts';
 import { oneLine } from '../text.ts';
 import { ADD_HOST_FIX, aliasCheck } from './alias.ts';
-import { installationCommands, widenBindFix } from './fixes.ts';
+import { installationCommands, routeFinding, widenBindFix } from './fixes.ts';
 import { LOOPBACK_WHY } from './listener.ts';
 import { relayLogsCommand, shown, shownAddress } from './relay.ts';
-import type { Check } from './types.ts';
+import type { Check, Finding } from './types.ts';
 
 const urlHost = (url: string): string => urlEndpoint(url)?.host ?? '';
 
+/** A route that fails is a failure only for a consumer that needs it: see routeFinding. */
 export const containerProbeCheck: Check = {
   id: 'container.probe',
   diagnose(facts) {
+    return routeFinding(facts, diagnoseProbe(facts));
+  },
+};
+
+function diagnoseProbe(facts: Parameters<Check['diagnose']>[0]): Omit<Finding, 'id'> {
+  {
     const probe = facts.containerProbe;
     if ('skipped' in probe) return { status: 'skip', message: `No container probe: ${probe.skipped}.`, fix: probe.fix };
     const from = `From ${probe.via}, ${probe.url}`;
@@ -139,5 +146,5 @@ export const containerProbeCheck: Check = {
       default:
         return { status: 'fail', message: `${from}: probe error: ${oneLine(probe.detail ?? 'unknown')}.`, why: 'The agent-runner cannot use Ollama.', fix: `docker exec ${facts.containerName} env | grep -i -e ollama -e proxy` };
     }
-  },
-};
+  }
+}

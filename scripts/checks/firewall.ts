@@ -5,11 +5,20 @@
  * bridge networks actually use, so the fix names the right subnet, not a guess.
  */
 import { concludedProbe } from '../plan.ts';
-import type { Check } from './types.ts';
+import type { Facts } from '../facts.ts';
+import { routeFinding } from './fixes.ts';
+import type { Check, Finding } from './types.ts';
 
 export const firewallCheck: Check = {
   id: 'host.firewall',
   diagnose(facts) {
+    // Only a consumer that needs the bridge route makes its failure a failure (routeFinding).
+    return routeFinding(facts, diagnoseFirewall(facts));
+  },
+};
+
+function diagnoseFirewall(facts: Facts): Omit<Finding, 'id'> {
+  {
     const probe = concludedProbe(facts);
     if (probe?.outcome === 'ok') return { status: 'ok', message: `${probe.via} reaches Ollama, so no firewall is in the way.` };
     const timedOut = probe?.outcome === 'timeout';
@@ -56,5 +65,5 @@ export const firewallCheck: Check = {
     }
     if (firewall.unreadable.length) return { status: 'skip', message: `The firewall's rules could not be read${unread}; no probe timed out.`, fix: 'sudo npx stigmer-setup doctor' };
     return { status: 'ok', message: `No firewall rule on this machine stops ${subnets} from reaching port ${facts.port}.` };
-  },
-};
+  }
+}

@@ -6,7 +6,9 @@
 import { SETUP_COMMAND } from '../../platforms/commands.ts';
 import type { InstallationCommands } from '../../platforms/types.ts';
 import type { Facts } from '../facts.ts';
-import { reachDecision } from '../plan.ts';
+import { bridgeRouteNeeded, otherContainersAdvice, reachDecision, stigmerFlavour, stigmerNeedsNothing } from '../plan.ts';
+import { describeFlavour } from '../stigmer-flavour.ts';
+import type { Finding } from './types.ts';
 import { UnquotableError } from '../shell-quote.ts';
 
 export { SETUP_COMMAND };
@@ -44,4 +46,33 @@ export function shellWord(facts: Pick<Facts, 'support'>, value: string): string 
     if (error instanceof UnquotableError) return byHand;
     throw error;
   }
+}
+
+/**
+ * A finding about the route from a Docker bridge to Ollama (container.probe, container.alias,
+ * host.firewall) fails only when a consumer that needs that route exists or will
+ * (bridgeRouteNeeded). For a native Stigmer, a runner on the host's network, or no Stigmer at all,
+ * the same finding is a note: what it would mean for another container, and the command for one
+ * that must get in. Plain setup would say "nothing to change" for a Stigmer that needs nothing, so
+ * a note for one never points at it: the explicit --host does change something.
+ */
+export function routeFinding(facts: Facts, finding: Omit<Finding, 'id'>): Omit<Finding, 'id'> {
+  if (finding.status !== 'fail' || bridgeRouteNeeded(facts)) return finding;
+  const satisfied = stigmerNeedsNothing(facts);
+  if (satisfied) {
+    const setupFix = finding.fix !== undefined && finding.fix === widenBindFix(facts) && finding.fix.includes('stigmer-setup');
+    return {
+      status: 'note',
+      message: `${finding.message} Stigmer doesn't need this route: it runs ${describeFlavour({ ...satisfied, evidence: [] })}.`,
+      why: otherContainersAdvice(facts),
+      fix: setupFix ? `npx stigmer-setup --host 0.0.0.0:${facts.port}   # exposes Ollama to your network too` : finding.fix,
+    };
+  }
+  const none = stigmerFlavour(facts)?.kind === 'none';
+  return {
+    status: 'note',
+    message: `${finding.message}${none ? ' No Stigmer was found here, so no consumer needs this route yet.' : ''}`,
+    why: `${finding.why ?? ''} This matters for a container on a Docker bridge (Open WebUI, a compose stack, Stigmer's Docker-era runner).`.trim(),
+    fix: finding.fix,
+  };
 }

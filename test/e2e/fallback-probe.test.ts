@@ -27,8 +27,11 @@ describe('container probe without an agent-runner container', () => {
     standin = await startStandin({ ollamaHost: `127.0.0.1:${port}` });
     const report = parseReport(await runOnHost(['doctor', '--json', '--host', `0.0.0.0:${port}`]));
     const probe = check(report, 'container.probe');
-    expect(probe.status).toBe('fail');
+    // No Stigmer on this host (no runner container, no `stigmer` on PATH, no ~/.stigmer): nothing
+    // needs the route, so the refusal is a note, with the same fix for a container that does.
+    expect(probe.status).toBe('note');
     expect(probe.message).toContain(`From docker run ${image}, http://host.docker.internal:${port}: refused: Ollama listens on loopback only`);
+    expect(probe.message).toContain('No Stigmer was found here, so no consumer needs this route yet.');
     // A probe container is run with --rm: nothing is left behind.
     expect((await sh`docker ps -a --filter ${`ancestor=${image}`} --format ${'{{.ID}}'}`).stdout.trim()).toBe('');
   });
