@@ -10,6 +10,7 @@
 import type path from 'node:path';
 import type { Context, ExecOptions, Platform } from '../scripts/context.ts';
 import type { Listener } from '../scripts/listeners.ts';
+import type { DockerNetwork } from '../scripts/parsers/docker-json.ts';
 import { bindScope, type BindAddress, type BindScope } from '../scripts/ollama-host.ts';
 
 /** A file written, replaced or removed. Contents are bytes: nothing is lost to an encoding. */
@@ -202,7 +203,16 @@ export interface RelayFacts {
     socketState?: string;
     /** The protection is in force now (iptables: our chain is hooked into INPUT), when that can be told. */
     protectionActive?: boolean;
+    /** Each unit says it was written by stigmer-setup (its first line is our marker). */
+    ours: boolean;
+    /** Why a unit can't be read as one of ours (a symlink, a FIFO, too large), when it can't. */
+    problem?: string;
+    /** The units' bytes, mode and owner as read (for the plan: what a change replaces). */
+    socketFile?: { content: Buffer; mode: number; uid: number; gid: number };
+    serviceFile?: { content: Buffer; mode: number; uid: number; gid: number };
   };
+  /** Where our units are (with the --root prefix), installed or not. */
+  paths: { socket: string; service: string };
   /** The IPv4 address Docker's host-gateway resolves to, and where that was read. */
   gateway?: { address: string; from: string; ipv6?: string };
   /** Why the gateway could not be read (bridge disabled, docker unreadable), when it couldn't. */
@@ -231,7 +241,21 @@ export interface RelayRequest extends Locations {
   listeners?: Listener[];
   /** A rootful engine on this machine's own kernel (not Desktop, not rootless). */
   nativeRootfulDocker: boolean;
+  /** What the engine is, when it is not that one ("rootless Docker", "Docker Desktop"), for the preflight's reason. */
+  engine?: string;
+  /** Docker's bridge networks, when gatherFacts has read them already (else the inspection reads them). */
+  networks?: DockerNetwork[];
   path: path.PlatformPath;
+}
+
+/** What the relay's plan is given by decidePlan. */
+export interface RelayPlanRequest {
+  port: number;
+  elevate: string[];
+  listeners?: Listener[];
+  firewall?: FirewallFacts;
+  /** The Ollama installation found (its pending unit edits would be loaded by the relay's daemon-reload). */
+  detection?: Detection;
 }
 
 /** Where per-machine and per-user paths are, for the platform being configured. */
@@ -363,6 +387,13 @@ export interface PlatformSupport {
    */
   relay?: {
     inspect(ctx: Context, request: RelayRequest): Promise<RelayFacts>;
+    /** Pure: the plan that installs, repairs or keeps the relay, once its preflight has passed. */
+    plan(relay: RelayFacts, request: RelayPlanRequest): Plan;
+    /**
+     * Pure: the changes that remove our relay before Ollama is bound to `target`, when that bind
+     * would clash with the relay's socket (a wildcard, or the gateway address); undefined otherwise.
+     */
+    removal(relay: RelayFacts, request: { elevate: string[]; target: BindAddress }): { changes: Change[]; blocker?: Blocker } | undefined;
   };
   /** Commands that findings quote. */
   commands: {

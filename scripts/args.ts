@@ -44,6 +44,8 @@ Options:
       --dry-run             print the plan (each file with its diff, each command) and change nothing
       --json                print exactly one JSON object on stdout; no other output there
       --host <host:port>    bind address to configure (default: 0.0.0.0 on Ollama's port, 11434)
+      --relay               Linux, rootful Docker: keep Ollama on 127.0.0.1 and give Docker bridge
+                            containers a relay on the bridge gateway (chosen by default when possible)
       --container <name>    container to verify from (default: stigmer-agent-runner when it exists)
       --platform <darwin|win32|linux>   override OS detection
       --root <dir>          treat <dir> as "/" for system paths (/etc/...); per-user paths still

@@ -220,7 +220,7 @@ async function setup(ctx: Context, options: CliOptions, support: PlatformSupport
 
   // 3. Plan
   const elevate = support.elevation(ctx, options.yes);
-  const request: PlanRequest = { target: options.host ?? { host: '0.0.0.0', port: facts.port }, explicitHost: options.host !== undefined, elevate };
+  const request: PlanRequest = { target: options.host ?? { host: '0.0.0.0', port: facts.port }, explicitHost: options.host !== undefined, elevate, relay: options.relay };
   const decided: Plan = decidePlan(facts, request);
   const applier = applierFor(ctx, options, support, elevate);
   const state: RecordState = (await readRecord(ctx, allowedFor(support, locationsFor(ctx, options, support)), applier.stateDir)) ?? {};
@@ -253,7 +253,8 @@ async function setup(ctx: Context, options: CliOptions, support: PlatformSupport
   if (!(await authenticate(ctx, plan.changes, elevate, out, progress))) return { exitCode: EXIT.failed, report: { ...planned, error: SUDO_DECLINED } };
   const target = plan.target ?? request.target;
   const address = hostProbeAddress(target.host);
-  const strategy = facts.strategy;
+  // The strategy whose restart the plan runs (the relay's, when the plan is the relay) names the logs.
+  const strategy = support.strategies.find((candidate) => candidate.id === plan.strategy) ?? facts.strategy;
   // The lock covers the verification too: another run that changes Ollama between our apply and
   // our checks would make this run report on that run's change instead of its own.
   return locked(applier, async (): Promise<Outcome> => {
@@ -404,6 +405,9 @@ export async function run(argv: string[], ctx: Context): Promise<number> {
     if ('error' in root) return usageError(ctx, root.error, argv, options);
     options = { ...options, root: root.root };
   }
+  // --relay asks for the relay instead of a wider bind, --host for a bind: they can't both be had.
+  if (options.relay && options.host) return usageError(ctx, '--relay and --host ask for two different things (a relay to a loopback-only Ollama, or Ollama bound to an address); use one. See --help.', argv, options);
+  if (options.relay && options.command !== 'setup') return usageError(ctx, `--relay is an option of setup, not of ${options.command}. See --help.`, argv, options);
   const mutates = options.command !== 'doctor' && !options.dryRun;
   // Prompting needs a terminal on both ends, and --json output must not be mixed with a prompt.
   if (mutates && !options.yes && (!ctx.isTTY || options.json)) return usageError(ctx, NEEDS_YES, argv, options);

@@ -267,11 +267,18 @@ export async function gatherFacts(ctx: Context, options: GatherOptions): Promise
   const running = docker.state === 'ok' ? docker : undefined;
   // Every probe and every read-only audit at once: doctor takes as long as the slowest one.
   const containerProbe = probeContainer(ctx, docker, container, containerName, port, inRunner);
-  // Docker's networks and the firewall explain a route that fails; when the container reaches
-  // Ollama there is nothing to explain, so they are read only after a probe that did not succeed.
+  // Where the bridge-only relay could serve (Linux, a rootful engine on this kernel), its plan
+  // needs the bridge networks and the firewall's verdict whatever the probe finds: they are read
+  // at once, alongside the probes.
+  const relayEngine = support.relay && running?.runtime === 'native' && !running.rootless;
+  const bridgeNetworks = relayEngine ? readDockerNetworks(ctx) : undefined;
+  bridgeNetworks?.catch(() => undefined);
+  // Elsewhere Docker's networks and the firewall only explain a route that fails; when the
+  // container reaches Ollama there is nothing to explain, so they are read only after a probe
+  // that did not succeed.
   const networksAndFirewall = containerProbe.then(async (probe) => {
-    if (!running || ('outcome' in probe && probe.outcome === 'ok')) return { networks: [], firewall: undefined };
-    const networks = await readDockerNetworks(ctx);
+    if (!running || (!relayEngine && 'outcome' in probe && probe.outcome === 'ok')) return { networks: [], firewall: undefined };
+    const networks = await (bridgeNetworks ?? readDockerNetworks(ctx));
     const firewall = await support.audits?.firewall?.(ctx, {
       port,
       subnets: networks.flatMap((network) => network.subnets).filter((subnet) => !subnet.includes(':')),
@@ -279,7 +286,21 @@ export async function gatherFacts(ctx: Context, options: GatherOptions): Promise
     });
     return { networks, firewall };
   });
-  const [hostProbe, loopbackProbe, probed, exposure, { networks, firewall }, podman, rootlessHostLoopback, proxies, bindV6Only] = await Promise.all([
+  const relay = support.relay
+    ? (async () =>
+        support.relay?.inspect(ctx, {
+          root: options.root,
+          home,
+          env: ctx.env,
+          port,
+          listeners,
+          nativeRootfulDocker: relayEngine === true,
+          engine: engineDescription(docker),
+          networks: bridgeNetworks ? await bridgeNetworks : undefined,
+          path: support.path,
+        }))()
+    : Promise.resolve(undefined);
+  const [hostProbe, loopbackProbe, probed, exposure, { networks, firewall }, podman, rootlessHostLoopback, proxies, bindV6Only, relayFacts] = await Promise.all([
     probeHost(ctx, address, port),
     bindScope(address) === 'specific' ? probeHost(ctx, '127.0.0.1', port) : Promise.resolve(undefined),
     containerProbe,
@@ -289,6 +310,7 @@ export async function gatherFacts(ctx: Context, options: GatherOptions): Promise
     running?.rootless ? support.audits?.rootlessHostLoopback?.(ctx) : Promise.resolve(undefined),
     readProxySources(ctx, support),
     support.audits?.bindV6Only?.(ctx),
+    relay,
   ]);
   // The runner's own environment is what it uses; without a runner, what Stigmer's CLI would give it.
   const provider = container ? container.env.get('STIGMER_LLM_PROVIDER') ?? 'ollama' : stigmer.provider.value;
@@ -320,5 +342,14 @@ export async function gatherFacts(ctx: Context, options: GatherOptions): Promise
     bindV6Only,
     exposure,
     stigmer,
+    ...(relayFacts ? { relay: relayFacts } : {}),
   };
+}
+
+/** What the container engine is, for the relay preflight's reason when it is not a rootful native one. */
+function engineDescription(docker: DockerFacts): string | undefined {
+  if (docker.state === 'missing') return 'not installed (`docker` is not on PATH)';
+  if (docker.state === 'unreachable') return `not answering (${docker.detail})`;
+  if (docker.rootless) return 'rootless Docker';
+  return docker.runtime === 'native' ? undefined : { 'docker-desktop': 'Docker Desktop', orbstack: 'OrbStack', colima: 'Colima', 'rancher-desktop': 'Rancher Desktop', podman: 'Podman', native: '' }[docker.runtime];
 }

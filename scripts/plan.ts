@@ -13,7 +13,7 @@ import type { Plan, PlanRequest } from '../platforms/types.ts';
 import type { ContainerProbeResult } from './container-probe.ts';
 import type { Facts } from './facts.ts';
 import { describeListeners, widestScope } from './listeners.ts';
-import { bindScope, parseOllamaHost } from './ollama-host.ts';
+import { bindScope, formatBindAddress, parseOllamaHost } from './ollama-host.ts';
 
 export interface ReachDecision {
   /** Setup would change how Ollama listens. */
@@ -69,11 +69,43 @@ export function decidePlan(facts: Facts, request: PlanRequest): Plan {
   if (!facts.strategy || !facts.detection) throw new Error(`no strategy for ${facts.platform}`);
   const scope = facts.listeners ? widestScope(facts.listeners) : undefined;
   const withListening: PlanRequest = { ...request, listening: facts.listeners ? scope ?? 'none' : undefined };
-  // An explicit --host is the user's decision: only the strategy's own "already set" test applies.
-  if (request.explicitHost) return facts.strategy.plan(facts.detection, withListening);
+  const relay = facts.relay;
+  // An explicit --host is the user's decision: only the strategy's own "already set" test applies,
+  // after our relay, if it holds the address that bind needs, is removed.
+  if (request.explicitHost) return withRelayRemoved(facts.strategy.plan(facts.detection, withListening), facts, request);
   const decision = reachDecision(facts);
-  if (!decision.changeNeeded) {
+  if (!decision.changeNeeded && !request.relay) {
     return { strategy: facts.detection.strategy, changes: [], summary: decision.reason, blockers: [], warnings: [] };
   }
-  return facts.strategy.plan(facts.detection, withListening);
+  if (relay?.preflight.ok && facts.support.relay) {
+    return facts.support.relay.plan(relay, { port: facts.port, elevate: request.elevate, listeners: facts.listeners, firewall: facts.firewall, detection: facts.detection });
+  }
+  const noRelay = relay && !relay.preflight.ok ? relay.preflight.reason : relay ? undefined : 'the relay exists on native Linux only';
+  if (request.relay) {
+    return {
+      strategy: facts.detection.strategy,
+      changes: [],
+      summary: `--relay asks for the bridge-only relay, but it can't be set up here: ${noRelay}.`,
+      blockers: [{ message: `No bridge-only relay: ${noRelay}.`, fix: `Fix that and run setup --relay again, or let containers in with a wider bind: npx stigmer-setup --host 0.0.0.0:${facts.port}` }],
+      warnings: [],
+    };
+  }
+  const plan = facts.strategy.plan(facts.detection, withListening);
+  // Today's plan, and why not the narrower relay (only where the relay exists at all).
+  if (relay && noRelay && plan.changes.length > 0) return { ...plan, warnings: [...plan.warnings, `No bridge-only relay instead: ${noRelay}.`] };
+  return plan;
+}
+
+/**
+ * --host with a wildcard or the gateway address, while our relay holds <gateway>:<port>: Linux
+ * refuses that bind next to the relay's socket, so the plan removes the relay first.
+ */
+function withRelayRemoved(plan: Plan, facts: Facts, request: PlanRequest): Plan {
+  const relay = facts.relay;
+  const removal = relay && plan.blockers.length === 0 ? facts.support.relay?.removal(relay, { elevate: request.elevate, target: request.target }) : undefined;
+  if (!relay || !removal) return plan;
+  if (removal.blocker) return { ...plan, changes: [], blockers: [...plan.blockers, removal.blocker] };
+  const listen = relay.installed?.listen;
+  const summary = `Remove the bridge-only relay (its socket on ${listen ? formatBindAddress(listen) : 'the gateway'} would keep Ollama from binding ${formatBindAddress(request.target)}), then: ${plan.summary}`;
+  return { ...plan, changes: [...removal.changes, ...plan.changes], summary };
 }

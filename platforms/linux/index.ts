@@ -13,6 +13,7 @@ import { isWsl } from '../win32/parsers/wsl.ts';
 import { readBindV6Only, readFirewall, readRootlessHostLoopback } from './audits.ts';
 import { readListenersWithOwners } from './listeners.ts';
 import { manualStrategy } from './manual.ts';
+import { inspectRelay, planRelay, relayRemoval, relayStrategy } from './relay.ts';
 import { snapStore, snapStrategy } from './snap.ts';
 import { systemdStrategy } from './systemd.ts';
 import { wslWindowsStrategy } from './wsl.ts';
@@ -26,7 +27,8 @@ export const notInstalledStrategy = notInstalled(
 export const linuxPlatform: PlatformSupport = {
   id: 'linux',
   path: path.posix,
-  strategies: [systemdStrategy, snapStrategy, systemdUserStrategy, dockerStrategy, manualStrategy, wslWindowsStrategy],
+  // relayStrategy never detects an installation: it is there for the relay's apply and undo.
+  strategies: [systemdStrategy, snapStrategy, systemdUserStrategy, dockerStrategy, manualStrategy, wslWindowsStrategy, relayStrategy],
   notInstalled: notInstalledStrategy,
   settingStores: { snap: snapStore },
   home: (env) => env.HOME ?? '',
@@ -39,6 +41,7 @@ export const linuxPlatform: PlatformSupport = {
   async isWsl(ctx) {
     return isWsl((await ctx.fs.readText('/proc/version', { follow: true }).catch(() => undefined)) ?? '');
   },
+  relay: { inspect: inspectRelay, plan: planRelay, removal: relayRemoval },
   audits: { firewall: readFirewall, bindV6Only: readBindV6Only, rootlessHostLoopback: readRootlessHostLoopback },
   stigmerRunnerNetwork: 'host',
   containersInVm: false,

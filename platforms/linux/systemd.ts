@@ -18,7 +18,7 @@ export const UNIT = 'ollama.service';
 export const DROP_IN_DIR = '/etc/systemd/system/ollama.service.d';
 export const DROP_IN_NAME = 'stigmer-setup.conf';
 export const DROP_IN_PATH = `${DROP_IN_DIR}/${DROP_IN_NAME}`;
-const UNIT_FILE_LOCATIONS = ['/etc/systemd/system/ollama.service', '/usr/lib/systemd/system/ollama.service', '/lib/systemd/system/ollama.service'];
+export const UNIT_FILE_LOCATIONS = ['/etc/systemd/system/ollama.service', '/usr/lib/systemd/system/ollama.service', '/lib/systemd/system/ollama.service'];
 const RESTART_COMMAND = 'sudo systemctl daemon-reload && sudo systemctl restart ollama';
 
 export interface DropIn {

@@ -1,0 +1,226 @@
+/**
+ * The relay's two systemd units, rendered and read back (relay-and-pull.md Part A).
+ *
+ * stigmer-ollama-relay.socket listens on the address Docker's host-gateway resolves to, with
+ * FreeBind= so it starts at boot before docker0 exists; stigmer-ollama-relay.service is
+ * systemd-socket-proxyd forwarding each connection to Ollama's loopback address. Connections that
+ * don't come from a Docker bridge are kept out by one of two protections:
+ *   'ip-address-allow'  IPAddressAllow= the bridge subnets + IPAddressDeny=any on the socket (systemd
+ *                       enforces it with BPF on a unified cgroup hierarchy);
+ *   'iptables'          our own chain, hooked into INPUT for exactly <gateway>:<port>, accepting lo,
+ *                       docker0 and br-+ and dropping the rest. The socket unit adds it before it
+ *                       binds and removes it after it closes, so the rule lives exactly as long as
+ *                       the relay (reboots included), and undo removes it with the unit.
+ *
+ * Every value rendered into a unit comes from the machine (docker, the listeners, a path found on
+ * disk). systemd gives `%` (specifiers), `$` (variables), `\` and quotes meaning in these lines,
+ * and a newline would start a new directive, so each value must match a strict pattern of the
+ * characters its kind can hold; anything else is refused with RelayUnitError, never escaped.
+ */
+import { isIPv4 } from 'node:net';
+
+export const SOCKET_UNIT = 'stigmer-ollama-relay.socket';
+export const SERVICE_UNIT = 'stigmer-ollama-relay.service';
+export const SOCKET_PATH = `/etc/systemd/system/${SOCKET_UNIT}`;
+export const SERVICE_PATH = `/etc/systemd/system/${SERVICE_UNIT}`;
+export const CHAIN = 'STIGMER-OLLAMA-RELAY';
+/** The first line of each unit starts with this: how a unit is told to be ours. */
+export const MARKER = '# Written by stigmer-setup';
+/** Our units are a few hundred bytes; anything much larger is not one we wrote. */
+export const MAX_UNIT_BYTES = 64 * 1024;
+
+export type RelayProtection = 'ip-address-allow' | 'iptables';
+
+export interface RelayUnitOptions {
+  /** The IPv4 address host-gateway resolves to (the default bridge's gateway). */
+  gateway: string;
+  port: number;
+  /** Ollama's IPv4 loopback literal: 127.0.0.1, or the 127.x address it was given. */
+  target: string;
+  protection: RelayProtection;
+  /** IPv4 CIDRs of every Docker bridge network ('ip-address-allow'). */
+  subnets: string[];
+  /** Absolute path of iptables ('iptables'). */
+  iptables?: string;
+  /** Absolute path of systemd-socket-proxyd. */
+  proxyd: string;
+  /** ollama.service exists: the service Wants= and After= it. */
+  ollamaUnit: boolean;
+}
+
+/** A value that can't be written into a unit file as it is. */
+export class RelayUnitError extends Error {}
+
+const IPV4_CIDR = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
+const ABSOLUTE_PATH = /^(\/[A-Za-z0-9._+-]+)+$/;
+
+/** Why `value` can't go into a unit line: the characters systemd or the line itself would read otherwise. */
+function hostileReason(value: string): string | undefined {
+  if (/[\x00-\x1f\x7f-\x9f\u2028\u2029]/.test(value)) return 'holds a control character';
+  if (/\s/.test(value)) return 'holds whitespace';
+  if (value.includes('%')) return "holds '%', which systemd reads as a specifier";
+  return undefined;
+}
+
+function checked(kind: string, value: string, valid: (value: string) => boolean): string {
+  const hostile = hostileReason(value);
+  if (hostile) throw new RelayUnitError(`The ${kind} ${JSON.stringify(value)} ${hostile}, so it can't be written into a systemd unit.`);
+  if (!valid(value)) throw new RelayUnitError(`The ${kind} ${JSON.stringify(value)} is not one a relay unit can hold.`);
+  return value;
+}
+
+export function isIpv4Cidr(value: string): boolean {
+  const match = IPV4_CIDR.exec(value);
+  return match !== null && isIPv4(value.split('/')[0] as string) && Number(match[5]) <= 32;
+}
+
+function validateOptions(options: RelayUnitOptions): RelayUnitOptions {
+  const gateway = checked('gateway address', options.gateway, isIPv4);
+  const target = checked("Ollama's loopback address", options.target, (value) => isIPv4(value) && value.startsWith('127.'));
+  if (!Number.isInteger(options.port) || options.port < 1 || options.port > 65535) throw new RelayUnitError(`The port ${JSON.stringify(options.port)} is not a TCP port.`);
+  const proxyd = checked('path of systemd-socket-proxyd', options.proxyd, (value) => ABSOLUTE_PATH.test(value));
+  const subnets = options.subnets.map((subnet) => checked('bridge subnet', subnet, isIpv4Cidr));
+  let iptables: string | undefined;
+  if (options.protection === 'iptables') {
+    if (options.iptables === undefined) throw new RelayUnitError('The iptables protection needs the path of iptables.');
+    iptables = checked('path of iptables', options.iptables, (value) => ABSOLUTE_PATH.test(value));
+  } else if (subnets.length === 0) {
+    throw new RelayUnitError('The ip-address-allow protection needs at least one bridge subnet.');
+  }
+  return { ...options, gateway, target, proxyd, subnets, iptables };
+}
+
+/** The iptables commands that remove our hook and chain; each may fail (nothing to remove). */
+function cleanupCommands(iptables: string, gateway: string, port: number): string[] {
+  return [
+    `-${iptables} -w -D INPUT -d ${gateway}/32 -p tcp --dport ${port} -j ${CHAIN}`,
+    `-${iptables} -w -F ${CHAIN}`,
+    `-${iptables} -w -X ${CHAIN}`,
+  ];
+}
+
+export function renderSocketUnit(input: RelayUnitOptions): string {
+  const options = validateOptions(input);
+  const { gateway, port, target } = options;
+  const lines = [
+    `${MARKER}: Docker bridge containers reach Ollama on ${target}:${port} through ${gateway}:${port}. Remove: npx stigmer-setup undo`,
+    '[Unit]',
+    `Description=stigmer-setup relay: Docker bridge containers to Ollama on ${target}:${port}`,
+    '',
+    '[Socket]',
+    `ListenStream=${gateway}:${port}`,
+    // Binds before docker0 has the address (at boot), and keeps listening when docker0 is recreated.
+    'FreeBind=yes',
+  ];
+  if (options.protection === 'ip-address-allow') {
+    lines.push('# Only Docker bridge networks may connect (systemd enforces this with BPF).', `IPAddressAllow=${options.subnets.join(' ')}`, 'IPAddressDeny=any');
+  } else {
+    const iptables = options.iptables as string;
+    lines.push(
+      `# Only Docker bridge interfaces may connect: chain ${CHAIN}, hooked into INPUT for ${gateway}:${port}, added before the socket binds and removed after it closes.`,
+      ...cleanupCommands(iptables, gateway, port).map((command) => `ExecStartPre=${command}`),
+      `ExecStartPre=${iptables} -w -N ${CHAIN}`,
+      `ExecStartPre=${iptables} -w -A ${CHAIN} -i lo -j ACCEPT`,
+      `ExecStartPre=${iptables} -w -A ${CHAIN} -i docker0 -j ACCEPT`,
+      `ExecStartPre=${iptables} -w -A ${CHAIN} -i br-+ -j ACCEPT`,
+      `ExecStartPre=${iptables} -w -A ${CHAIN} -j DROP`,
+      `ExecStartPre=${iptables} -w -I INPUT 1 -d ${gateway}/32 -p tcp --dport ${port} -j ${CHAIN}`,
+      ...cleanupCommands(iptables, gateway, port).map((command) => `ExecStopPost=${command}`),
+    );
+  }
+  lines.push('', '[Install]', 'WantedBy=sockets.target', '');
+  return lines.join('\n');
+}
+
+export function renderServiceUnit(input: RelayUnitOptions): string {
+  const options = validateOptions(input);
+  const { port, target, proxyd } = options;
+  const lines = [
+    `${MARKER}: forwards the relay's connections to Ollama on ${target}:${port}. Remove: npx stigmer-setup undo`,
+    '[Unit]',
+    `Description=stigmer-setup relay to Ollama on ${target}:${port}`,
+    `Requires=${SOCKET_UNIT}`,
+    `After=${SOCKET_UNIT}`,
+  ];
+  // Wants=, not Requires=: a stopped or restarted Ollama must not take the relay with it.
+  if (options.ollamaUnit) lines.push('Wants=ollama.service', 'After=ollama.service');
+  lines.push(
+    '',
+    '[Service]',
+    // Type=simple on purpose: systemd-socket-proxyd of systemd <= 252 never sends READY=1.
+    `ExecStart=${proxyd} ${target}:${port}`,
+  );
+  if (options.protection === 'ip-address-allow') lines.push('# The proxy may dial loopback and nothing else.', 'IPAddressAllow=localhost', 'IPAddressDeny=any');
+  lines.push('');
+  return lines.join('\n');
+}
+
+/** What one of our units says, read back as untrusted text. */
+export interface ParsedSocketUnit {
+  ours: boolean;
+  /** ListenStream= as host and port, when it is one IPv4 address:port. */
+  listen?: { host: string; port: number };
+  protection: RelayProtection | 'none';
+  allowed: string[];
+}
+
+export interface ParsedServiceUnit {
+  ours: boolean;
+  target?: { host: string; port: number };
+}
+
+/** The unit's assignments in one section, in order (continuation lines and comments skipped). */
+function assignments(text: string, section: string): { key: string; value: string }[] {
+  const found: { key: string; value: string }[] = [];
+  let current = '';
+  for (const raw of text.split('\n').slice(0, 2000)) {
+    const line = raw.replace(/\r$/, '').trim();
+    if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
+    const header = /^\[([^\]]*)\]$/.exec(line);
+    if (header) {
+      current = header[1] ?? '';
+      continue;
+    }
+    if (current !== section) continue;
+    const equals = line.indexOf('=');
+    if (equals <= 0) continue;
+    found.push({ key: line.slice(0, equals).trim(), value: line.slice(equals + 1).trim() });
+  }
+  return found;
+}
+
+function ipv4HostPort(value: string): { host: string; port: number } | undefined {
+  const match = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(value);
+  if (!match || !isIPv4(match[1] as string)) return undefined;
+  const port = Number(match[2]);
+  return port >= 1 && port <= 65535 ? { host: match[1] as string, port } : undefined;
+}
+
+export function isOurs(text: string): boolean {
+  return text.startsWith(MARKER);
+}
+
+export function parseSocketUnit(text: string): ParsedSocketUnit {
+  const socket = assignments(text, 'Socket');
+  const listens = socket.filter((entry) => entry.key === 'ListenStream');
+  // An empty assignment resets the list, as systemd reads it; more than one address is not ours.
+  const lastReset = listens.map((entry) => entry.value).lastIndexOf('');
+  const effective = listens.slice(lastReset + 1);
+  const listen = effective.length === 1 ? ipv4HostPort(effective[0]?.value ?? '') : undefined;
+  let allowed: string[] = [];
+  let denyAny = false;
+  for (const entry of socket) {
+    if (entry.key === 'IPAddressAllow') allowed = entry.value === '' ? [] : [...allowed, ...entry.value.split(/\s+/)];
+    if (entry.key === 'IPAddressDeny') denyAny = entry.value.split(/\s+/).includes('any') || (entry.value !== '' && denyAny);
+  }
+  const hooked = socket.some((entry) => entry.key === 'ExecStartPre' && /\s-I\s+INPUT\b/.test(entry.value) && entry.value.includes(`-j ${CHAIN}`));
+  const protection = denyAny && allowed.length > 0 ? 'ip-address-allow' : hooked ? 'iptables' : 'none';
+  return { ours: isOurs(text), listen, protection, allowed: allowed.slice(0, 256) };
+}
+
+export function parseServiceUnit(text: string): ParsedServiceUnit {
+  const exec = assignments(text, 'Service').filter((entry) => entry.key === 'ExecStart' && entry.value !== '').at(-1);
+  const words = exec?.value.split(/\s+/) ?? [];
+  const target = words.length === 2 ? ipv4HostPort(words[1] as string) : undefined;
+  return { ours: isOurs(text), target };
+}
