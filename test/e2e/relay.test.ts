@@ -67,9 +67,22 @@ except Exception as e:
   const fileExists = async (path: string) => (await dockerExec(HOST, ['test', '-e', path])).exitCode === 0;
   const chainExists = async () => (await dockerExec(HOST, ['iptables', '-w', '-S', CHAIN])).exitCode === 0;
   const ollamaEnvironment = async () => (await dockerExecOk(HOST, ['systemctl', 'show', 'ollama', '--property=Environment'])).trim();
-  const startRunner = async (network: string) => {
+  /**
+   * The runner as Stigmer's Go CLI starts it: on the bridge like macOS/Windows, with host.docker.internal
+   * (added by hand here, as the agent-runner's docs say for Linux); on Linux `--network host` with
+   * no --add-host, reaching http://localhost:11434 (stigmer.md §1).
+   */
+  const startRunner = async (network: 'bridge' | 'host') => {
     await dockerExec(HOST, ['docker', 'rm', '-f', RUNNER], { timeout: '30s' });
-    await dockerExecOk(HOST, ['docker', 'run', '-d', '--name', RUNNER, '--network', network, '--add-host', 'host.docker.internal:host-gateway', '-e', `OLLAMA_BASE_URL=http://host.docker.internal:${PORT}`, PYTHON_IMAGE, 'python3', '-c', 'import time; time.sleep(3600)'], { timeout: '60s' });
+    const how = network === 'host'
+      ? ['--network', 'host', '-e', `OLLAMA_BASE_URL=http://localhost:${PORT}`]
+      : ['--add-host', 'host.docker.internal:host-gateway', '-e', `OLLAMA_BASE_URL=http://host.docker.internal:${PORT}`];
+    await dockerExecOk(HOST, ['docker', 'run', '-d', '--name', RUNNER, '--restart', 'unless-stopped', ...how, PYTHON_IMAGE, 'python3', '-c', 'import time; time.sleep(3600)'], { timeout: '60s' });
+  };
+  /** Which protection the installed socket unit carries (read from the unit, as systemd reads it). */
+  const protectionInUnit = async () => {
+    const unit = await dockerExecOk(HOST, ['cat', SOCKET_UNIT]);
+    return { iptables: unit.includes(`-j ${CHAIN}`), ipAddressAllow: /^IPAddressDeny=any$/m.test(unit) };
   };
 
   beforeAll(async () => {
@@ -128,6 +141,9 @@ except Exception as e:
     expect(socket).toContain(`ListenStream=${host.gateway}:${PORT}`);
     expect(await dockerExecOk(HOST, ['systemctl', 'is-active', 'stigmer-ollama-relay.socket'])).toBe('active\n');
     expect(await dockerExecOk(HOST, ['systemctl', 'is-enabled', 'stigmer-ollama-relay.socket'])).toBe('enabled\n');
+    // This host mounts cgroup2 at /sys/fs/cgroup/unified (systemd 252's hybrid mode, even on a cgroup
+    // v1 machine) and its firewall lets bridge traffic in, so systemd's own IP filter is the choice.
+    expect(await protectionInUnit()).toEqual({ iptables: false, ipAddressAllow: true });
   });
 
   it('the runner reaches Ollama through it; a 5 MB stream arrives intact; Host: host.docker.internal passes the 403 guard, a custom alias does not', async () => {
@@ -187,13 +203,43 @@ except Exception as e:
     expect(status(r), describeRun(r)).toBe('refused');
   });
 
+  it('behind a default-deny firewall, setup protects the relay with its own iptables chain: the runner gets in, the LAN does not, undo removes the chain', async () => {
+    // A firewall like ufw's default: INPUT drops what it does not accept, loopback and replies accepted.
+    const firewall = ['iptables -w -A INPUT -i lo -j ACCEPT', 'iptables -w -A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT', 'iptables -w -P INPUT DROP'];
+    await dockerExecOk(HOST, ['sh', '-c', firewall.join(' && ')]);
+    try {
+      // Before setup nothing gets through (dropped, so a timeout rather than a refusal).
+      const blocked = await fromRunner();
+      expect(notConnected(blocked), describeRun(blocked)).toBe(true);
+      const run = await runInContainer(HOST, ['--yes', '--json']);
+      const report = parseReport(run) as SetupReport;
+      expect(run.exitCode, `${run.stdout}\n${run.stderr}`).toBe(0);
+      expect(report.strategy).toBe('linux-relay');
+      expect(await protectionInUnit()).toMatchObject({ iptables: true });
+      expect(await chainExists()).toBe(true);
+      const runner = await fromRunner();
+      expect(status(runner), describeRun(runner)).toBe(200);
+      const second = await viaRelay('/api/version', {}, SECOND_NETWORK);
+      expect(status(second), describeRun(second)).toBe(200);
+      const routed = await urllibFromLan(HOST, { url: `http://${host.gateway}:${PORT}/api/version` });
+      expect(notConnected(routed), describeRun(routed)).toBe(true);
+      const undo = await runInContainer(HOST, ['undo', '--yes', '--json']);
+      expect(undo.exitCode, `${undo.stdout}\n${undo.stderr}`).toBe(0);
+      expect(await chainExists()).toBe(false);
+      expect((await dockerExecOk(HOST, ['iptables', '-w', '-S', 'INPUT'])).includes(CHAIN)).toBe(false);
+      expect(await fileExists(SOCKET_UNIT)).toBe(false);
+    } finally {
+      await dockerExec(HOST, ['sh', '-c', 'iptables -w -P INPUT ACCEPT; iptables -w -D INPUT -i lo -j ACCEPT; iptables -w -D INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT']);
+    }
+  });
+
   it('with a host-network runner, setup changes nothing and says why', async () => {
     await startRunner('host');
     const run = await runInContainer(HOST, ['--yes', '--json']);
     const report = parseReport(run) as SetupReport;
     expect(run.exitCode, `${run.stdout}\n${run.stderr}`).toBe(0);
     expect(report.changes).toEqual([]);
-    expect(report.summary ?? '').toMatch(/host network/i);
+    expect(report.summary ?? '').toMatch(/network host|host network|host's network/i);
     expect(await listenersOn(HOST, PORT)).toEqual([`127.0.0.1:${PORT}`]);
     expect(await fileExists(SOCKET_UNIT)).toBe(false);
     // And it is true: the host-network runner reaches Ollama on 127.0.0.1 as it is.
