@@ -44,6 +44,9 @@ const CHAIN = 'STIGMER-OLLAMA-RELAY';
 /** ~5.2 MB of NDJSON from the stand-in's POST /api/generate. */
 const LONG_GENERATE = { model: 'qwen2.5-coder:7b', prompt: 'through the relay', options: { num_predict: 50_000 } };
 
+/** The runner's main process: idles, and exits on SIGTERM (as PID 1 it would otherwise ignore it, and every stop would wait out docker's 10 s). */
+const RUNNER_MAIN = 'import signal, sys, time\nsignal.signal(signal.SIGTERM, lambda *_: sys.exit(0))\ntime.sleep(3600)';
+
 type SetupReport = JsonReport & { summary?: string; error?: string; warnings?: string[] };
 
 const describeRun = (r: UrllibResult): string => JSON.stringify('body' in r ? { ...r, body: r.body.slice(0, 200) } : r);
@@ -77,7 +80,7 @@ except Exception as e:
     const how = network === 'host'
       ? ['--network', 'host', '-e', `OLLAMA_BASE_URL=http://localhost:${PORT}`]
       : ['--add-host', 'host.docker.internal:host-gateway', '-e', `OLLAMA_BASE_URL=http://host.docker.internal:${PORT}`];
-    await dockerExecOk(HOST, ['docker', 'run', '-d', '--name', RUNNER, '--restart', 'unless-stopped', ...how, PYTHON_IMAGE, 'python3', '-c', 'import time; time.sleep(3600)'], { timeout: '60s' });
+    await dockerExecOk(HOST, ['docker', 'run', '-d', '--name', RUNNER, '--restart', 'unless-stopped', ...how, PYTHON_IMAGE, 'python3', '-c', RUNNER_MAIN], { timeout: '60s' });
   };
   /** Which protection the installed socket unit carries (read from the unit, as systemd reads it). */
   const protectionInUnit = async () => {
