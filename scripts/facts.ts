@@ -17,6 +17,7 @@ import { probeExposure, readDockerNetworks, readPodman, readProxySources, type E
 import { proxyFromEnvironment, type ProxySettings } from './proxy.ts';
 import { readStigmerConfig, STIGMER_DEFAULTS, type StigmerConfig } from './stigmer-config.ts';
 import type { FirewallFacts, RelayFacts } from '../platforms/types.ts';
+import { classifyFlavour, readStigmerInstall, type StigmerFlavour } from './stigmer-flavour.ts';
 
 export const DEFAULT_CONTAINER = 'stigmer-agent-runner';
 export const HOST_PROBE_TIMEOUT_MS = 3000;
@@ -87,6 +88,12 @@ export interface Facts {
   /** Where on the network (LAN, public) Ollama answers without authentication. */
   exposure: ExposureProbe[];
   stigmer: StigmerConfig;
+  /**
+   * Which Stigmer runs here (runner container, Docker-era Go CLI, native runner, none): whether a
+   * consumer needs a bridge route at all. Always filled by gatherFacts; hand-made facts without it
+   * are judged by the container alone (scripts/plan.ts stigmerFlavour).
+   */
+  flavour?: StigmerFlavour;
   /** The bridge-only relay and what it needs (Linux only; undefined elsewhere). */
   relay?: RelayFacts;
 }
@@ -238,6 +245,9 @@ export async function gatherFacts(ctx: Context, options: GatherOptions): Promise
   // Both are awaited later; a failure meanwhile must not count as an unhandled rejection.
   inRunner.catch(() => undefined);
   engine.catch(() => undefined);
+  // Which Stigmer is installed (PATH, ~/.stigmer, the runner's pid): read alongside everything else.
+  const install = readStigmerInstall(ctx, { home, env: ctx.env, path: support.path });
+  install.catch(() => undefined);
   const [wsl, host, stigmer] = await Promise.all([support.isWsl(ctx), support.describeHost?.(ctx), readStigmerConfig(ctx, support)]);
   // Detection (reading the listeners, asking every strategy) runs while docker answers, on the port
   // Stigmer is configured with: a runner Stigmer started carries that same port. If the runner's
@@ -300,7 +310,7 @@ export async function gatherFacts(ctx: Context, options: GatherOptions): Promise
           path: support.path,
         }))()
     : Promise.resolve(undefined);
-  const [hostProbe, loopbackProbe, probed, exposure, { networks, firewall }, podman, rootlessHostLoopback, proxies, bindV6Only, relayFacts] = await Promise.all([
+  const [hostProbe, loopbackProbe, probed, exposure, { networks, firewall }, podman, rootlessHostLoopback, proxies, bindV6Only, relayFacts, installed] = await Promise.all([
     probeHost(ctx, address, port),
     bindScope(address) === 'specific' ? probeHost(ctx, '127.0.0.1', port) : Promise.resolve(undefined),
     containerProbe,
@@ -311,6 +321,7 @@ export async function gatherFacts(ctx: Context, options: GatherOptions): Promise
     readProxySources(ctx, support),
     support.audits?.bindV6Only?.(ctx),
     relay,
+    install,
   ]);
   // The runner's own environment is what it uses; without a runner, what Stigmer's CLI would give it.
   const provider = container ? container.env.get('STIGMER_LLM_PROVIDER') ?? 'ollama' : stigmer.provider.value;
@@ -343,6 +354,7 @@ export async function gatherFacts(ctx: Context, options: GatherOptions): Promise
     exposure,
     stigmer,
     ...(relayFacts ? { relay: relayFacts } : {}),
+    flavour: classifyFlavour(installed, container, support.stigmerRunnerNetwork),
   };
 }
 

@@ -8,18 +8,67 @@
  *
  * The same decision tells the checks whether to recommend setup, so `doctor` never sends someone
  * to a setup that then says "nothing to do".
+ *
+ * The plan follows the consumer first (scripts/stigmer-flavour.ts): a native agent-runner, or a
+ * runner on the host's network, reaches 127.0.0.1 as it is, so for Stigmer nothing changes and the
+ * bind stays on loopback; only a bridged runner (there now, or to come) or no Stigmer at all lets
+ * the probe decide. An explicit --host (or --relay) is the user's own decision and overrides that.
  */
 import type { Plan, PlanRequest } from '../platforms/types.ts';
 import type { ContainerProbeResult } from './container-probe.ts';
 import type { Facts } from './facts.ts';
 import { describeListeners, widestScope } from './listeners.ts';
 import { bindScope, formatBindAddress, parseOllamaHost } from './ollama-host.ts';
+import { describeFlavour, needsBridgeRoute, type StigmerFlavour } from './stigmer-flavour.ts';
 
 export interface ReachDecision {
   /** Setup would change how Ollama listens. */
   changeNeeded: boolean;
   /** Why nothing needs to change, when it doesn't. */
   reason: string;
+  /**
+   * Who the decision is for, when that is not Stigmer's runner: with no Stigmer found, the probe
+   * speaks for containers in general, and the plan says so whichever way it goes.
+   */
+  consumer?: string;
+}
+
+/** The flavour gatherFacts found; for hand-made facts without one, what the container alone says. */
+export function stigmerFlavour(facts: Facts): StigmerFlavour | undefined {
+  if (facts.flavour) return facts.flavour;
+  const container = facts.container;
+  if (!container) return undefined;
+  return { kind: 'runner-container', network: container.networkMode === 'host' ? 'host' : 'bridge', networkMode: container.networkMode, running: container.running, evidence: [] };
+}
+
+/**
+ * Whether a failed route from a bridge container is a failure (doctor): only when a consumer that
+ * needs it exists or will. Facts that don't say which Stigmer this is count as needing it.
+ */
+export function bridgeRouteNeeded(facts: Facts): boolean {
+  const flavour = stigmerFlavour(facts);
+  return flavour === undefined || needsBridgeRoute(flavour);
+}
+
+/** Stigmer reaches a loopback Ollama as it is: a native runner, or one on the host's network. */
+export function stigmerNeedsNothing(facts: Facts): StigmerFlavour | undefined {
+  const flavour = stigmerFlavour(facts);
+  return flavour && flavour.kind !== 'none' && !needsBridgeRoute(flavour) ? flavour : undefined;
+}
+
+/**
+ * What a loopback Ollama means for other containers (Open WebUI, a compose stack), in the words
+ * and flags of this platform: the bridge-only relay where the platform has one (Linux), everywhere an explicit --host.
+ */
+export function otherContainersAdvice(facts: Facts): string {
+  const wide = `npx stigmer-setup --host 0.0.0.0:${facts.port}`;
+  const probe = concludedProbe(facts);
+  if (probe?.outcome === 'ok') return `Containers on a Docker bridge reach it too here: ${probe.via} got an answer at ${probe.url}.`;
+  const scope = facts.listeners ? widestScope(facts.listeners) : undefined;
+  if (facts.listeners && scope && scope !== 'loopback') return `Ollama listens on ${describeListeners(facts.listeners)}, beyond loopback, and that stays as it is.`;
+  // The relay exists where the platform has one (Linux); everywhere else, only a wider bind.
+  const options = facts.support.relay ? `\`npx stigmer-setup --relay\` (a relay for Docker bridges only; Ollama stays on loopback) or \`${wide}\` (also exposes Ollama to your network)` : `\`${wide}\` (also exposes Ollama to your network)`;
+  return `A container on a Docker bridge (Open WebUI, a compose stack) can't reach a loopback-only Ollama; if one needs to, run ${options}.`;
 }
 
 /** The container probe, when one ran to a conclusion. */
@@ -41,9 +90,27 @@ export function reachDecision(facts: Facts): ReachDecision {
   const lasting = facts.strategy?.persistent === false || scope === undefined || configuredScope === scope;
   const probe = concludedProbe(facts);
 
-  if (facts.container?.networkMode === 'host') {
-    return { changeNeeded: false, reason: `${facts.containerName} uses --network host (Stigmer's Linux default), so it reaches Ollama on 127.0.0.1 as it is; nothing needs to change.` };
+  const flavour = stigmerFlavour(facts);
+  const satisfied = stigmerNeedsNothing(facts);
+  if (satisfied) {
+    const how =
+      satisfied.kind === 'native'
+        ? `Stigmer runs ${describeFlavour(satisfied)}: it reaches Ollama on 127.0.0.1 as it is`
+        : satisfied.kind === 'runner-container'
+          ? `${facts.containerName} uses --network host (Stigmer's Linux default), so it reaches Ollama on 127.0.0.1 as it is`
+          : `Stigmer here is ${describeFlavour(satisfied)}, so that runner will reach Ollama on 127.0.0.1 as it is`;
+    // Where Ollama already listens beyond loopback, that stays as it is too: nothing is narrowed.
+    return { changeNeeded: false, reason: `${how}; nothing needs to change for Stigmer. ${otherContainersAdvice(facts)}` };
   }
+  const consumer = flavour?.kind === 'none' ? 'No Stigmer was found here (no runner container, no `stigmer` on PATH, no ~/.stigmer), so this decision is about containers in general: whether one on a Docker bridge reaches Ollama.' : undefined;
+  const decided = (decision: ReachDecision): ReachDecision => (consumer ? { ...decision, consumer, reason: decision.reason && `${consumer} ${decision.reason}` } : decision);
+  return decided(probeDecision(facts, { lasting, scope, probe, listeners }));
+}
+
+function probeDecision(
+  facts: Facts,
+  { lasting, scope, probe, listeners }: { lasting: boolean; scope: ReturnType<typeof widestScope>; probe: ContainerProbeResult | undefined; listeners: Facts['listeners'] },
+): ReachDecision {
   if (probe?.outcome === 'ok') {
     const route = loopbackRouteProven(facts)
       ? ` It gets there through the container runtime's forwarding to the host's loopback (a foreign Host header gets 403), so binding 0.0.0.0 would only expose Ollama to your network.`
@@ -77,8 +144,10 @@ export function decidePlan(facts: Facts, request: PlanRequest): Plan {
   if (!decision.changeNeeded && !request.relay) {
     return { strategy: facts.detection.strategy, changes: [], summary: decision.reason, blockers: [], warnings: [] };
   }
+  // No Stigmer found: the plan says who the change is for (reachDecision's consumer).
+  const forConsumer = (plan: Plan): Plan => (decision.consumer && plan.changes.length > 0 ? { ...plan, warnings: [decision.consumer, ...plan.warnings] } : plan);
   if (relay?.preflight.ok && facts.support.relay) {
-    return facts.support.relay.plan(relay, { port: facts.port, elevate: request.elevate, listeners: facts.listeners, firewall: facts.firewall, detection: facts.detection });
+    return forConsumer(facts.support.relay.plan(relay, { port: facts.port, elevate: request.elevate, listeners: facts.listeners, firewall: facts.firewall, detection: facts.detection }));
   }
   const noRelay = relay && !relay.preflight.ok ? relay.preflight.reason : relay ? undefined : 'the relay exists on native Linux only';
   if (request.relay) {
@@ -90,7 +159,7 @@ export function decidePlan(facts: Facts, request: PlanRequest): Plan {
       warnings: [],
     };
   }
-  const plan = facts.strategy.plan(facts.detection, withListening);
+  const plan = forConsumer(facts.strategy.plan(facts.detection, withListening));
   // Today's plan, and why not the narrower relay (only where the relay exists at all).
   if (relay && noRelay && plan.changes.length > 0) return { ...plan, warnings: [...plan.warnings, `No bridge-only relay instead: ${noRelay}.`] };
   return plan;

@@ -10,8 +10,8 @@ import { describeCommand } from './system-files.ts';
 import { stripControl } from './text.ts';
 import { displayValue } from './undo-record.ts';
 
-const SYMBOLS = { ok: '✓', warn: '!', fail: '✖', skip: '-' } as const;
-const COLORS = { ok: 32, warn: 33, fail: 31, skip: 2 } as const;
+const SYMBOLS = { ok: '✓', note: 'i', warn: '!', fail: '✖', skip: '-' } as const;
+const COLORS = { ok: 32, note: 36, warn: 33, fail: 31, skip: 2 } as const;
 
 /**
  * Findings, brew-doctor style. Their text quotes the system (process names, file contents), so it
@@ -26,6 +26,12 @@ export function renderFindings(findings: Finding[], color = false): string {
     lines.push(`${symbol(finding.status)} ${finding.id.padEnd(width)}  ${finding.message}`);
     if (finding.status === 'ok' || finding.status === 'skip') {
       if (finding.status === 'skip' && finding.fix) lines.push(`  ${' '.repeat(width)}  To check it: ${finding.fix}`);
+      continue;
+    }
+    if (finding.status === 'note') {
+      // Not a problem here: what it means, and the command for whoever does need it.
+      if (finding.why) lines.push(`  ${' '.repeat(width)}  Note: ${finding.why}`);
+      if (finding.fix) lines.push(`  ${' '.repeat(width)}  If you need it: ${finding.fix}`);
       continue;
     }
     if (finding.why) lines.push(`  ${' '.repeat(width)}  Why it matters: ${finding.why}`);

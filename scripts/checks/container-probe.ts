@@ -8,13 +8,45 @@ import { oneLine } from '../text.ts';
 import { ADD_HOST_FIX, aliasCheck } from './alias.ts';
 import { installationCommands, widenBindFix } from './fixes.ts';
 import { LOOPBACK_WHY } from './listener.ts';
-import type { Check } from './types.ts';
+import { bridgeRouteNeeded, otherContainersAdvice, stigmerFlavour, stigmerNeedsNothing } from '../plan.ts';
+import { describeFlavour } from '../stigmer-flavour.ts';
+import type { Check, Finding } from './types.ts';
 
 const urlHost = (url: string): string => urlEndpoint(url)?.host ?? '';
 
+/**
+ * A route that fails is a failure only for a consumer that needs it (bridgeRouteNeeded). For a
+ * native Stigmer, a runner on the host's network, or no Stigmer at all, it is a note: what it
+ * means for another container, and the command for one that must get in.
+ */
 export const containerProbeCheck: Check = {
   id: 'container.probe',
   diagnose(facts) {
+    const finding = diagnoseProbe(facts);
+    if (finding.status !== 'fail' || bridgeRouteNeeded(facts)) return finding;
+    const satisfied = stigmerNeedsNothing(facts);
+    if (satisfied) {
+      return {
+        status: 'note',
+        message: `${finding.message} Stigmer doesn't need this route: it runs ${describeFlavour({ ...satisfied, evidence: [] })}.`,
+        why: otherContainersAdvice(facts),
+        // Plain setup would say "nothing to change" for this Stigmer: only an explicit --host (or
+        // --relay, in the advice) changes anything, so that is the command.
+        fix: finding.fix === widenBindFix(facts) && finding.fix.includes('stigmer-setup') ? `npx stigmer-setup --host 0.0.0.0:${facts.port}   # exposes Ollama to your network too` : finding.fix,
+      };
+    }
+    const none = stigmerFlavour(facts)?.kind === 'none';
+    return {
+      status: 'note',
+      message: `${finding.message}${none ? ' No Stigmer was found here, so no consumer needs this route yet.' : ''}`,
+      why: `${finding.why ?? ''} This matters for a container on a Docker bridge (Open WebUI, a compose stack, Stigmer's Docker-era runner).`.trim(),
+      fix: finding.fix,
+    };
+  },
+};
+
+function diagnoseProbe(facts: Parameters<Check['diagnose']>[0]): Omit<Finding, 'id'> {
+  {
     const probe = facts.containerProbe;
     if ('skipped' in probe) return { status: 'skip', message: `No container probe: ${probe.skipped}.`, fix: probe.fix };
     const from = `From ${probe.via}, ${probe.url}`;
@@ -91,5 +123,5 @@ export const containerProbeCheck: Check = {
       default:
         return { status: 'fail', message: `${from}: probe error: ${oneLine(probe.detail ?? 'unknown')}.`, why: 'The agent-runner cannot use Ollama.', fix: `docker exec ${facts.containerName} env | grep -i -e ollama -e proxy` };
     }
-  },
-};
+  }
+}

@@ -68,9 +68,12 @@ export function summarize(findings: Finding[]): string {
   const ran = findings.length - count('skip');
   const details = [count('warn') && `${count('warn')} warning${count('warn') === 1 ? '' : 's'}`, count('fail') && `${count('fail')} failed`].filter(Boolean);
   const skipped = count('skip') ? `; ${count('skip')} skipped` : '';
-  // A healthy run prints nothing but ✓ lines, this one included.
-  if (count('ok') === findings.length) return `✓ All ${findings.length} checks passed`;
-  return `${count('ok')}/${ran} checks passed${details.length ? ` (${details.join(', ')})` : ''}${skipped}`;
+  // A note is a pass: it is about another consumer than the one found here.
+  const notes = count('note') ? ` (${count('note')} note${count('note') === 1 ? '' : 's'})` : '';
+  // A healthy run prints nothing but ✓ (and i) lines, this one included.
+  if (count('ok') + count('note') === findings.length) return `✓ All ${findings.length} checks passed${notes}`;
+  const passed = count('ok') + count('note');
+  return `${passed}/${ran} checks passed${details.length ? ` (${details.join(', ')})` : ''}${skipped}`;
 }
 
 export function anyFailed(findings: Finding[]): boolean {

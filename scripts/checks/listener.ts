@@ -1,6 +1,7 @@
 /** ollama.listener: what the Ollama port is bound to (F1: loopback-only is the classic failure). */
 import { describeListeners, describeProcess, widestScope, type Listener } from '../listeners.ts';
-import { concludedProbe } from '../plan.ts';
+import { concludedProbe, otherContainersAdvice, stigmerNeedsNothing } from '../plan.ts';
+import { describeFlavour } from '../stigmer-flavour.ts';
 import { installationCommands, wideningNeeded, widenBindFix } from './fixes.ts';
 import type { Check } from './types.ts';
 
@@ -28,8 +29,14 @@ export const listenerCheck: Check = {
     const where = `${describeListeners(listeners)}${owner(listeners)}`;
     if (scope === 'wildcard') return { status: 'ok', message: `Ollama listens on ${where}: all interfaces.` };
     if (scope === 'specific') return { status: 'ok', message: `Ollama listens on ${where}.` };
-    if (facts.container?.networkMode === 'host') {
+    // Stigmer reaches loopback as it is (a native runner, or one on the host's network): setup
+    // would change nothing, so this must not send anyone there.
+    const satisfied = stigmerNeedsNothing(facts);
+    if (satisfied?.kind === 'runner-container') {
       return { status: 'ok', message: `Ollama listens on ${where} only; that is enough because ${facts.containerName} shares the host's network (--network host).` };
+    }
+    if (satisfied) {
+      return { status: 'ok', message: `Ollama listens on ${where} only; that is enough for Stigmer, which runs ${describeFlavour({ ...satisfied, evidence: [] })}. ${otherContainersAdvice(facts)}` };
     }
     const probe = concludedProbe(facts);
     if (!wideningNeeded(facts) && probe?.outcome === 'ok') {

@@ -9,10 +9,22 @@ import type { Check, Finding } from './types.ts';
 import { bindScope, formatBindAddress, urlEndpoint } from '../ollama-host.ts';
 import { modelNameProblem } from '../model-name.ts';
 import { cleanField } from '../text.ts';
+import { describeFlavour } from '../stigmer-flavour.ts';
+import type { Facts } from '../facts.ts';
 
+/** Every finding names the Stigmer found (scripts/stigmer-flavour.ts), whatever else it says. */
 export const stigmerConfigCheck: Check = {
   id: 'stigmer.config',
   diagnose(facts): Omit<Finding, 'id'> {
+    const finding = diagnoseConfig(facts);
+    if (!facts.flavour) return finding;
+    const found = `Stigmer found: ${describeFlavour(facts.flavour)}.`;
+    return { ...finding, message: `${finding.message} ${found}` };
+  },
+};
+
+function diagnoseConfig(facts: Facts): Omit<Finding, 'id'> {
+  {
     const config = facts.stigmer;
     const file = config.path;
     if (config.state === 'malformed' || config.state === 'unreadable') {
@@ -83,8 +95,9 @@ export const stigmerConfigCheck: Check = {
       };
     }
     const loopbackName = host === 'localhost' || bindScope(host) === 'loopback';
-    // Where Stigmer shares the host's network, loopback is right, unless this runner doesn't share it.
-    const bridged = container ? container.networkMode !== 'host' : stigmerNetwork === 'bridge';
+    // Where Stigmer shares the host's network, loopback is right, unless this runner doesn't share
+    // it; a native runner is a process on the host, where loopback is right everywhere.
+    const bridged = container ? container.networkMode !== 'host' : facts.flavour?.kind !== 'native' && stigmerNetwork === 'bridge';
     const rewritten = stigmerNetwork === 'bridge' && host === 'localhost';
     if (loopbackName && bridged && !rewritten) {
       const why =
@@ -102,5 +115,5 @@ export const stigmerConfigCheck: Check = {
       };
     }
     return { status: 'ok', message: `${summary}${runner}.` };
-  },
-};
+  }
+}

@@ -1,6 +1,11 @@
 import type { Facts } from '../facts.ts';
 
-export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
+/**
+ * 'note': something that would be a problem for another consumer, but not for the one found here
+ * (a bridge container can't reach a loopback Ollama that a native Stigmer reaches as it is). It
+ * counts as passed: a healthy machine has no alarming lines.
+ */
+export type CheckStatus = 'ok' | 'note' | 'warn' | 'fail' | 'skip';
 
 /** One finding, brew-doctor style: what is wrong, why it matters, the exact command. */
 export interface Finding {
