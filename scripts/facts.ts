@@ -323,6 +323,10 @@ export async function gatherFacts(ctx: Context, options: GatherOptions): Promise
     relay,
     install,
   ]);
+  // Our relay's socket on the bridge gateway is not Ollama listening there: the checks see
+  // Ollama's own sockets (the relay facts keep what the relay holds).
+  const relayListen = relayFacts?.installed?.ours ? relayFacts.installed.listen : undefined;
+  if (relayListen && listeners) listeners = listeners.filter((entry) => !(entry.address === relayListen.host && entry.port === relayListen.port && (entry.owner === undefined || entry.owner.pid === 1 || entry.owner.unit === 'stigmer-ollama-relay.service')));
   // The runner's own environment is what it uses; without a runner, what Stigmer's CLI would give it.
   const provider = container ? container.env.get('STIGMER_LLM_PROVIDER') ?? 'ollama' : stigmer.provider.value;
   const model = container ? container.env.get('STIGMER_LLM_MODEL') ?? STIGMER_DEFAULTS.model : stigmer.model.value;

@@ -8,7 +8,9 @@ export { manualProblems, type ManualDetection } from '../manual.ts';
 
 /** The process that owns the port, if it is a plain process (not a service, not a container's proxy). */
 export function plainOwner(options: Pick<DetectOptions, 'listeners'>): ProcessInfo | undefined {
-  const owner = options.listeners?.find((listener) => listener.owner)?.owner;
+  // PID 1 holds the listening sockets of socket units (stigmer-setup's relay on the bridge
+  // gateway among them): systemd itself is never a hand-started Ollama.
+  const owner = options.listeners?.find((listener) => listener.owner && listener.owner.pid !== 1)?.owner;
   if (!owner || isDockerProxy(owner) || isUserUnit(owner)) return undefined;
   // A service-managed process belongs to the systemd or snap strategy.
   if (owner.unit && owner.unit.endsWith('.service')) return undefined;

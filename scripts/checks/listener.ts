@@ -38,6 +38,12 @@ export const listenerCheck: Check = {
     if (satisfied) {
       return { status: 'ok', message: `Ollama listens on ${where} only; that is enough for Stigmer, which runs ${describeFlavour({ ...satisfied, evidence: [] })}. ${otherContainersAdvice(facts)}` };
     }
+    // Loopback-only is the point of the relay: its socket on the bridge gateway carries containers
+    // (ollama.relay reports whether it works).
+    const relay = facts.relay?.installed;
+    if (relay?.ours && relay.listen && relay.socketState === 'active') {
+      return { status: 'ok', message: `Ollama listens on ${where} only; stigmer-setup's relay on ${relay.listen.host}:${relay.listen.port} forwards Docker bridge containers to it.` };
+    }
     const probe = concludedProbe(facts);
     if (!wideningNeeded(facts) && probe?.outcome === 'ok') {
       return { status: 'ok', message: `Ollama listens on ${where} only; that is enough here: ${probe.via} reaches it through the container runtime's forwarding to the host's loopback.` };

@@ -214,7 +214,7 @@ describe('plans with the relay', () => {
     expect(plan.strategy).toBe('linux-relay');
     expect(plan.target).toEqual({ host: '127.0.0.1', port: PORT });
     expect(plan.blockers).toEqual([]);
-    expect(plan.changes.map((change) => (change.type === 'file' ? `${change.action} ${change.path}` : `${change.type} ${change.strategy}`))).toEqual([
+    expect(plan.changes.map((change) => (change.type === 'file' ? `${change.action} ${change.path}` : change.type === 'restart' ? `restart ${change.strategy}` : change.type))).toEqual([
       `create ${SOCKET_PATH}`,
       `create ${SERVICE_PATH}`,
       'restart linux-relay',
@@ -285,7 +285,7 @@ describe('plans with the relay', () => {
     const installed = { socketPath: SOCKET_PATH, servicePath: SERVICE_PATH, listen: { host: '172.17.0.1', port: PORT }, protection: 'iptables' as const, allowed: [], socketState: 'active', ours: true, socketFile: { content, mode: 0o644, uid: 0, gid: 0 }, serviceFile: { content: Buffer.from(renderServiceUnit(UNIT)), mode: 0o644, uid: 0, gid: 0 } };
     const base = facts({ detection: systemdDetection({ effectiveHost: undefined }), listeners: [listener('127.0.0.1'), listener('172.17.0.1')], relay: relayFacts({ installed }) });
     const plan = decidePlan(base, { ...request, explicitHost: true });
-    expect(plan.changes.map((change) => (change.type === 'file' ? `${change.action} ${change.path}` : `${change.type} ${change.strategy}`))).toEqual([
+    expect(plan.changes.map((change) => (change.type === 'file' ? `${change.action} ${change.path}` : change.type === 'restart' ? `restart ${change.strategy}` : change.type))).toEqual([
       `delete ${SOCKET_PATH}`,
       `delete ${SERVICE_PATH}`,
       'restart linux-relay',
