@@ -84,6 +84,8 @@ export interface RestartContext {
   uid?: number;
   job?: string;
   port?: number;
+  /** Built for undo: the files are back as before setup (for a restart whose steps depend on that, shown as they will run). */
+  undo?: boolean;
 }
 
 export type Change = FileChange | SettingChange | RestartChange;

@@ -411,7 +411,7 @@ export async function planUndo(applier: Applier, record: UndoRecord, now: Date):
   }
   for (const restart of record.restart) {
     if (gone.has(restart.strategy)) continue;
-    const change = strategyFor(applier, restart.strategy).restartChange?.({ elevate: files.elevate, env: ctx.env, uid: ctx.uid, job: restart.job, port: record.port });
+    const change = strategyFor(applier, restart.strategy).restartChange?.({ elevate: files.elevate, env: ctx.env, uid: ctx.uid, job: restart.job, port: record.port, undo: true });
     if (change) changes.push(change);
   }
   const kept = keepEdits(applier, changes, record, now);

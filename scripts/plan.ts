@@ -159,8 +159,10 @@ export function decidePlan(facts: Facts, request: PlanRequest): Plan {
       warnings: [],
     };
   }
-  const plan = forConsumer(facts.strategy.plan(facts.detection, withListening));
-  // Today's plan, and why not the narrower relay (only where the relay exists at all).
+  const own = forConsumer(facts.strategy.plan(facts.detection, withListening));
+  // Today's plan (after removing our relay, if it holds the address that plan binds), and why
+  // not the narrower relay (only where the relay exists at all).
+  const plan = own.changes.length > 0 ? withRelayRemoved(own, facts, request) : own;
   if (relay && noRelay && plan.changes.length > 0) return { ...plan, warnings: [...plan.warnings, `No bridge-only relay instead: ${noRelay}.`] };
   return plan;
 }

@@ -400,20 +400,19 @@ function elevationOf(change: RestartChange): string[] {
 }
 
 /**
- * The relay's restart as setup plans it. What runs is decided at that moment by what is on disk
- * (restart below), the same way for setup, rollback and undo: these are the steps when the
- * socket unit is there.
+ * The relay's restart. What runs is decided at that moment by what is on disk (restart below),
+ * the same way for setup, rollback and undo; the steps show what that will be: the install for
+ * setup, the removal for undo.
  */
-function restartChange({ elevate, job, port }: RestartContext): RestartChange {
+function restartChange({ elevate, job, port, undo }: RestartContext): RestartChange {
+  const stop = [...elevate, 'systemctl', 'stop', SOCKET_UNIT, SERVICE_UNIT];
   return {
     type: 'restart',
     strategy: RELAY_STRATEGY,
-    steps: [
-      [...elevate, 'systemctl', 'stop', SOCKET_UNIT, SERVICE_UNIT],
-      [...elevate, 'systemctl', 'daemon-reload'],
-      [...elevate, 'systemctl', 'enable', SOCKET_UNIT],
-      [...elevate, 'systemctl', 'restart', SOCKET_UNIT],
-    ],
+    // Undo deletes the units first (setup created them), so its restart is the removal.
+    steps: undo
+      ? [stop, [...elevate, 'systemctl', 'disable', SOCKET_UNIT, SERVICE_UNIT], [...elevate, 'systemctl', 'daemon-reload']]
+      : [stop, [...elevate, 'systemctl', 'daemon-reload'], [...elevate, 'systemctl', 'enable', SOCKET_UNIT], [...elevate, 'systemctl', 'restart', SOCKET_UNIT]],
     privileged: elevate.length > 0,
     job: job ?? SOCKET_PATH,
     ...(port !== undefined ? { port } : {}),

@@ -75,6 +75,8 @@ describe.skipIf(needs.proc)('relay apply and undo' + because(needs.proc), () => 
     expect(state?.record.restart).toEqual([{ strategy: 'linux-relay', job: path.join(root, SOCKET_PATH) }]);
     const { changes } = await planUndo(applier, state!.record, new Date());
     expect(changes.map((change) => change.type)).toEqual(['file', 'file', 'restart']);
+    // What undo prints is what it runs: the removal.
+    expect(changes[2]).toMatchObject({ type: 'restart', steps: [expect.arrayContaining(['stop']), ['systemctl', 'disable', 'stigmer-ollama-relay.socket', 'stigmer-ollama-relay.service'], ['systemctl', 'daemon-reload']] });
     expect(await applyUndo(applier, changes, state!)).toMatchObject({ ok: true });
     expect(await exists(path.join(root, SOCKET_PATH))).toBe(false);
     expect(await exists(path.join(root, SERVICE_PATH))).toBe(false);
@@ -135,5 +137,36 @@ describe.skipIf(needs.proc)('relay apply and undo' + because(needs.proc), () => 
     const state = await readRecord(ctx, allowedFor(linuxPlatform, { root, home: '/nonexistent-home', env: {} }), applier.stateDir);
     expect((await applySetup(applier, moved, state!)).ok).toBe(true);
     expect(fake).toMatchObject({ active: true, chain: true, hook: '10.99.0.1/32' });
+  });
+});
+
+describe.skipIf(needs.proc)('gatherFacts fills the relay facts on Linux' + because(needs.proc), () => {
+  it('with a rootful native engine: Facts.relay, the bridge networks read once and shared, the firewall read though no probe ran', async () => {
+    const { gatherFacts } = await import('../../scripts/facts.ts');
+    const { fixture } = await import('./support/fixtures.ts');
+    const info = fixture('docker/info-json-native-rootful-captured-debian12.json');
+    const inspect = fixture('docker/network-inspect-bridge-with-gateway-captured-debian12.json');
+    const docker = testContext({
+      exec: async (command, args) => {
+        if (command !== 'docker') return NOT_FOUND;
+        if (args[0] === 'info') return { exitCode: 0, stdout: info, stderr: '' };
+        if (args[0] === 'network' && args[1] === 'ls') return { exitCode: 0, stdout: 'e517020b2e16\n', stderr: '' };
+        if (args[0] === 'network' && args[1] === 'inspect') return { exitCode: 0, stdout: inspect, stderr: '' };
+        if (args[0] === 'image') return { exitCode: 0, stdout: '', stderr: '' };
+        return { exitCode: 1, stdout: '', stderr: 'Error: No such object' };
+      },
+    });
+    const found = await gatherFacts(docker, { support: linuxPlatform, root, port: PORT });
+    expect(found.relay).toMatchObject({ gateway: { address: '172.17.0.1' }, bridges: [{ name: 'bridge', subnet: '172.17.0.0/16', interface: 'docker0' }], paths: { socket: path.join(root, SOCKET_PATH) } });
+    expect(found.relay?.installed).toBeUndefined();
+    expect(docker.calls.filter((call) => call.command === 'docker' && call.args[1] === 'inspect' && call.args[0] === 'network')).toHaveLength(1);
+    expect(found.networks.map((network) => network.name)).toEqual(['bridge']);
+    expect(found.firewall).toBeDefined();
+    // Without a rootful native engine the preflight says why, and nothing extra is read.
+    const none = testContext();
+    const bare = await gatherFacts(none, { support: linuxPlatform, root, port: PORT });
+    // (systemd is checked first, so which reason depends on the machine running the test.)
+    expect(bare.relay?.preflight).toEqual({ ok: false, reason: expect.stringMatching(/systemd is not PID 1|rootful Docker engine .* not installed/) });
+    expect(bare.firewall).toBeUndefined();
   });
 });

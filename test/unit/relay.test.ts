@@ -305,3 +305,44 @@ describe('plans with the relay', () => {
     expect(strategy?.writablePaths?.({ root: '/r', home: '/h', env: {} }, linuxPlatform.path)).toEqual([`/r${SOCKET_PATH}`, `/r${SERVICE_PATH}`]);
   });
 });
+
+describe('the relay next to the other checks and options', () => {
+  it('PID 1 holding a socket (the relay\'s) is not a hand-started Ollama', async () => {
+    const { plainOwner } = await import('../../platforms/linux/manual.ts');
+    const systemd = { pid: 1, argv: ['/lib/systemd/systemd'], unit: 'init.scope' };
+    const ollama = { pid: 4242, argv: ['ollama', 'serve'] };
+    expect(plainOwner({ listeners: [listener('172.17.0.1', { owner: systemd })] })).toBeUndefined();
+    expect(plainOwner({ listeners: [listener('172.17.0.1', { owner: systemd }), listener('127.0.0.1', { owner: ollama })] })).toBe(ollama);
+  });
+
+  it('ollama.listener is content with loopback-only behind an active relay of ours, and not behind a stopped one', async () => {
+    const { listenerCheck } = await import('../../scripts/checks/listener.ts');
+    const installed = { socketPath: SOCKET_PATH, servicePath: SERVICE_PATH, listen: { host: '172.17.0.1', port: PORT }, protection: 'iptables' as const, allowed: [], socketState: 'active', ours: true };
+    const base = manualFacts({ containerProbe: { skipped: 'no container' }, container: undefined });
+    expect(listenerCheck.diagnose({ ...base, relay: relayFacts({ installed }) })).toMatchObject({ status: 'ok', message: expect.stringMatching(/relay on 172\.17\.0\.1:11434 forwards/) });
+    expect(listenerCheck.diagnose({ ...base, relay: relayFacts({ installed: { ...installed, socketState: 'failed' } }) }).status).toBe('fail');
+  });
+
+  it('--relay with --host, or with doctor, is bad usage (exit 2), nothing looked at', async () => {
+    const { run } = await import('../../scripts/cli.ts');
+    const { testContext } = await import('./support/context.ts');
+    for (const argv of [['--relay', '--host', '0.0.0.0:11434', '--json'], ['doctor', '--relay', '--json']]) {
+      const ctx = testContext();
+      expect(await run(argv, ctx)).toBe(2);
+      expect(ctx.calls).toEqual([]);
+      expect(ctx.json[0]).toMatchObject({ ok: false, error: expect.stringMatching(/--relay/) });
+    }
+  });
+});
+
+describe('the relay and a plan that widens the bind without --host', () => {
+  it('removes our relay first when the preflight fails and today\'s plan binds 0.0.0.0 (Ollama could not bind next to it)', () => {
+    const content = Buffer.from(renderSocketUnit(UNIT));
+    const installed = { socketPath: SOCKET_PATH, servicePath: SERVICE_PATH, listen: { host: '172.17.0.1', port: PORT }, protection: 'iptables' as const, allowed: [], socketState: 'active', ours: true, socketFile: { content, mode: 0o644, uid: 0, gid: 0 } };
+    const relay = relayFacts({ installed, foreignHostStatus: undefined, preflight: { ok: false, reason: 'Ollama does not answer on 127.0.0.1:11434' } });
+    const plan = decidePlan(facts({ detection: systemdDetection({ effectiveHost: undefined }), containerProbe: probe('refused'), listeners: [], relay }), { target: { host: '0.0.0.0', port: PORT }, explicitHost: false, elevate: [] });
+    expect(plan.changes.map((change) => change.type === 'file' ? change.action : change.type)).toEqual(['delete', 'restart', 'create', 'restart']);
+    expect(plan.summary).toMatch(/^Remove the bridge-only relay/);
+    expect(plan.warnings).toContain('No bridge-only relay instead: Ollama does not answer on 127.0.0.1:11434.');
+  });
+});
