@@ -50,3 +50,10 @@ export declare function hostAllowed(
   opts?: { hostname?: string; localAddresses?: Set<string> },
 ): boolean;
 export declare function modelList(spec: string | undefined): ModelEntry[];
+
+/** Cap on options.num_predict in the stand-in's POST /api/generate. */
+export declare const GENERATE_MAX_TOKENS: number;
+/** Tokens generated when num_predict is absent or not positive. */
+export declare const GENERATE_DEFAULT_TOKENS: number;
+/** The stand-in's deterministic token number `i` for `prompt` (leading space included). */
+export declare function generatedToken(prompt: string, i: number): string;

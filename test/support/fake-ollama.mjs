@@ -9,6 +9,7 @@
 //     wildcard handling (one dual-stack IPv6 socket for "", 0.0.0.0 and ::).
 //   * The Host-header guard: allowedHostsMiddleware in server/routes.go.
 //   * The health-check endpoints /, /api/version, /api/tags (+ /api/ps, /v1/models).
+//   * POST /api/generate, streamed NDJSON (a long body to carry through a relay; see handleGenerate).
 //
 // This parser is written independently of the product code on purpose: it is
 // the ground truth that the product's own parser is tested against. Never
@@ -464,6 +465,7 @@ function createHandler(getListenerAddress, version, models) {
     if (req.method === 'OPTIONS') return send(204, null, '');
 
     const path = (req.url ?? '/').split('?')[0];
+    if (req.method === 'POST' && path === '/api/generate') return handleGenerate(req, res, models, (status) => ginLog(req, status, started));
     if (req.method === 'GET' || req.method === 'HEAD') {
       const json = (obj) => send(200, 'application/json; charset=utf-8', JSON.stringify(obj));
       switch (path) {
@@ -487,6 +489,101 @@ function createHandler(getListenerAddress, version, models) {
     }
     return send(404, 'text/plain', '404 page not found');
   };
+}
+
+// ---------------------------------------------------------------------------
+// POST /api/generate (docs/api.md "Generate a completion"): enough of it to stream a long,
+// checkable NDJSON body through whatever sits between a client and the server (the relay e2e).
+// Request: {model, prompt, stream (default true), options: {num_predict}}. Streamed reply:
+// `application/x-ndjson`, one object per token {model, created_at, response, done:false}, then a
+// final {..., response:"", done:true, done_reason, context, total_duration, load_duration,
+// prompt_eval_count, prompt_eval_duration, eval_count, eval_duration}. With stream:false, one
+// application/json object with the whole response. The tokens are deterministic (a function of the
+// prompt and the token index), so the same request gives the same text on every path.
+
+/** Upper bound on num_predict, so a request cannot make the stand-in stream without end. */
+export const GENERATE_MAX_TOKENS = 1_000_000;
+/** Ollama's num_predict default is -1 ("until the model stops"); the stand-in stops after this many. */
+export const GENERATE_DEFAULT_TOKENS = 16;
+
+/** The stand-in's token number `i` for `prompt`: a word made from sha256(prompt, i). */
+export function generatedToken(prompt, i) {
+  const h = crypto.createHash('sha256').update(`${prompt}\0${i}`).digest('hex');
+  return ` ${h.slice(0, 4 + (parseInt(h[0], 16) % 8))}`;
+}
+
+function readBody(req, limit) {
+  return new Promise((resolve, reject) => {
+    let size = 0;
+    const chunks = [];
+    req.on('data', (c) => {
+      size += c.length;
+      if (size > limit) {
+        reject(new Error('request body too large'));
+        req.destroy();
+      } else chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+async function handleGenerate(req, res, models, logStatus) {
+  const reply = (status, obj) => {
+    const body = JSON.stringify(obj);
+    res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), Date: new Date().toUTCString() });
+    res.end(body);
+    logStatus(status);
+  };
+  let request;
+  try {
+    const text = await readBody(req, 1 << 20);
+    if (text.trim() === '') return reply(400, { error: 'missing request body' });
+    request = JSON.parse(text);
+  } catch (err) {
+    return reply(400, { error: err instanceof Error ? err.message : String(err) });
+  }
+  if (typeof request !== 'object' || request === null || typeof request.model !== 'string' || request.model === '') {
+    return reply(400, { error: 'model is required' });
+  }
+  const wanted = request.model.includes(':') ? request.model : `${request.model}:latest`;
+  if (!models.some((m) => m.name === wanted)) {
+    return reply(404, { error: `model "${request.model}" not found, try pulling it first` });
+  }
+  const prompt = typeof request.prompt === 'string' ? request.prompt : '';
+  const asked = Number(request.options?.num_predict);
+  const limited = Number.isInteger(asked) && asked > 0;
+  const count = limited ? Math.min(asked, GENERATE_MAX_TOKENS) : GENERATE_DEFAULT_TOKENS;
+  const started = process.hrtime.bigint();
+  const final = (response) => ({
+    model: request.model,
+    created_at: new Date().toISOString(),
+    response,
+    done: true,
+    done_reason: limited ? 'length' : 'stop',
+    context: [1, 2, 3],
+    total_duration: Number(process.hrtime.bigint() - started),
+    load_duration: 1000,
+    prompt_eval_count: prompt.split(/\s+/).filter(Boolean).length,
+    prompt_eval_duration: 1000,
+    eval_count: count,
+    eval_duration: Number(process.hrtime.bigint() - started),
+  });
+  if (request.stream === false) {
+    let all = '';
+    for (let i = 0; i < count; i++) all += generatedToken(prompt, i);
+    return reply(200, final(all));
+  }
+  res.writeHead(200, { 'Content-Type': 'application/x-ndjson', Date: new Date().toUTCString() });
+  let gone = false;
+  res.on('close', () => (gone = true));
+  for (let i = 0; i < count && !gone; i++) {
+    const line = `${JSON.stringify({ model: request.model, created_at: new Date().toISOString(), response: generatedToken(prompt, i), done: false })}\n`;
+    // Respect back-pressure, as Go's http.Flusher effectively does: a slow reader slows the stream.
+    if (!res.write(line)) await new Promise((r) => res.once('drain', r).once('close', r));
+  }
+  if (!gone) res.end(`${JSON.stringify(final(''))}\n`);
+  logStatus(200);
 }
 
 /** Go's syscall error text for common bind failures. */

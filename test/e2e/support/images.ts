@@ -195,7 +195,7 @@ export async function buildSystemdImage(): Promise<string> {
  * that only make sense on real hardware so boot ends "running" rather than
  * "degraded" where possible.
  */
-function prepareSystemdRootfs(rootfs: string): void {
+export function prepareSystemdRootfs(rootfs: string): void {
   fs.rmSync(path.join(rootfs, 'var/cache/apt/archives'), { recursive: true, force: true });
   fs.mkdirSync(path.join(rootfs, 'var/cache/apt/archives/partial'), { recursive: true });
   for (const f of fs.readdirSync(path.join(rootfs, 'var/lib/apt/lists'), { withFileTypes: true })) {
