@@ -144,8 +144,9 @@ export function decidePlan(facts: Facts, request: PlanRequest): Plan {
   if (!decision.changeNeeded && !request.relay) {
     return { strategy: facts.detection.strategy, changes: [], summary: decision.reason, blockers: [], warnings: [] };
   }
-  // No Stigmer found: the plan says who the change is for (reachDecision's consumer).
-  const forConsumer = (plan: Plan): Plan => (decision.consumer && plan.changes.length > 0 ? { ...plan, warnings: [decision.consumer, ...plan.warnings] } : plan);
+  // No Stigmer found: the plan's summary says who the change is for (reachDecision's consumer).
+  // It is context, not a warning: nothing is wrong with a machine that has no Stigmer yet.
+  const forConsumer = (plan: Plan): Plan => (decision.consumer && plan.changes.length > 0 ? { ...plan, summary: `${plan.summary} ${decision.consumer}` } : plan);
   if (relay?.preflight.ok && facts.support.relay) {
     return forConsumer(facts.support.relay.plan(relay, { port: facts.port, elevate: request.elevate, listeners: facts.listeners, firewall: facts.firewall, detection: facts.detection }));
   }

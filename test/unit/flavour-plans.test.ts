@@ -119,7 +119,7 @@ describe('the plan follows the consumer', () => {
   it('no Stigmer found: the probe decides as today, and the plan says the decision is about containers in general', () => {
     const refused = decidePlan(loopbackNoRunner(NONE), REQUEST);
     expect(refused.changes.length).toBeGreaterThan(0);
-    expect(refused.warnings[0]).toBe('No Stigmer was found here (no runner container, no `stigmer` on PATH, no ~/.stigmer), so this decision is about containers in general: whether one on a Docker bridge reaches Ollama.');
+    expect(refused.summary).toContain('No Stigmer was found here (no runner container, no `stigmer` on PATH, no ~/.stigmer), so this decision is about containers in general: whether one on a Docker bridge reaches Ollama.');
     const reached = decidePlan(loopbackNoRunner(NONE, { containerProbe: probe('ok', { via: THROWAWAY, foreignHostStatus: 403 }), docker: { state: 'ok', runtime: 'colima', operatingSystem: 'Ubuntu 24.04 LTS', serverVersion: '27.0.0' } }), REQUEST);
     expect(reached.changes).toEqual([]);
     expect(reached.summary).toMatch(/^No Stigmer was found here .* about containers in general: .* already reaches Ollama/);

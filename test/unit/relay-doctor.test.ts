@@ -89,7 +89,7 @@ describe('ollama.relay', () => {
     const notLooked = relayCheck.diagnose(facts({ support: { ...facts().support, relay: { ...(facts().support.relay as NonNullable<Facts['support']['relay']>), inspect: async () => relay() } }, relay: undefined }));
     expect(notLooked).toEqual({ status: 'skip', message: 'The relay was not looked at on this run.' });
     const none = relayCheck.diagnose(facts({ relay: relay({ installed: undefined }) }));
-    expect(none).toEqual({ status: 'skip', message: 'No stigmer-setup relay is installed.' });
+    expect(none).toEqual({ status: 'ok', message: 'No stigmer-setup relay is installed (nothing of the relay to check).' });
   });
 
   it('is ok with the relay on the gateway, Ollama loopback-only, and names IPAddressAllow= as the protection in force', () => {
