@@ -50,3 +50,12 @@ export declare function hostAllowed(
   opts?: { hostname?: string; localAddresses?: Set<string> },
 ): boolean;
 export declare function modelList(spec: string | undefined): ModelEntry[];
+
+/** One thing the stand-in's POST /api/pull sends: a progress object, the last-line error, or a dropped connection. */
+export type PullStep = { status: string; digest?: string; total?: number; completed?: number } | { error: string } | { cut: true };
+/** The pull scenarios STANDIN_PULL can name, each built from the fixtures in test/fixtures/ollama-pull/. */
+export declare const PULL_SCENARIOS: Record<string, () => PullStep[]>;
+/** Which scenario STANDIN_PULL ("slow", or "name=scenario,*=scenario") picks for a model name. */
+export declare function pullScenarioFor(spec: string | undefined, name: string): string;
+/** model.ParseName(name).IsValid() as Ollama's PullHandler applies it. */
+export declare function pullNameValid(name: unknown): boolean;
