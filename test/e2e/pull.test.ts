@@ -230,6 +230,26 @@ describe('on a real terminal (script(1))', () => {
   });
 });
 
+describe('hostile status strings', () => {
+  it('escape codes and a 1 MB status from Ollama never reach the terminal raw', async () => {
+    const box = await sandbox('hostile');
+    const command = [process.execPath, BUNDLE, ...setupArgs(box, ['--yes', '--pull'])].map((word) => `'${word.replace(/'/g, `'\\''`)}'`).join(' ');
+    const pty = spawnSync('script', ['-qec', command, '/dev/null'], { encoding: 'utf8', timeout: 60_000, env: box.env, input: '', maxBuffer: 64 << 20 });
+    // A second Ollama for the run without a terminal: the first now has the model.
+    const second = await sandbox('hostile');
+    const plain = await run(second, ['--yes', '--pull']);
+    for (const output of [pty.stdout, plain.stderr, plain.stdout]) {
+      expect(output).not.toContain('\x1b]0;owned');
+      expect(output).not.toContain('\x1b[2J');
+      expect(output).not.toContain('\x1b[1;1H');
+      expect(output).not.toContain('\u202e');
+      expect(output).not.toMatch(/x{2000}/);
+    }
+    // The stream still ended in success, so the model counts as pulled.
+    for (const each of [box, second]) expect(each.requests().filter((entry) => entry.event === 'pull-end').map((entry) => entry.outcome)).toEqual(['success']);
+  });
+});
+
 describe('Ctrl-C during the pull', () => {
   it.each([[false], [true]])('SIGINT (json: %s): the request stops, exit 130, the resume message, nothing undone', async (json) => {
     const box = await sandbox('slow', 300);

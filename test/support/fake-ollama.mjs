@@ -588,6 +588,19 @@ export const PULL_SCENARIOS = {
   'max-retries': () => [MANIFEST, ...firstLayerLines(), { error: readPullFixture('cli-error-max-retries-eof-ollama-1770.txt') }],
   /** Ollama went away mid-layer (restart, crash): the connection closes with neither success nor error. */
   cut: () => [MANIFEST, ...firstLayerLines(), { cut: true }],
+  /**
+   * Not a capture: what a hostile server, or anything in the middle, could send. Terminal escape
+   * codes in the status of a layer line and of a status-only line, and a 1 MB status, then success.
+   */
+  hostile: () => {
+    const [layer] = firstLayerLines();
+    return [
+      MANIFEST,
+      { ...layer, status: 'pulling \x1b]0;owned\x07\x1b[2J\x1b[31mred\u202eesrever', completed: 1000 },
+      { status: `verifying \x1b[2J\x1b[1;1H${'x'.repeat(1 << 20)}` },
+      ...closing(),
+    ];
+  },
 };
 
 /** Which scenario STANDIN_PULL picks for a model name (normalized with ":latest"). */
@@ -777,25 +790,30 @@ function streamPull(req, res, steps, interval, onSuccess, done) {
     if (finished) return;
     const step = steps[index];
     if (step === undefined) {
+      finish('ended-without-success');
       res.end();
-      return finish('ended-without-success');
+      return;
     }
     index++;
     if (step.cut) {
       // Ollama gone mid-stream: the connection drops without the chunked terminator.
+      // Logged first, so a test that sees the connection drop finds the entry.
+      finish('cut');
       res.socket?.destroy();
-      return finish('cut');
+      return;
     }
     if (!res.headersSent) res.writeHead(step.error !== undefined && index === 1 ? 500 : 200, { 'Content-Type': step.error !== undefined && index === 1 ? 'application/json; charset=utf-8' : 'application/x-ndjson', Date: new Date().toUTCString() });
     if (step.error !== undefined) {
+      finish('error', { error: step.error });
       res.end(`${JSON.stringify({ error: step.error })}\n`);
-      return finish('error', { error: step.error });
+      return;
     }
     res.write(`${JSON.stringify(step)}\n`);
     if (step.status === 'success') {
       onSuccess();
+      finish('success');
       res.end();
-      return finish('success');
+      return;
     }
     timer = setTimeout(next, interval);
   };
