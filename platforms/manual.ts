@@ -96,6 +96,7 @@ export function manualStrategy(options: ManualOptions): Strategy<ManualDetection
       logs: detection.startedByStigmer ? '~/.stigmer/logs/llm.log' : 'the terminal where `ollama serve` runs',
       widen: `Stop it (kill ${detection.process.pid}), then start it with: OLLAMA_HOST=0.0.0.0:${port} ollama serve`,
       stop: `kill ${detection.process.pid}`,
+      proxy: `kill ${detection.process.pid}, then: HTTPS_PROXY=http://PROXY:PORT OLLAMA_HOST=0.0.0.0:${port} ollama serve`,
     }),
   };
 }

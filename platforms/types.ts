@@ -150,6 +150,8 @@ export interface Detection {
   problems?: Problem[];
   /** The pid of the server this installation runs, when known: tells which one owns the port. */
   serverPid?: number;
+  /** OLLAMA_MODELS this installation starts Ollama with, when its configuration says (where a pull writes). */
+  modelsDir?: string;
 }
 
 /** The commands a person runs for one installation; findings quote them verbatim. */
@@ -163,6 +165,14 @@ export interface InstallationCommands {
   stop: string;
   /** How to update Ollama, where this installation has its own way (brew, snap); else the platform's. */
   upgrade?: string;
+  /**
+   * How to give Ollama's server a proxy for its downloads (HTTPS_PROXY), where this installation
+   * has a place for it: the download runs inside the server, so the shell's proxy does not reach
+   * it (ollama/ollama#3434, #6952). `http://PROXY:PORT` stands for the user's proxy.
+   */
+  proxy?: string;
+  /** Where this installation keeps its models when OLLAMA_MODELS is not set (Ollama's FAQ). */
+  modelsDir?: string;
 }
 
 /** What the host's firewall does to a TCP packet from a Docker bridge to Ollama's port. */

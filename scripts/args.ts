@@ -35,7 +35,7 @@ export const HELP = `Usage: stigmer-setup [setup|doctor|undo] [options]
 Make a local Ollama reachable from Stigmer's agent-runner container.
 
 Commands:
-  setup     detect → plan → (confirm) → apply → verify   (default)
+  setup     detect → plan → (confirm) → apply → verify → pull the model   (default)
   doctor    read-only: run every check and print findings; exit 1 if any check fails
   undo      restore what setup changed (from its backups), restart, verify
 
@@ -48,6 +48,9 @@ Options:
       --platform <darwin|win32|linux>   override OS detection
       --root <dir>          treat <dir> as "/" for system paths (/etc/...); per-user paths still
                             come from HOME / USERPROFILE / LOCALAPPDATA
+      --pull                when Stigmer's model is missing, pull it through Ollama's API after
+                            verifying, without asking (with progress on stderr); --yes alone
+                            never starts the download, it prints the command
       --debug               on an unexpected error, print its stack trace too
   -h, --help                show this help
   -V, --version             show the version
@@ -61,6 +64,7 @@ it then says what is in place, and --json still prints its one object.
 Examples:
   npx stigmer-setup --dry-run          # see exactly what would change
   npx stigmer-setup --yes              # apply unattended
+  npx stigmer-setup --yes --pull       # apply and pull Stigmer's model: ready in one command
   npx stigmer-setup doctor --json      # machine-readable checks
 `;
 

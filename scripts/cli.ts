@@ -21,6 +21,7 @@ import { CancelledError, describeKind, UnsafePathError, type Context, type PathI
 import { ContainerNotFoundError, gatherFacts, hostProbeAddress, probeHost, type Facts } from './facts.ts';
 import { InterruptedError, SIGNAL_EXIT, type SignalName } from './interrupt.ts';
 import { acquireLock, LockedError } from './lock.ts';
+import { modelStep } from './model-step.ts';
 import { DEFAULT_PORT, formatBindAddress } from './ollama-host.ts';
 import { decidePlan } from './plan.ts';
 import { Progress } from './progress.ts';
@@ -142,6 +143,11 @@ async function doctor(ctx: Context, options: CliOptions, support: PlatformSuppor
 }
 
 async function verify(ctx: Context, options: CliOptions, support: PlatformSupport, out: Output, progress: Progress, port: number | undefined): Promise<Finding[]> {
+  return (await verifyWithFacts(ctx, options, support, out, progress, port)).findings;
+}
+
+/** verify, keeping the facts it gathered: the model step after it needs where Ollama answered. */
+async function verifyWithFacts(ctx: Context, options: CliOptions, support: PlatformSupport, out: Output, progress: Progress, port: number | undefined): Promise<{ findings: Finding[]; facts: Facts }> {
   progress.at('verify');
   const spinner = out.spinner('Verifying…');
   const facts = await gatherFacts(ctx, { support, root: options.root, container: options.container, port });
@@ -150,7 +156,7 @@ async function verify(ctx: Context, options: CliOptions, support: PlatformSuppor
   progress.stopIfInterrupted();
   const findings = checkAndPrint(ctx, facts, out);
   progress.checks(findings);
-  return findings;
+  return { findings, facts };
 }
 
 /** The check catalogue on these facts, printed brew-doctor style. */
@@ -238,11 +244,13 @@ async function setup(ctx: Context, options: CliOptions, support: PlatformSupport
   }
   if (plan.changes.length === 0) {
     const findings = checkAndPrint(ctx, facts, out);
-    return { exitCode: anyFailed(findings) ? EXIT.failed : EXIT.ok, report: { ...planned, ok: !anyFailed(findings), checks: findings } };
+    progress.checks(findings);
+    // 7. Stigmer's model: nothing needed changing, and the checks ran.
+    return modelStep(step7(ctx, options, support, out, progress), facts, findings, { exitCode: anyFailed(findings) ? EXIT.failed : EXIT.ok, report: { ...planned, ok: !anyFailed(findings), checks: findings } });
   }
   if (options.dryRun) {
     out.print('\nDry run: nothing was changed.');
-    return { exitCode: EXIT.ok, report: { ...planned, ok: true } };
+    return modelStep(step7(ctx, options, support, out, progress), facts, undefined, { exitCode: EXIT.ok, report: { ...planned, ok: true } });
   }
 
   // 4. Confirm
@@ -281,12 +289,28 @@ async function setup(ctx: Context, options: CliOptions, support: PlatformSupport
       const findings = await verify(ctx, options, support, out, progress, facts.port);
       return { exitCode: EXIT.failed, report: { ...planned, changes: jsonChanges(plan.changes, outcome.applied), checks: findings, error } };
     }
-    const findings = await verify(ctx, options, support, out, progress, target.port);
-    return {
+    const verified = await verifyWithFacts(ctx, options, support, out, progress, target.port);
+    const findings = verified.findings;
+    // 7. Stigmer's model, once the change is in place and verified.
+    return modelStep(step7(ctx, options, support, out, progress), verified.facts, findings, {
       exitCode: anyFailed(findings) ? EXIT.failed : EXIT.ok,
       report: { ...planned, ok: !anyFailed(findings), changes: jsonChanges(plan.changes, outcome.applied), checks: findings },
-    };
+    });
   });
+}
+
+/** What the model step (model-step.ts) needs from the run. */
+function step7(ctx: Context, options: CliOptions, support: PlatformSupport, out: Output, progress: Progress) {
+  return { ctx, options, support, progress, print: (text: string) => out.print(text), printStyled: (text: string) => out.printStyled(text), resume: pullCommand(support, options) };
+}
+
+/** This run again with --pull: the command that pulls (and resumes a stopped pull), with the options that pick Ollama and the runner. */
+function pullCommand(support: PlatformSupport, options: CliOptions): string {
+  const words = ['npx stigmer-setup --yes --pull'];
+  if (options.host) words.push(`--host ${support.quote(formatBindAddress(options.host))}`);
+  if (options.container) words.push(`--container ${support.quote(options.container)}`);
+  if (options.root !== '/') words.push(`--root ${support.quote(options.root)}`);
+  return words.join(' ');
 }
 
 async function undo(ctx: Context, options: CliOptions, support: PlatformSupport, out: Output, progress: Progress): Promise<Outcome> {

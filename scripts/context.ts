@@ -37,8 +37,39 @@ export type HttpResult =
   | { kind: 'response'; status: number; body: string }
   | { kind: 'error'; code: 'refused' | 'timeout' | 'dns' | 'other'; message: string };
 
+/** How a streamed POST ended. */
+export type HttpStreamResult =
+  /** The server sent its whole answer (`complete`), or the reader asked to stop (`stopped`). */
+  | { kind: 'response'; status: number; ended: 'complete' | 'stopped' }
+  /**
+   * No answer, or the answer broke off: refused, a DNS failure, `timeout` (nothing arrived for
+   * `idleTimeoutMs`), `interrupted` (a signal), or the connection dropped (`other`). `status` is
+   * set when the answer had begun.
+   */
+  | { kind: 'error'; code: 'refused' | 'timeout' | 'dns' | 'interrupted' | 'other'; message: string; status?: number };
+
+export interface HttpStreamOptions {
+  /** The request body, sent as application/json. */
+  body: string;
+  /**
+   * Give up after this long without a single byte from the server, not after a total time: a
+   * multi-GB download takes minutes and has silent steps (see pull.ts).
+   */
+  idleTimeoutMs: number;
+  /** The HTTP status, once, before the first chunk. */
+  onStatus?(status: number): void;
+  /** Each piece of the answer as it arrives, decoded as UTF-8 (a character split across packets is kept whole). Return false to stop reading. */
+  onChunk(chunk: string): boolean | void;
+}
+
 export interface HttpClient {
   get(url: string, options: { timeoutMs: number; headers?: Record<string, string> }): Promise<HttpResult>;
+  /**
+   * POST a JSON body and read the answer as it streams (Ollama's NDJSON /api/pull). Ended by a
+   * signal (`ctx.terminal.interrupt`: the request is destroyed, so the server sees the client
+   * leave) and by silence, never by total time.
+   */
+  postStream(url: string, options: HttpStreamOptions): Promise<HttpStreamResult>;
 }
 
 /** What is at a path, seen without following a symlink there. */
@@ -148,6 +179,18 @@ export interface Spinner {
 }
 
 export interface Terminal {
+  /**
+   * Whether stderr is a terminal where a line can be redrawn in place (a sized TTY, still open,
+   * not CI): a download's live progress line. Elsewhere progress is written as plain lines.
+   */
+  canRedraw: boolean;
+  /**
+   * stderr: replace the line being redrawn with `text`, stripped of control sequences and cut to
+   * the terminal's width (a wrapped line can't be redrawn in place). Only when canRedraw.
+   */
+  redraw(text: string): void;
+  /** Leave the redrawn line as it is and go on below it (a newline, if a line is being redrawn). */
+  endRedraw(): void;
   /** Human output, stripped of terminal control sequences. Silent in --json mode is decided by the caller. */
   print(text: string): void;
   /**

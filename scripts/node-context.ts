@@ -17,6 +17,8 @@ import {
   type ExecResult,
   type FileSystem,
   type HttpResult,
+  type HttpStreamOptions,
+  type HttpStreamResult,
   type NetworkAddress,
   type PathInfo,
   type Platform,
@@ -399,6 +401,54 @@ function httpGet(interrupter: Interrupter, url: string, options: { timeoutMs: nu
   });
 }
 
+function httpPostStream(interrupter: Interrupter, url: string, options: HttpStreamOptions): Promise<HttpStreamResult> {
+  if (!interrupter.mayStart) return Promise.resolve({ kind: 'error', code: 'interrupted', message: `not sent: stigmer-setup was interrupted (${interrupter.received})` });
+  return new Promise((resolve) => {
+    let settled = false;
+    let status: number | undefined;
+    const finish = (result: HttpStreamResult) => {
+      if (settled) return;
+      settled = true;
+      interrupter.signal.removeEventListener('abort', cancel);
+      request.destroy();
+      resolve(result);
+    };
+    // A signal ends the download: destroying the socket is what tells Ollama the client left
+    // (PullHandler's context is the request's), so it stops and keeps the parts for a resume.
+    const cancel = () => finish({ kind: 'error', code: 'interrupted', message: `interrupted (${interrupter.received})`, status });
+    interrupter.signal.addEventListener('abort', cancel, { once: true });
+    const body = Buffer.from(options.body, 'utf8');
+    const request = http.request(url, {
+      method: 'POST',
+      agent: false,
+      headers: { 'Content-Type': 'application/json', 'Content-Length': String(body.length), Accept: 'application/x-ndjson' },
+      // Node's socket timeout is an idle timeout: it fires after this long with no bytes either
+      // way, and is re-armed by every chunk, which is exactly "silence", not total time.
+      timeout: options.idleTimeoutMs,
+    }, (response) => {
+      status = response.statusCode ?? 0;
+      options.onStatus?.(status);
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => {
+        if (settled) return;
+        if (options.onChunk(chunk) === false) finish({ kind: 'response', status: status as number, ended: 'stopped' });
+      });
+      response.on('end', () => finish({ kind: 'response', status: status as number, ended: 'complete' }));
+      // The connection dropped mid-answer (Ollama restarted, a proxy cut it): 'aborted' and then
+      // 'error' or 'close' without 'end'.
+      response.on('aborted', () => finish({ kind: 'error', code: 'other', message: 'the connection closed before the answer ended', status }));
+      response.on('error', (error) => finish({ kind: 'error', code: 'other', message: error.message, status }));
+      response.on('close', () => finish(response.complete ? { kind: 'response', status: status as number, ended: 'complete' } : { kind: 'error', code: 'other', message: 'the connection closed before the answer ended', status }));
+    });
+    request.on('timeout', () => finish({ kind: 'error', code: 'timeout', message: `nothing arrived for ${Math.round(options.idleTimeoutMs / 1000)} s`, status }));
+    request.on('error', (error: NodeJS.ErrnoException) => {
+      const code = error.code === 'ECONNREFUSED' ? 'refused' : error.code === 'ENOTFOUND' || error.code === 'EAI_AGAIN' ? 'dns' : 'other';
+      finish({ kind: 'error', code, message: error.message, status });
+    });
+    request.end(body);
+  });
+}
+
 /**
  * Colour decision, once: a non-empty FORCE_COLOR wins (force-color.org; 0 and false turn colour
  * off, as chalk reads them), then a non-empty NO_COLOR (no-color.org), then TERM=dumb, then whether
@@ -485,6 +535,16 @@ export function canAnimate(env: Readonly<Record<string, string | undefined>>): b
 }
 
 /**
+ * Whether a progress line may be redrawn in place: stderr is a terminal, still open, and this is
+ * not CI. Unlike a spinner, the terminal needs no size: a redraw is `\r` and erase-line, which
+ * touches the current line only, and the line is cut to 80 columns when the size is unknown (a pty
+ * nobody sized, as under `script`).
+ */
+export function canRedraw(env: Readonly<Record<string, string | undefined>>): boolean {
+  return Boolean(process.stderr.isTTY) && !closedStreams.has(process.stderr) && !isCi(env);
+}
+
+/**
  * A spinner that does not animate, writing what ora writes when it can't: "- text" when it
  * starts, "symbol text" when it ends with a result, nothing when it just stops. It needs no
  * library, so runs off a terminal (pipes, CI, --json) never load ora.
@@ -518,6 +578,8 @@ export function createNodeContext(options: NodeContextOptions = {}): Context {
   const interrupter = options.interrupter ?? new Interrupter();
   const children: Children = { running: new Set(), interrupter };
   const spinners = new Set<{ stop(): void }>();
+  /** A progress line is on screen without its newline yet. */
+  let redrawing = false;
   interrupter.signal.addEventListener('abort', () => {
     for (const child of children.running) killGroup(child);
     // An animated spinner would go on drawing over the report.
@@ -548,7 +610,7 @@ export function createNodeContext(options: NodeContextOptions = {}): Context {
       );
     },
     fs: nodeFs,
-    http: { get: (url, requestOptions) => httpGet(interrupter, url, requestOptions) },
+    http: { get: (url, requestOptions) => httpGet(interrupter, url, requestOptions), postStream: (url, streamOptions) => httpPostStream(interrupter, url, streamOptions) },
     clock: {
       now: () => new Date(),
       // A wait ends early on a signal: the loop around it sees the signal and stops.
@@ -566,11 +628,30 @@ export function createNodeContext(options: NodeContextOptions = {}): Context {
     },
     terminal: {
       color,
+      get canRedraw() {
+        return canRedraw(process.env);
+      },
+      redraw(text) {
+        // \r and erase-line, then the line cut to the width: one that wraps could not be redrawn.
+        const width = Math.max(10, (process.stderr.columns || 80) - 1);
+        const line = [...stripControl(text).replace(/[\t\n]/g, ' ')].slice(0, width).join('');
+        redrawing = true;
+        write(process.stderr, `\r\x1b[2K${line}`);
+      },
+      endRedraw() {
+        if (redrawing) write(process.stderr, '\n');
+        redrawing = false;
+      },
       // Everything printed for a person may quote the system (process names, file contents,
       // command errors): strip terminal control sequences on the way out.
       print: (text) => write(process.stdout, `${stripControl(text).replace(/\n$/, '')}\n`),
       printStyled: (text) => write(process.stdout, `${text.replace(/\n$/, '')}\n`),
-      printError: (text) => write(process.stderr, `${stripControl(text).replace(/\n$/, '')}\n`),
+      printError: (text) => {
+        // A message never continues a progress line that is still being redrawn.
+        if (redrawing) write(process.stderr, '\n');
+        redrawing = false;
+        write(process.stderr, `${stripControl(text).replace(/\n$/, '')}\n`);
+      },
       // JSON.stringify escapes control characters itself, so the object goes out as is.
       printJson: (value) => write(process.stdout, `${JSON.stringify(value, null, 2)}\n`),
       spinner(text, { silent }): Spinner {

@@ -11,7 +11,7 @@ import { InterruptedError, type SignalName } from './interrupt.ts';
 import { jsonChanges, type JsonReport } from './report.ts';
 
 /** The steps of setup and undo, in order (doctor only detects). */
-export type Phase = 'detect' | 'plan' | 'confirm' | 'apply' | 'wait' | 'rollback' | 'verify';
+export type Phase = 'detect' | 'plan' | 'confirm' | 'apply' | 'wait' | 'rollback' | 'verify' | 'pull';
 
 const DOING: Record<Phase, string> = {
   detect: 'while looking at Ollama and containers',
@@ -21,6 +21,7 @@ const DOING: Record<Phase, string> = {
   wait: 'while waiting for Ollama to answer after the restart',
   rollback: 'while rolling back',
   verify: 'while running the checks',
+  pull: "while getting Stigmer's model",
 };
 
 export class Progress {
@@ -33,6 +34,8 @@ export class Progress {
   private applyStarted = false;
   /** Why the apply or the run failed before the signal, when it did. */
   failure?: string;
+  /** The pull under way (phase 'pull'): the command that resumes it. */
+  pulling?: { model: string; resume: string; started: boolean };
 
   constructor(
     private readonly ctx: Context,
@@ -89,6 +92,14 @@ export class Progress {
     const stopped = `Stopped by ${signal} ${DOING[this.phase]}`;
     const command = this.report.command;
     if (command === 'doctor' || this.report.dryRun) return `${stopped}; nothing was changed.`;
+    if (this.phase === 'pull' && this.pulling) {
+      // The pull starts only after the checks ran: the network part is done, and stays.
+      const network = this.applyStarted && this.applied.some(Boolean)
+        ? `The network change is in place and verified; nothing else is undone (check it with: ${commands.doctor}; undo it with: ${undoCommand}).`
+        : 'The network setup was already in place and is verified; nothing else was changed.';
+      if (!this.pulling.started) return `${stopped}, before pulling ${this.pulling.model}. ${network} To pull it: ${this.pulling.resume}`;
+      return `${stopped}: the pull of ${this.pulling.model} was stopped. Ollama keeps what it downloaded, and the same command resumes it (until Ollama restarts): ${this.pulling.resume}. ${network}`;
+    }
     const inPlace = this.applied.filter(Boolean).length;
     const failure = this.failure ? ` ${this.failure.replace(/\.?$/, '.')}` : '';
     const unverified = this.phase === 'wait' || this.phase === 'verify' || this.phase === 'apply' ? ', but it was not verified' : '';

@@ -97,6 +97,22 @@ export interface JsonReport {
   error?: string;
   /** Set only when a signal stopped the run (ok is then false and error says what is in place). */
   signal?: SignalName;
+  /** Stigmer's model, when setup looked at it (Ollama answered and Stigmer uses Ollama). */
+  model?: JsonModel;
+}
+
+export interface JsonModel {
+  name: string;
+  /** Where the name came from: "STIGMER_LLM_MODEL", "/home/u/.stigmer/config.yaml line 3", "Stigmer's default"… */
+  source: string;
+  /** Ollama has it (before this run, or pulled by it). */
+  present: boolean;
+  /** This run pulled it (its `success` line arrived). */
+  pulled: boolean;
+  /** The size of its layers as the pull reported them; 0 when nothing was pulled. */
+  bytes: number;
+  /** Why it is not there: the pull's failure, or that it was not asked for. */
+  error?: string;
 }
 
 /** One entry per file and setting; a restart is listed as the commands it runs, each with its own entry. */

@@ -407,6 +407,9 @@ function appCommands(detection: AppDetection): AppCommands {
     logs: 'tail -n 50 ~/.ollama/logs/server.log',
     widen: SETUP_COMMAND,
     stop: 'pkill -x Ollama   # and turn Ollama off in System Settings → General → Login Items',
+    // As Ollama's FAQ sets OLLAMA_HOST for the app: launchd's environment, then restart the app.
+    proxy: `launchctl setenv HTTPS_PROXY http://PROXY:PORT; pkill -x Ollama; sleep 5; ${open} --args hidden`,
+    modelsDir: '~/.ollama/models',
   };
 }
 type AppCommands = ReturnType<NonNullable<Strategy<AppDetection>['commands']>>;

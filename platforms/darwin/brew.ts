@@ -382,6 +382,9 @@ export const brewStrategy: Strategy<BrewDetection> = {
     widen: SETUP_COMMAND,
     stop: 'brew services stop ollama',
     upgrade: 'brew upgrade ollama && brew services restart ollama',
+    // Homebrew 6.0.15+ reads ~/.homebrew/services/<formula>.env into the service's environment.
+    proxy: `mkdir -p ~/.homebrew/services && echo 'HTTPS_PROXY=http://PROXY:PORT' >> ~/.homebrew/services/ollama.env && brew services restart ollama`,
+    modelsDir: '~/.ollama/models',
   }),
   restartChange,
   async restart(ctx, change, run) {

@@ -375,7 +375,8 @@ async function detect(ctx: Context, options: DetectOptions): Promise<SystemdDete
   const environmentFiles = await readEnvironmentFiles(ctx, options.root, all.get('EnvironmentFiles') ?? []);
   // What systemd loaded is the truth for Environment= and UnsetEnvironment=: it has read every
   // file, resets included, and it could read the ones we can't.
-  const fromEnvironment = parseEnvironmentList(property('Environment') ?? '').get('OLLAMA_HOST');
+  const loadedEnvironment = parseEnvironmentList(property('Environment') ?? '');
+  const fromEnvironment = loadedEnvironment.get('OLLAMA_HOST');
   const envFile = overridingEnvironmentFile({ environmentFiles });
   const assignedHost = envFile?.ollamaHost ?? fromEnvironment;
   const unsetWords = splitQuotedWords(property('UnsetEnvironment') ?? '');
@@ -418,6 +419,8 @@ async function detect(ctx: Context, options: DetectOptions): Promise<SystemdDete
     unloadedDropIns,
     pendingReloadIsOurs,
     serverPid: mainPid > 0 ? mainPid : undefined,
+    // Where a pull writes (issue 13's disk-full message); Environment= as systemd loaded it.
+    modelsDir: loadedEnvironment.get('OLLAMA_MODELS'),
     ourDropIn: { path: ourPath, content: ours?.content, mode: ours?.mode, uid: ours?.uid, gid: ours?.gid },
     unitText,
     sources,
@@ -588,6 +591,9 @@ export const systemdStrategy: Strategy<SystemdDetection> = {
     logs: 'journalctl -u ollama -n 50',
     widen: SETUP_COMMAND,
     stop: 'sudo systemctl disable --now ollama',
+    proxy: `sudo mkdir -p /etc/systemd/system/ollama.service.d && printf '[Service]\\nEnvironment="HTTPS_PROXY=http://PROXY:PORT"\\n' | sudo tee /etc/systemd/system/ollama.service.d/proxy.conf && sudo systemctl daemon-reload && sudo systemctl restart ollama`,
+    // The install script's service user has its home there (useradd -d /usr/share/ollama).
+    modelsDir: '/usr/share/ollama/.ollama/models',
   }),
   restartChange,
   installed,

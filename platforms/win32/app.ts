@@ -336,6 +336,9 @@ export const winAppStrategy: Strategy<WinAppDetection> = {
     logs: 'Get-Content -Tail 50 "$env:LOCALAPPDATA\\Ollama\\server.log"',
     widen: SETUP_COMMAND,
     stop: 'taskkill /F /T /IM "ollama app.exe"   # and turn Ollama off in Task Manager → Startup apps',
+    // The app inherits the user's environment (Ollama's FAQ), read when it starts.
+    proxy: `[Environment]::SetEnvironmentVariable('HTTPS_PROXY', 'http://PROXY:PORT', 'User'); taskkill /F /T /IM "ollama app.exe"; ${startCommand(detection.appPath)}`,
+    modelsDir: '$env:USERPROFILE\\.ollama\\models',
   }),
   restartChange,
   restart,

@@ -11,7 +11,8 @@ import { cleanField } from '../text.ts';
 import { shellWord } from './fixes.ts';
 import type { Check } from './types.ts';
 
-function modelSource(facts: Facts): string {
+/** Where Stigmer's model name comes from, as a person reads it (the pull's messages name it too). */
+export function modelSource(facts: Facts): string {
   if (facts.container) return facts.container.env.has('STIGMER_LLM_MODEL') ? `${facts.containerName}'s STIGMER_LLM_MODEL` : "the runner's default";
   const from = facts.stigmer.model.from;
   return from === 'config.yaml' ? facts.stigmer.path : from === 'default' ? "Stigmer's default" : from;

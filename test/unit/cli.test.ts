@@ -360,6 +360,7 @@ describe('a signal at each step says what is in place, and keeps the JSON contra
     });
     const { http, fs } = ctx;
     ctx.http = {
+      ...http,
       get: (url, options) => {
         if (step === 'wait' && restarted) ctx.raise(signal);
         return http.get(url, options);

@@ -18,6 +18,7 @@ function insideWsl(options: { procVersion: string; addresses?: NetworkAddress[];
   ctx.fs = { ...ctx.fs, readText: async (file, opts) => (file === '/proc/version' ? fixture(options.procVersion) : readText(file, opts)) };
   ctx.networkAddresses = () => options.addresses ?? [{ name: 'eth0', address: '172.17.21.238', family: 4, internal: false }];
   ctx.http = {
+    ...ctx.http,
     get: async (url): Promise<HttpResult> => {
       asked.push(url);
       return options.answering && url.startsWith(options.answering) ? { kind: 'response', status: 200, body: '{"version":"0.32.15"}' } : { kind: 'error', code: 'timeout', message: 'no answer' };

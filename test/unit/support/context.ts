@@ -24,6 +24,8 @@ export interface TestContext extends Context {
   shielded: number;
   /** Spinner texts, in the order they started. */
   spinners: string[];
+  /** Every redraw of the live progress line, in order (only when canRedraw). */
+  redraws: string[];
   /**
    * A signal arrives now, as the bin's handler would pass it on (interrupt.ts): held while a
    * change is applied, delivered otherwise. Call it from an exec script, a spinner or a read to
@@ -56,6 +58,10 @@ export function testContext(options: {
   answers?: (boolean | 'cancel' | SignalName)[];
   /** Called as each spinner starts (e.g. to raise a signal at that step). */
   onSpinner?: (text: string) => void;
+  /** stderr is a terminal where progress redraws one line in place. */
+  canRedraw?: boolean;
+  /** Called at each redraw of the progress line (e.g. to raise a signal mid-download). */
+  onRedraw?: (text: string) => void;
 } = {}): TestContext {
   const interrupter = new Interrupter();
   // The real context on the same interrupter: its HTTP requests and waits end on a raised signal as they would in the bin.
@@ -77,6 +83,7 @@ export function testContext(options: {
     confirmations: [],
     shielded: 0,
     spinners: [],
+    redraws: [],
     raise: (signal) => void interrupter.raise(signal),
     async exec(command, args, execOptions = {}) {
       // As the real exec: after a signal, nothing starts outside uninterruptible.
@@ -85,8 +92,16 @@ export function testContext(options: {
       return script(command, [...args], execOptions);
     },
     clock: { now: () => new Date(), sleep: async () => {} },
+    // The HTTP client is the real one (tests answer with real loopback servers), postStream included.
     terminal: {
       color: false,
+      canRedraw: options.canRedraw ?? false,
+      redraw: (text) => {
+        if (!ctx.terminal.canRedraw) throw new Error('redraw() without a terminal that can redraw');
+        ctx.redraws.push(text);
+        options.onRedraw?.(text);
+      },
+      endRedraw: () => {},
       print: (text) => void ctx.stdout.push(text),
       printStyled: (text) => void ctx.stdout.push(text),
       printError: (text) => void ctx.stderr.push(text),
