@@ -145,8 +145,8 @@ function report(result: CliRun): PullReport {
 }
 
 const modelCheck = (r: PullReport) => r.checks.find((c) => c.id === 'ollama.model');
-/** The line of the human report for a check, e.g. "✓ ollama.model  …". */
-const checkLine = (stdout: string, id: string) => stdout.split('\n').find((line) => new RegExp(`^. ${id.replace('.', '\\.')} `).test(line));
+/** The last line of the human output for a check, e.g. "✓ ollama.model  …" (after the pull it is shown again). */
+const checkLine = (stdout: string, id: string) => [...stdout.split('\n')].reverse().find((line) => new RegExp(`^. ${id.replace('.', '\\.')} `).test(line));
 
 describe('setup --pull with no terminal', () => {
   it('pulls through /api/pull, shows plain progress lines on stderr, and ends with ollama.model ✓', async () => {
