@@ -57,3 +57,11 @@ export declare const GENERATE_MAX_TOKENS: number;
 export declare const GENERATE_DEFAULT_TOKENS: number;
 /** The stand-in's deterministic token number `i` for `prompt` (leading space included). */
 export declare function generatedToken(prompt: string, i: number): string;
+/** One thing the stand-in's POST /api/pull sends: a progress object, the last-line error, or a dropped connection. */
+export type PullStep = { status: string; digest?: string; total?: number; completed?: number } | { error: string } | { cut: true };
+/** The pull scenarios STANDIN_PULL can name, each built from the fixtures in test/fixtures/ollama-pull/. */
+export declare const PULL_SCENARIOS: Record<string, () => PullStep[]>;
+/** Which scenario STANDIN_PULL ("slow", or "name=scenario,*=scenario") picks for a model name. */
+export declare function pullScenarioFor(spec: string | undefined, name: string): string;
+/** model.ParseName(name).IsValid() as Ollama's PullHandler applies it. */
+export declare function pullNameValid(name: unknown): boolean;

@@ -10,6 +10,8 @@
 //   * The Host-header guard: allowedHostsMiddleware in server/routes.go.
 //   * The health-check endpoints /, /api/version, /api/tags (+ /api/ps, /v1/models).
 //   * POST /api/generate, streamed NDJSON (a long body to carry through a relay; see handleGenerate).
+//   * POST /api/pull: PullHandler + streamResponse in server/routes.go and PullModel in
+//     server/images.go, fed from real captured streams in test/fixtures/ollama-pull/.
 //
 // This parser is written independently of the product code on purpose: it is
 // the ground truth that the product's own parser is tested against. Never
@@ -24,6 +26,11 @@
 //   STANDIN_VERSION        version reported by /api/version (default 0.13.5)
 //   STANDIN_MODELS         comma-separated model names for /api/tags (default qwen2.5-coder:7b; "" = none)
 //   STANDIN_START_DELAY_MS wait this long before binding (simulates a slow start; default 0)
+//   STANDIN_PULL           how POST /api/pull goes: one scenario for every model ("slow"), or
+//                          "name=scenario" pairs with an optional "*=scenario" default
+//                          ("qwen2.5-coder:7b=slow,*=unknown"). Scenarios: see PULL_SCENARIOS.
+//   STANDIN_PULL_INTERVAL_MS  pause between streamed lines (default 5, "slow" 150; at most 2000)
+//   STANDIN_REQUEST_LOG    append one JSON line per request (method, path, pull body, pull outcome) to this file
 //
 // The module can also be imported (test/support/fake-ollama.d.mts has the
 // types): the pure functions below are exported, and the server only starts
@@ -466,6 +473,8 @@ function createHandler(getListenerAddress, version, models) {
 
     const path = (req.url ?? '/').split('?')[0];
     if (req.method === 'POST' && path === '/api/generate') return handleGenerate(req, res, models, (status) => ginLog(req, status, started));
+    if (req.method === 'POST' && path === '/api/pull') return handlePull(req, res, models, () => ginLog(req, res.statusCode, started));
+    logRequest({ method: req.method, path });
     if (req.method === 'GET' || req.method === 'HEAD') {
       const json = (obj) => send(200, 'application/json; charset=utf-8', JSON.stringify(obj));
       switch (path) {
@@ -584,6 +593,330 @@ async function handleGenerate(req, res, models, logStatus) {
   }
   if (!gone) res.end(`${JSON.stringify(final(''))}\n`);
   logStatus(200);
+}
+
+/** Go's syscall error text for common bind failures. */
+
+// ---------------------------------------------------------------------------
+// POST /api/pull
+//
+// What Ollama does (ollama/ollama @ fb30760):
+//   * PullHandler binds the JSON body first: an empty body is HTTP 400 "missing request body", a
+//     decoder error is HTTP 400 with the decoder's text, a name ParseName rejects is HTTP 400
+//     "invalid model name". Nothing is streamed then.
+//   * Otherwise streamResponse() sets Content-Type application/x-ndjson and writes one
+//     json.Marshal(ProgressResponse)+"\n" a line; HTTP 200 is committed with the first line, so a
+//     later failure is a last line {"error":"…"} and the stream ends. digest/total/completed are
+//     omitempty: a 0 is absent.
+//   * PullModel always starts with "pulling manifest" (before any network access), so every
+//     registry failure (unknown model, DNS, disk full) arrives as that in-stream error line.
+//   * The pull runs in the request's context: a client that goes away stops it.
+//   * "stream": false waits and answers once: the last progress object, or HTTP 500 {"error"}.
+//   * On success the model is in the list /api/tags serves.
+// The lines themselves come from real captures (test/fixtures/ollama-pull/, sources in
+// test/fixtures/SOURCES.md). The stand-in serves the same captured lines whatever the model.
+
+const PULL_FIXTURE_DIR = fileURLToPath(new URL('../fixtures/ollama-pull/', import.meta.url));
+
+/** A fixture's lines: `.ndjson` as parsed objects; a `cli-*.txt` as the text of its `Error: ` line. */
+function readPullFixture(file) {
+  const text = fs.readFileSync(`${PULL_FIXTURE_DIR}${file}`, 'utf8');
+  if (file.endsWith('.ndjson')) return text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l));
+  const line = text.split('\n').find((l) => l.startsWith('Error: '));
+  if (!line) throw new Error(`${file} has no "Error: " line`);
+  let message = line.slice('Error: '.length);
+  // The `ollama` launcher menu prefixes its own words (see SOURCES.md, 15547); the stream's text follows.
+  const launcher = /^selecting model: failed to pull [^:]+: /.exec(message);
+  if (launcher) message = message.slice(launcher[0].length);
+  return message;
+}
+
+const MANIFEST = { status: 'pulling manifest' };
+const isLayerLine = (o) => typeof o.digest === 'string';
+
+/** Fixture stream 4417 (two layers, downloaded) without the closing status lines. */
+function downloadLines() {
+  return readPullFixture('success-two-layers-ollama-4417-joined.ndjson').filter((o) => o.status === 'pulling manifest' || isLayerLine(o));
+}
+
+/** The steps after the layers, as current Ollama sends them (images.go L1073-1122). */
+const closing = (...middle) => [{ status: 'verifying sha256 digest' }, { status: 'writing manifest' }, ...middle, { status: 'success' }];
+
+/** Layer lines of the first layer only: a pull cut off part-way through its first blob. */
+function firstLayerLines() {
+  const lines = downloadLines().filter(isLayerLine);
+  const first = lines[0]?.digest;
+  return lines.filter((o) => o.digest === first);
+}
+
+/**
+ * Every scenario as the list of what is sent: progress objects, then optionally
+ * { error: text } (the last line) or { cut: true } (the connection closes, no success).
+ */
+export const PULL_SCENARIOS = {
+  /** A first pull: several layers downloaded, no old layers to prune (so no "removing" line). */
+  success: () => [...downloadLines(), ...closing()],
+  /** success, paced slowly (STANDIN_PULL_INTERVAL_MS defaults to 150 ms here). */
+  slow: () => [...downloadLines(), ...closing()],
+  /** The real 4417 stream as captured, with the pre-0.3.7 "removing any unused layers". */
+  legacy: () => readPullFixture('success-two-layers-ollama-4417-joined.ndjson'),
+  /** A re-pull that replaced an older manifest: the current "removing unused layers" step (images.go L1116). */
+  replace: () => [...downloadLines(), ...closing({ status: 'removing unused layers' })],
+  /** The prune step failed: a status line, not an error, and the pull still succeeds (6590). */
+  'prune-failed': () => [
+    ...downloadLines(),
+    ...closing({ status: 'removing unused layers' }, { status: "couldn't remove unused layers: invalid character '\\x00' looking for beginning of value" }),
+  ],
+  /** Every layer already on disk: one line each with total == completed (the real "Deep Dive" capture). */
+  cached: () => readPullFixture('cached-six-layers-llama2-deep-dive.ndjson'),
+  /** The registry has no such model (real capture, 1626). */
+  unknown: () => readPullFixture('unknown-model-podman-desktop-1626.ndjson'),
+  /** Ollama can't resolve its registry (8065, 437, 3434) or reach it (4933, 12435). */
+  dns: () => [MANIFEST, { error: readPullFixture('cli-error-dns-server-misbehaving-ollama-8065.txt') }],
+  'no-such-host': () => [MANIFEST, { error: readPullFixture('cli-error-dns-no-such-host-ollama-437.txt') }],
+  'dns-timeout': () => [MANIFEST, { error: readPullFixture('cli-error-dns-i-o-timeout-ollama-3434.txt') }],
+  'connect-timeout': () => [MANIFEST, { error: readPullFixture('cli-error-connect-i-o-timeout-ollama-4933.txt') }],
+  'connection-reset': () => [MANIFEST, { error: readPullFixture('cli-error-connection-reset-ollama-12435.txt') }],
+  /** The registry answered, its blob CDN did not resolve: no "pull model manifest:" prefix (4992). */
+  'blob-cdn': () => [MANIFEST, { error: readPullFixture('cli-error-blob-cdn-no-such-host-ollama-4992.txt') }],
+  /** The disk filled up part-way through the first layer (current blob name form, 15547). */
+  'disk-full': () => [MANIFEST, ...firstLayerLines(), { error: readPullFixture('cli-error-disk-full-mid-layer-ollama-15547.txt') }],
+  /** Same, old blob name form, right after the manifest (1731). */
+  'disk-full-old': () => [MANIFEST, { error: readPullFixture('cli-error-disk-full-ollama-1731.txt') }],
+  /** The network kept dropping during a blob (1770). */
+  'max-retries': () => [MANIFEST, ...firstLayerLines(), { error: readPullFixture('cli-error-max-retries-eof-ollama-1770.txt') }],
+  /** Ollama went away mid-layer (restart, crash): the connection closes with neither success nor error. */
+  cut: () => [MANIFEST, ...firstLayerLines(), { cut: true }],
+  /**
+   * Not a capture: what a hostile server, or anything in the middle, could send. Terminal escape
+   * codes in the status of a layer line and of a status-only line, and a 1 MB status, then success.
+   */
+  hostile: () => {
+    const [layer] = firstLayerLines();
+    return [
+      MANIFEST,
+      { ...layer, status: 'pulling \x1b]0;owned\x07\x1b[2J\x1b[31mred\u202eesrever', completed: 1000 },
+      { status: `verifying \x1b[2J\x1b[1;1H${'x'.repeat(1 << 20)}` },
+      ...closing(),
+    ];
+  },
+};
+
+/** Which scenario STANDIN_PULL picks for a model name (normalized with ":latest"). */
+export function pullScenarioFor(spec, name) {
+  const value = (spec ?? '').trim();
+  if (value === '') return 'success';
+  if (!value.includes('=')) return value;
+  const withTag = (n) => (n.includes(':') && !n.endsWith(':') ? n : `${n}:latest`);
+  let fallback = 'success';
+  for (const pair of value.split(',')) {
+    const [key = '', scenario = ''] = pair.split('=').map((x) => x.trim());
+    if (key === '*') fallback = scenario;
+    else if (withTag(key) === withTag(name)) return scenario;
+  }
+  return fallback;
+}
+
+const PART_HOST = 'host';
+const PART_NAMESPACE = 'namespace';
+
+/** types/model/name.go isValidPart. */
+function validNamePart(kind, s) {
+  const max = kind === PART_HOST ? 350 : 80;
+  if (s.length < 1 || s.length > max) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    const alnum = /[A-Za-z0-9_]/.test(c);
+    if (i === 0) {
+      if (!alnum) return false;
+      continue;
+    }
+    if (c === '_' || c === '-' || alnum) continue;
+    if (c === '.' && kind !== PART_NAMESPACE) continue;
+    if (c === ':' && kind === PART_HOST) continue;
+    return false;
+  }
+  return true;
+}
+
+/**
+ * model.ParseName(s).IsValid(), as PullHandler applies it: [host/][namespace/]model[:tag], with
+ * registry.ollama.ai / library / latest filled in when absent.
+ */
+export function pullNameValid(raw) {
+  if (typeof raw !== 'string' || raw === '') return false;
+  let s = raw;
+  const at = s.lastIndexOf('@');
+  if (at >= 0) s = s.slice(0, at);
+  let tag = 'latest';
+  const colon = s.lastIndexOf(':');
+  if (colon >= 0 && !s.slice(colon + 1).includes('/')) {
+    tag = s.slice(colon + 1);
+    s = s.slice(0, colon);
+  }
+  const parts = s.split('/');
+  const model = parts.pop() ?? '';
+  const namespace = parts.length > 0 ? (parts.pop() ?? '') : 'library';
+  const host = parts.length > 0 ? parts.join('/') : 'registry.ollama.ai';
+  return validNamePart('model', model) && validNamePart(PART_NAMESPACE, namespace) && validNamePart(PART_HOST, host) && validNamePart('tag', tag);
+}
+
+/** encoding/json's answer for a body that is not a PullRequest, or null when it is one. */
+function pullBodyProblem(text) {
+  if (text.trim() === '') return 'missing request body';
+  let value;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    const first = text.trimStart()[0] ?? '';
+    return /[{["tfn0-9-]/.test(first) ? 'unexpected EOF' : `invalid character '${first}' looking for beginning of value`;
+  }
+  const kind = (v) => (v === null ? null : Array.isArray(v) ? 'array' : typeof v === 'object' ? 'object' : typeof v);
+  if (kind(value) !== 'object') return value === null ? null : `json: cannot unmarshal ${kind(value)} into Go value of type api.PullRequest`;
+  for (const field of ['model', 'name']) {
+    const v = value[field];
+    if (v !== undefined && v !== null && typeof v !== 'string') return `json: cannot unmarshal ${kind(v)} into Go struct field PullRequest.${field} of type string`;
+  }
+  if (value.stream !== undefined && value.stream !== null && typeof value.stream !== 'boolean') {
+    return `json: cannot unmarshal ${kind(value.stream)} into Go struct field PullRequest.stream of type bool`;
+  }
+  return null;
+}
+
+function logRequest(entry) {
+  const file = process.env.STANDIN_REQUEST_LOG;
+  if (!file) return;
+  try {
+    fs.appendFileSync(file, `${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`);
+  } catch {
+    // A log that can't be written must not change how the stand-in answers.
+  }
+}
+
+function pullInterval(scenario) {
+  const raw = process.env.STANDIN_PULL_INTERVAL_MS;
+  const n = raw === undefined || raw === '' ? (scenario === 'slow' ? 150 : 5) : Number(raw);
+  return Number.isFinite(n) ? Math.min(Math.max(n, 0), 2000) : 5;
+}
+
+/** Body reading is bounded: Ollama's limit is far higher, but a pull body is a few bytes. */
+const MAX_PULL_BODY = 1 << 20;
+
+function handlePull(req, res, models, done) {
+  const chunks = [];
+  let size = 0;
+  req.on('data', (c) => {
+    size += c.length;
+    if (size <= MAX_PULL_BODY) chunks.push(c);
+  });
+  req.on('end', () => {
+    const text = Buffer.concat(chunks).toString('utf8');
+    const sendJson = (status, obj) => {
+      const body = JSON.stringify(obj);
+      res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), Date: new Date().toUTCString() });
+      res.end(body);
+      done();
+    };
+    let body = null;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = null;
+    }
+    logRequest({ method: 'POST', path: '/api/pull', body: body ?? text.slice(0, 1000) });
+    const problem = pullBodyProblem(text);
+    if (problem) {
+      logRequest({ event: 'pull-end', outcome: 'bad-request', error: problem });
+      return sendJson(400, { error: problem });
+    }
+    const name = (body?.model || body?.name) ?? '';
+    if (!pullNameValid(name)) {
+      logRequest({ event: 'pull-end', outcome: 'bad-request', error: 'invalid model name' });
+      return sendJson(400, { error: 'invalid model name' });
+    }
+    const scenarioName = pullScenarioFor(process.env.STANDIN_PULL, name);
+    const scenario = PULL_SCENARIOS[scenarioName];
+    if (!scenario) {
+      logRequest({ event: 'pull-end', outcome: 'bad-request', error: `unknown STANDIN_PULL scenario ${scenarioName}` });
+      return sendJson(500, { error: `stand-in: unknown STANDIN_PULL scenario ${JSON.stringify(scenarioName)}` });
+    }
+    const steps = scenario();
+    const onSuccess = () => {
+      const tagged = name.includes(':') ? name : `${name}:latest`;
+      if (!models.some((m) => m.name === tagged)) models.push(...modelList(tagged));
+    };
+    if (body?.stream === false) return waitForPull(steps, onSuccess, sendJson);
+    streamPull(req, res, steps, pullInterval(scenarioName), onSuccess, done);
+  });
+}
+
+/** "stream": false: one answer at the end (routes.go waitForStream). */
+function waitForPull(steps, onSuccess, sendJson) {
+  let last = null;
+  for (const step of steps) {
+    if (step.error !== undefined) {
+      logRequest({ event: 'pull-end', outcome: 'error', error: step.error });
+      return sendJson(500, { error: step.error });
+    }
+    if (step.cut) {
+      logRequest({ event: 'pull-end', outcome: 'cut' });
+      return sendJson(500, { error: 'unexpected EOF' });
+    }
+    last = step;
+  }
+  if (last?.status === 'success') onSuccess();
+  logRequest({ event: 'pull-end', outcome: 'success' });
+  return sendJson(200, last ?? {});
+}
+
+/** streamResponse(): NDJSON, 200 committed on the first line, an error as the last line. */
+function streamPull(req, res, steps, interval, onSuccess, done) {
+  let index = 0;
+  let timer = null;
+  let finished = false;
+  const finish = (outcome, extra = {}) => {
+    if (finished) return;
+    finished = true;
+    if (timer) clearTimeout(timer);
+    logRequest({ event: 'pull-end', outcome, linesSent: index, ...extra });
+    done();
+  };
+  // The client went away (Ctrl-C): Ollama's request context is cancelled and the pull stops.
+  res.on('close', () => {
+    if (!res.writableFinished) finish('client-closed');
+  });
+  const next = () => {
+    if (finished) return;
+    const step = steps[index];
+    if (step === undefined) {
+      finish('ended-without-success');
+      res.end();
+      return;
+    }
+    index++;
+    if (step.cut) {
+      // Ollama gone mid-stream: the connection drops without the chunked terminator.
+      // Logged first, so a test that sees the connection drop finds the entry.
+      finish('cut');
+      res.socket?.destroy();
+      return;
+    }
+    if (!res.headersSent) res.writeHead(step.error !== undefined && index === 1 ? 500 : 200, { 'Content-Type': step.error !== undefined && index === 1 ? 'application/json; charset=utf-8' : 'application/x-ndjson', Date: new Date().toUTCString() });
+    if (step.error !== undefined) {
+      finish('error', { error: step.error });
+      res.end(`${JSON.stringify({ error: step.error })}\n`);
+      return;
+    }
+    res.write(`${JSON.stringify(step)}\n`);
+    if (step.status === 'success') {
+      onSuccess();
+      finish('success');
+      res.end();
+      return;
+    }
+    timer = setTimeout(next, interval);
+  };
+  next();
 }
 
 /** Go's syscall error text for common bind failures. */
