@@ -10,6 +10,7 @@ import type { ProcessInfo } from '../scripts/listeners.ts';
 import { formatBindAddress } from '../scripts/ollama-host.ts';
 import { stripControl } from '../scripts/text.ts';
 import type { DetectOptions, Detection, Plan, PlanRequest, Problem, Strategy } from './types.ts';
+import { quotePosix } from '../scripts/shell-quote.ts';
 
 export interface ManualDetection extends Detection {
   process: ProcessInfo;
@@ -96,7 +97,21 @@ export function manualStrategy(options: ManualOptions): Strategy<ManualDetection
       logs: detection.startedByStigmer ? '~/.stigmer/logs/llm.log' : 'the terminal where `ollama serve` runs',
       widen: `Stop it (kill ${detection.process.pid}), then start it with: OLLAMA_HOST=0.0.0.0:${port} ollama serve`,
       stop: `kill ${detection.process.pid}`,
-      proxy: `kill ${detection.process.pid}, then: HTTPS_PROXY=http://PROXY:PORT OLLAMA_HOST=0.0.0.0:${port} ollama serve`,
+      // The pull's proxy fix restarts the server with the bind it has now: widening it here would
+      // undo a loopback-only setup (and clash with the relay's socket on the gateway address).
+      proxy: `kill ${detection.process.pid}, then: HTTPS_PROXY=http://PROXY:PORT ${currentBind(detection.configuredHost)}ollama serve`,
     }),
   };
+}
+
+/** `OLLAMA_HOST=<value> ` as the server runs with it now, quoted for sh; nothing when unset or unquotable. */
+function currentBind(configuredHost: string | undefined): string {
+  if (configuredHost === undefined) return '';
+  try {
+    return `OLLAMA_HOST=${quotePosix(configuredHost)} `;
+  } catch {
+    // A control character (read from the process's environment) can't be pasted: leave it out
+    // rather than print a command that does something else.
+    return '';
+  }
 }
