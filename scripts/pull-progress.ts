@@ -158,7 +158,10 @@ export class PullProgressView {
     this.finishLayer();
     if (this.spinnerText !== undefined) this.sink.spinner(undefined);
     this.spinnerText = undefined;
-    const downloaded = [...this.layers.values()].reduce((sum, layer) => sum + Math.max(0, layer.completed - layer.startedAt), 0);
+    // After success every layer is complete, whatever its last progress line said: Ollama's
+    // download ends without a final line at completed == total (download.go Wait() returns on
+    // done), so a layer's last ~60 ms would otherwise read as "already there".
+    const downloaded = [...this.layers.values()].reduce((sum, layer) => sum + Math.max(0, (outcome.ok ? layer.total : layer.completed) - layer.startedAt), 0);
     const took = formatEta((now - this.startedAt) / 1000) || '0s';
     const summary = outcome.ok
       ? `✓ Pulled ${this.options.model}: ${humanBytes(outcome.bytes)}${downloaded < outcome.bytes ? ` (${humanBytes(downloaded)} downloaded, the rest was already there)` : ''} in ${took}.`

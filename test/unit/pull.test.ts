@@ -327,6 +327,15 @@ describe('progress formatting', () => {
     expect(progress.finish({ ok: true, bytes: 4_683_073_184 })).toMatch(/^✓ Pulled qwen2\.5-coder:7b: 4\.7 GB \(1\.7 GB downloaded, the rest was already there\) in /);
   });
 
+  it('after success, a layer whose last line stopped short of its total counts as downloaded, not as already there', () => {
+    // Ollama's last progress line for a downloaded layer comes up to 60 ms before the end (no final
+    // completed == total line): the summary must not call those bytes "already there".
+    const { progress } = view(false);
+    progress.update(layer(1_000_000));
+    progress.update(layer(4_600_000_000));
+    expect(progress.finish({ ok: true, bytes: 4_683_073_184 })).toMatch(/^✓ Pulled qwen2\.5-coder:7b: 4\.7 GB in /);
+  });
+
   it('a cached layer (total == completed at once) prints one line, not two', () => {
     const { progress, out } = view(false);
     progress.update(layer(4_683_073_184));
