@@ -22,6 +22,7 @@ import { failed, ok } from './context.ts';
 const SOCKET = 'stigmer-ollama-relay.socket';
 const SERVICE = 'stigmer-ollama-relay.service';
 const DIR = '/etc/systemd/system';
+export const NOT_BOOTED = "System has not been booted with systemd as init system (PID 1). Can't operate.\nFailed to connect to bus: Host is down";
 
 export class FakeRelaySystemd {
   /** The units' text systemd loaded at the last reload (undefined: not loaded). */
@@ -34,6 +35,13 @@ export class FakeRelaySystemd {
   /** The address is taken by something else: the socket fails to bind. */
   clash = false;
   failNext: { verb: string; stderr: string } | undefined;
+  /**
+   * systemd is PID 1. When false (measured on systemd 252 in a container without it as init):
+   * daemon-reload, stop, restart and is-active talk to the manager and fail, exit 1, with
+   * NOT_BOOTED; enable and disable work on the files client-side, and disable removes the wants
+   * link (exit 0) even when the unit file is gone.
+   */
+  booted = true;
   calls: string[][] = [];
 
   constructor(private root: string) {}
@@ -88,6 +96,18 @@ export class FakeRelaySystemd {
       return failed(stderr);
     }
     const units = args.slice(1);
+    if (!this.booted) {
+      if (verb === 'enable') {
+        if (!(await this.read(SOCKET))) return failed(`Failed to enable unit: Unit file ${SOCKET} does not exist.`);
+        this.enabled = true;
+        return ok();
+      }
+      if (verb === 'disable') {
+        this.enabled = false;
+        return ok();
+      }
+      return failed(NOT_BOOTED);
+    }
     if (verb === 'daemon-reload') {
       await this.reload();
       return ok();

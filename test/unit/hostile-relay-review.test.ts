@@ -1,0 +1,81 @@
+/**
+ * A hostile review of the relay (issue 14 §2): what a user of an installer that touches system
+ * config would hit. Each test is a case found wrong in review; it runs the real apply/undo
+ * machinery with real files under a temporary --root, and the fake systemctl/iptables of
+ * support/fake-relay-systemd.ts (systemd 252 as measured), or the parsers on the text systemd reads.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { linuxPlatform } from '../../platforms/linux/index.ts';
+import { IPTABLES_LOCATIONS, SERVICE_PATH, SOCKET_PATH } from '../../platforms/linux/relay.ts';
+import type { Plan, RelayFacts } from '../../platforms/types.ts';
+import { applySetup, applyUndo, planUndo, type Applier } from '../../scripts/apply.ts';
+import { SystemFiles } from '../../scripts/system-files.ts';
+import { allowedFor, readRecord } from '../../scripts/undo-record.ts';
+import { NOT_FOUND, tempRoot, testContext, type TestContext } from './support/context.ts';
+import { FakeRelaySystemd } from './support/fake-relay-systemd.ts';
+import { listener, PORT } from './support/facts.ts';
+import { because, needs } from './support/portability.ts';
+
+let root: string;
+let cleanup: () => Promise<void>;
+let fake: FakeRelaySystemd;
+let ctx: TestContext;
+let applier: Applier;
+
+beforeEach(async () => {
+  ({ root, cleanup } = await tempRoot());
+  fake = new FakeRelaySystemd(root);
+  ctx = testContext({
+    exec: async (command, args) => {
+      if (command === 'systemctl') return fake.systemctl(args);
+      if (IPTABLES_LOCATIONS.includes(command)) return fake.iptables(args);
+      return NOT_FOUND;
+    },
+  });
+  applier = { ctx, support: linuxPlatform, files: new SystemFiles(ctx, [], path.posix), stateDir: path.join(root, 'var/lib/stigmer-setup') };
+});
+afterEach(() => cleanup());
+
+function relayFacts(overrides: Partial<RelayFacts> = {}): RelayFacts {
+  return {
+    paths: { socket: path.join(root, SOCKET_PATH), service: path.join(root, SERVICE_PATH) },
+    gateway: { address: '172.17.0.1', from: 'test' },
+    bridges: [{ name: 'bridge', subnet: '172.17.0.0/16', interface: 'docker0' }],
+    bpfFirewall: false,
+    iptables: '/usr/sbin/iptables',
+    proxyd: '/usr/lib/systemd/systemd-socket-proxyd',
+    systemd: true,
+    ollamaUnit: false,
+    foreignHostStatus: 403,
+    preflight: { ok: true },
+    ...overrides,
+  };
+}
+
+function relayPlan(relay = relayFacts()): Plan {
+  return linuxPlatform.relay!.plan(relay, { port: PORT, elevate: [], listeners: [listener('127.0.0.1')] });
+}
+
+async function record() {
+  return readRecord(ctx, allowedFor(linuxPlatform, { root, home: '/nonexistent-home', env: {} }), applier.stateDir);
+}
+
+describe.skipIf(needs.proc)('relay undo and rollback' + because(needs.proc), () => {
+  it('undo on a machine where systemd is no longer PID 1 removes the units and the wants link, instead of failing and putting them back', async () => {
+    expect((await applySetup(applier, relayPlan(), {})).ok).toBe(true);
+    // Rebooted without systemd as init (WSL with systemd turned off, another init): nothing runs,
+    // no chain exists, and systemctl can only edit files.
+    Object.assign(fake, { booted: false, active: false, chain: false, hook: undefined, loaded: {} });
+    const state = await record();
+    const { changes } = await planUndo(applier, state!.record, new Date());
+    const outcome = await applyUndo(applier, changes, state!);
+    expect(outcome.error).toBeUndefined();
+    expect(outcome.ok).toBe(true);
+    expect(existsSync(path.join(root, SOCKET_PATH))).toBe(false);
+    expect(existsSync(path.join(root, SERVICE_PATH))).toBe(false);
+    expect(fake.enabled).toBe(false);
+  });
+});
