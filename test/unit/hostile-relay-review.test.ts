@@ -79,3 +79,26 @@ describe.skipIf(needs.proc)('relay undo and rollback' + because(needs.proc), () 
     expect(fake.enabled).toBe(false);
   });
 });
+
+describe('our units read back the way systemd reads them', () => {
+  const options = { gateway: '172.17.0.1', port: PORT, target: '127.0.0.1', subnets: ['172.17.0.0/16'], iptables: '/usr/sbin/iptables', proxyd: '/usr/lib/systemd/systemd-socket-proxyd', ollamaUnit: false };
+
+  it('a continued IPAddressAllow= line (a comment inside the continuation skipped) is one list, and an allow of everyone is no protection', async () => {
+    const { parseSocketUnit, renderSocketUnit } = await import('../../platforms/linux/relay-units.ts');
+    const text = renderSocketUnit({ ...options, protection: 'ip-address-allow' }).replace('IPAddressAllow=172.17.0.0/16', 'IPAddressAllow=172.17.0.0/16 \\\n# let the VPN in too\n  0.0.0.0/0');
+    const parsed = parseSocketUnit(text);
+    // systemd reads "IPAddressAllow=172.17.0.0/16   0.0.0.0/0": everyone may connect.
+    expect(parsed.allowed).toEqual(['172.17.0.0/16', '0.0.0.0/0']);
+    expect(parsed.protection).toBe('none');
+    expect(parseSocketUnit(renderSocketUnit({ ...options, protection: 'ip-address-allow' }).replace('IPAddressAllow=172.17.0.0/16', 'IPAddressAllow=any')).protection).toBe('none');
+  });
+
+  it('an empty ExecStartPre= resets the list: the chain is no longer added, so the protection is none', async () => {
+    const { parseSocketUnit, renderSocketUnit } = await import('../../platforms/linux/relay-units.ts');
+    const rendered = renderSocketUnit({ ...options, protection: 'iptables' });
+    expect(parseSocketUnit(rendered).protection).toBe('iptables');
+    const reset = rendered.replace(/(ExecStopPost=[^\n]*\n)(?![\s\S]*ExecStopPost=)/, '$1ExecStartPre=\n');
+    expect(reset).toMatch(/^ExecStartPre=$/m);
+    expect(parseSocketUnit(reset).protection).toBe('none');
+  });
+});
