@@ -207,6 +207,8 @@ export interface RelayFacts {
     protectionActive?: boolean;
     /** Each unit says it was written by stigmer-setup (its first line is our marker). */
     ours: boolean;
+    /** Drop-ins systemd applies to our units (systemctl show DropInPaths, under --root), read with them. */
+    dropIns?: string[];
     /** Why a unit can't be read as one of ours (a symlink, a FIFO, too large), when it can't. */
     problem?: string;
     /** The units' bytes, mode and owner as read (for the plan: what a change replaces). */

@@ -21,6 +21,7 @@ import { lastLine, oneLine } from '../../scripts/text.ts';
 import type { BindAddress } from '../../scripts/ollama-host.ts';
 import type { Blocker, Change, DetectOptions, FileChange, FirewallFacts, Plan, RelayFacts, RelayPlanRequest, RelayRequest, RestartChange, RestartContext, Strategy } from '../types.ts';
 import { CHAIN, isIpv4Cidr, MAX_UNIT_BYTES, parseServiceUnit, parseSocketUnit, RelayUnitError, renderServiceUnit, renderSocketUnit, SERVICE_PATH, SERVICE_UNIT, SOCKET_PATH, SOCKET_UNIT, type RelayProtection } from './relay-units.ts';
+import { parseSystemctlShowAll } from './systemctl-show.ts';
 import { systemdStrategy, UNIT_FILE_LOCATIONS, type SystemdDetection } from './systemd.ts';
 
 export { CHAIN, SERVICE_PATH, SERVICE_UNIT, SOCKET_PATH, SOCKET_UNIT } from './relay-units.ts';
@@ -234,8 +235,9 @@ export async function inspectRelay(ctx: Context, request: RelayRequest): Promise
 async function installedFacts(ctx: Context, relay: Omit<RelayFacts, 'preflight'>, paths: RelayFacts['paths'], socket: ReadUnit | undefined, service: ReadUnit | undefined): Promise<NonNullable<RelayFacts['installed']>> {
   const socketText = socket?.file?.content.toString('utf8');
   const serviceText = service?.file?.content.toString('utf8');
-  const parsedSocket = socketText === undefined ? undefined : parseSocketUnit(socketText);
-  const parsedService = serviceText === undefined ? undefined : parseServiceUnit(serviceText);
+  const dropIns = await loadedDropIns(ctx, paths);
+  const parsedSocket = socketText === undefined ? undefined : parseSocketUnit(socketText, dropIns.socket.texts);
+  const parsedService = serviceText === undefined ? undefined : parseServiceUnit(serviceText, dropIns.service.texts);
   const state = await ctx.exec('systemctl', ['is-active', SOCKET_UNIT], { timeoutMs: COMMAND_TIMEOUT_MS, env: { LC_ALL: 'C' } });
   const socketState = state.failure ? undefined : /^[a-z-]{1,32}$/.test(state.stdout.trim()) ? state.stdout.trim() : undefined;
   const protection = parsedSocket?.protection ?? 'none';
@@ -246,8 +248,10 @@ async function installedFacts(ctx: Context, relay: Omit<RelayFacts, 'preflight'>
     const check = await ctx.exec(relay.iptables, ['-w', '-C', 'INPUT', '-d', `${parsedSocket.listen.host}/32`, '-p', 'tcp', '--dport', String(parsedSocket.listen.port), '-j', CHAIN], { timeoutMs: COMMAND_TIMEOUT_MS, env: { LC_ALL: 'C' } });
     protectionActive = check.exitCode === 0 ? true : check.exitCode === 1 && !/permission|denied|root/i.test(check.stderr) ? false : undefined;
   }
-  const problem = socket?.problem ?? service?.problem;
+  const problem = socket?.problem ?? service?.problem ?? dropIns.socket.problem ?? dropIns.service.problem;
+  const dropInPaths = [...dropIns.socket.paths, ...dropIns.service.paths];
   return {
+    ...(dropInPaths.length ? { dropIns: dropInPaths } : {}),
     socketPath: paths.socket,
     servicePath: paths.service,
     listen: parsedSocket?.listen,
@@ -261,6 +265,34 @@ async function installedFacts(ctx: Context, relay: Omit<RelayFacts, 'preflight'>
     ...(socket?.file ? { socketFile: socket.file } : {}),
     ...(service?.file ? { serviceFile: service.file } : {}),
   };
+}
+
+/**
+ * The drop-ins systemd applies to our units (`systemctl show -p DropInPaths`: <unit>.d/, the
+ * prefix and type drop-ins, in every unit directory), read as untrusted like the units: a
+ * drop-in can change where the relay listens and whom it lets in, so they are read with the unit.
+ */
+async function loadedDropIns(ctx: Context, paths: RelayFacts['paths']): Promise<Record<'socket' | 'service', { paths: string[]; texts: string[]; problem?: string }>> {
+  const found = { socket: { paths: [] as string[], texts: [] as string[], problem: undefined as string | undefined }, service: { paths: [] as string[], texts: [] as string[], problem: undefined as string | undefined } };
+  const show = await ctx.exec('systemctl', ['show', SOCKET_UNIT, SERVICE_UNIT, '--property=DropInPaths'], { timeoutMs: COMMAND_TIMEOUT_MS, env: { LC_ALL: 'C' } });
+  if (show.exitCode !== 0) return found;
+  // One block per unit, in the order asked; systemd names them without --root.
+  const root = paths.socket.slice(0, paths.socket.length - SOCKET_PATH.length) || '/';
+  const blocks = parseSystemctlShowAll(show.stdout).get('DropInPaths') ?? [];
+  for (const [index, unit] of (['socket', 'service'] as const).entries()) {
+    const listed = (blocks[index] ?? '').split(/\s+/).filter(Boolean);
+    // A name with a control character or beyond ASCII is shown nowhere: it is only counted.
+    const odd = listed.filter((entry) => !/^\/[\x21-\x7e]{1,4096}$/.test(entry)).length;
+    if (odd) found[unit].problem = `systemd applies ${odd} drop-in${odd === 1 ? '' : 's'} with an unusual file name to ${unit === 'socket' ? SOCKET_UNIT : SERVICE_UNIT}; look in its .d folders`;
+    for (const dropIn of listed.filter((entry) => /^\/[\x21-\x7e]{1,4096}$/.test(entry)).slice(0, 32)) {
+      const file = path.posix.join(root, dropIn);
+      const read = await readUnit(ctx, file);
+      found[unit].paths.push(file);
+      if (read?.file) found[unit].texts.push(read.file.content.toString('utf8'));
+      else found[unit].problem ??= read?.problem ?? `${file} is listed by systemd as a drop-in of the relay but can't be read`;
+    }
+  }
+  return found;
 }
 
 /**
@@ -340,6 +372,7 @@ export function planRelay(relay: RelayFacts, request: RelayPlanRequest): Plan {
   const running = installed?.socketState === 'active' && installed.protectionActive !== false;
   if (changes.length > 0 || !running) changes.push(relayRestart(relay, { elevate: request.elevate, port }));
   base.changes = changes;
+  if (installed?.dropIns?.length) base.warnings.push(`systemd also applies ${installed.dropIns.join(', ')} to the relay's units; setup leaves ${installed.dropIns.length === 1 ? 'it' : 'them'} as ${installed.dropIns.length === 1 ? 'it is' : 'they are'}, and what ${installed.dropIns.length === 1 ? 'it changes' : 'they change'} (where the relay listens, whom it lets in) stays in force.`);
   const where = `${gateway}:${port}`;
   if (changes.length === 0) {
     base.summary = `The relay is in place: systemd listens on ${where} for Docker bridge containers and forwards to Ollama on ${target}:${port}.`;

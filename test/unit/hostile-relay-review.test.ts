@@ -102,3 +102,23 @@ describe('our units read back the way systemd reads them', () => {
     expect(parseSocketUnit(reset).protection).toBe('none');
   });
 });
+
+describe.skipIf(needs.proc)('drop-ins for our own units' + because(needs.proc), () => {
+  it('a drop-in that lets everyone in is read with the unit: doctor no longer reads the relay as protected, and the plan names it', async () => {
+    const { inspectRelay } = await import('../../platforms/linux/relay.ts');
+    const bpf = relayFacts({ bpfFirewall: true });
+    const plan = linuxPlatform.relay!.plan(bpf, { port: PORT, elevate: [], listeners: [listener('127.0.0.1')], firewall: { verdict: 'allowed' } as never });
+    expect(plan.changes[0]).toMatchObject({ type: 'file' });
+    expect((await applySetup(applier, plan, {})).ok).toBe(true);
+    const dir = path.join(root, SOCKET_PATH + '.d');
+    await mkdir(dir, { recursive: true });
+    await writeFile(path.join(dir, 'wide.conf'), '[Socket]\nIPAddressAllow=\nIPAddressAllow=any\n');
+    await fake.systemctl(['daemon-reload']);
+    const networks = [{ name: 'bridge', driver: 'bridge', subnets: ['172.17.0.0/16'], gateways: ['172.17.0.1'], bridgeInterface: 'docker0' }];
+    const found = await inspectRelay(ctx, { root, home: '/nonexistent-home', env: {}, port: PORT, listeners: [listener('127.0.0.1')], nativeRootfulDocker: true, networks, path: path.posix });
+    expect(found.installed?.protection).toBe('none');
+    expect(found.installed?.dropIns).toEqual([path.join(root, SOCKET_PATH + '.d/wide.conf')]);
+    const again = linuxPlatform.relay!.plan({ ...found, ...relayFacts({ bpfFirewall: true, installed: found.installed }) }, { port: PORT, elevate: [], listeners: [listener('127.0.0.1')], firewall: { verdict: 'allowed' } as never });
+    expect(again.warnings.join(' ')).toContain('wide.conf');
+  });
+});

@@ -14,7 +14,7 @@
  * The iptables chain is modelled only as far as the units use it: whether our chain and its
  * INPUT hook exist. The unit text is read with its own small matching, not with stigmer-setup's parser.
  */
-import { lstat, readFile } from 'node:fs/promises';
+import { lstat, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ExecResult } from '../../../scripts/context.ts';
 import { failed, ok } from './context.ts';
@@ -27,6 +27,8 @@ export const NOT_BOOTED = "System has not been booted with systemd as init syste
 export class FakeRelaySystemd {
   /** The units' text systemd loaded at the last reload (undefined: not loaded). */
   loaded: Record<string, string | undefined> = {};
+  /** The drop-ins (<unit>.d/*.conf under /etc/systemd/system, as systemd names them: without --root) loaded then. */
+  loadedDropIns: Record<string, string[]> = {};
   enabled = false;
   active = false;
   /** Our chain exists, and the INPUT hook for this address (undefined: no hook). */
@@ -57,6 +59,11 @@ export class FakeRelaySystemd {
     const service = await this.read(SERVICE);
     // A running unit whose file is gone stays loaded until it stops; its text is lost.
     this.loaded = { [SOCKET]: socket, [SERVICE]: service };
+    for (const unit of [SOCKET, SERVICE]) {
+      const dir = path.join(this.root, DIR, `${unit}.d`);
+      const names = (await readdir(dir).catch(() => [] as string[])).filter((name) => name.endsWith('.conf')).sort();
+      this.loadedDropIns[unit] = names.map((name) => `${DIR}/${unit}.d/${name}`);
+    }
   }
 
   /** ExecStartPre= in order, the `-` cleanup lines included; false when a required one fails. */
@@ -113,6 +120,10 @@ export class FakeRelaySystemd {
       return ok();
     }
     if (verb === 'is-active') return this.active ? ok('active\n') : { exitCode: 3, stdout: 'inactive\n', stderr: '' };
+    if (verb === 'show' && units.includes(SOCKET)) {
+      // One block per unit, in the order asked, separated by a blank line (systemctl show).
+      return ok(`${units.filter((unit) => !unit.startsWith('-')).map((unit) => `DropInPaths=${(this.loadedDropIns[unit] ?? []).join(' ')}`).join('\n\n')}\n`);
+    }
     if (verb === 'show') return failed('Unit ollama.service could not be found.', 1);
     if (verb === 'enable' || verb === 'disable') {
       await this.reload();
