@@ -70,13 +70,23 @@ function checked(kind: string, value: string, valid: (value: string) => boolean)
   return value;
 }
 
+/**
+ * An IPv4 address one host can listen on alone: not 0.0.0.0 (every address), not loopback (where
+ * Ollama itself is), not multicast, reserved or broadcast (240/4), not 0/8.
+ */
+export function isListenableIpv4(value: string): boolean {
+  if (!isIPv4(value)) return false;
+  const first = Number(value.split('.')[0]);
+  return first !== 0 && first !== 127 && first < 224;
+}
+
 export function isIpv4Cidr(value: string): boolean {
   const match = IPV4_CIDR.exec(value);
   return match !== null && isIPv4(value.split('/')[0] as string) && Number(match[5]) <= 32;
 }
 
 function validateOptions(options: RelayUnitOptions): RelayUnitOptions {
-  const gateway = checked('gateway address', options.gateway, isIPv4);
+  const gateway = checked('gateway address', options.gateway, isListenableIpv4);
   const target = checked("Ollama's loopback address", options.target, (value) => isIPv4(value) && value.startsWith('127.'));
   if (!Number.isInteger(options.port) || options.port < 1 || options.port > 65535) throw new RelayUnitError(`The port ${JSON.stringify(options.port)} is not a TCP port.`);
   const proxyd = checked('path of systemd-socket-proxyd', options.proxyd, (value) => ABSOLUTE_PATH.test(value));

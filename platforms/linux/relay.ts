@@ -20,7 +20,7 @@ import { StepError } from '../../scripts/system-files.ts';
 import { lastLine, oneLine } from '../../scripts/text.ts';
 import type { BindAddress } from '../../scripts/ollama-host.ts';
 import type { Blocker, Change, DetectOptions, FileChange, FirewallFacts, Plan, RelayFacts, RelayPlanRequest, RelayRequest, RestartChange, RestartContext, Strategy } from '../types.ts';
-import { CHAIN, isIpv4Cidr, MAX_UNIT_BYTES, parseServiceUnit, parseSocketUnit, RelayUnitError, renderServiceUnit, renderSocketUnit, SERVICE_PATH, SERVICE_UNIT, SOCKET_PATH, SOCKET_UNIT, type RelayProtection } from './relay-units.ts';
+import { CHAIN, isIpv4Cidr, isListenableIpv4, MAX_UNIT_BYTES, parseServiceUnit, parseSocketUnit, RelayUnitError, renderServiceUnit, renderSocketUnit, SERVICE_PATH, SERVICE_UNIT, SOCKET_PATH, SOCKET_UNIT, type RelayProtection } from './relay-units.ts';
 import { parseSystemctlShowAll } from './systemctl-show.ts';
 import { systemdStrategy, UNIT_FILE_LOCATIONS, type SystemdDetection } from './systemd.ts';
 
@@ -86,12 +86,13 @@ export function readGatewayFrom(input: {
   if (input.configured) {
     const { config, from } = input.configured;
     if (!config.ipv4) return { problem: `host-gateway-ips in ${from} has no IPv4 address${config.ipv6 ? ` (only ${config.ipv6})` : ''}, and the relay listens on IPv4` };
+    if (!isListenableIpv4(config.ipv4)) return { problem: `host-gateway-ips in ${from} is ${config.ipv4}, which is not one address the relay could listen on alone (0.0.0.0 is every address, 127.x is Ollama's own loopback)` };
     return { gateway: { address: config.ipv4, from, ...(config.ipv6 ? { ipv6: config.ipv6 } : {}) } };
   }
   const bridge = input.networks.find((network) => network.name === 'bridge' && network.driver === 'bridge');
   if (!bridge) return { problem: 'Docker\'s default bridge is disabled ("bridge": "none") and no host-gateway-ips is set, so host.docker.internal has no address to resolve to' };
   const ipv6 = bridge.gateways.find((address) => isIPv6(address));
-  const ipv4 = bridge.gateways.find((address) => isIPv4(address));
+  const ipv4 = bridge.gateways.find((address) => isListenableIpv4(address));
   if (ipv4) return { gateway: { address: ipv4, from: '`docker network inspect bridge` (IPAM gateway)', ...(ipv6 ? { ipv6 } : {}) } };
   const ownAddress = bridge.bridgeInterface ? input.interfaceAddress?.(bridge.bridgeInterface) : undefined;
   if (ownAddress) return { gateway: { address: ownAddress, from: `the address of ${bridge.bridgeInterface} (the default bridge lists no gateway)`, ...(ipv6 ? { ipv6 } : {}) } };

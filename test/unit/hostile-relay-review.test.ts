@@ -122,3 +122,16 @@ describe.skipIf(needs.proc)('drop-ins for our own units' + because(needs.proc), 
     expect(again.warnings.join(' ')).toContain('wide.conf');
   });
 });
+
+describe('hostile gateway values from Docker', () => {
+  it.each(['0.0.0.0', '127.0.0.1', '224.0.0.1', '255.255.255.255'])('host-gateway-ips %s in daemon.json is never where the relay listens', async (address) => {
+    const { gatewayFromDaemonConfig, readGatewayFrom } = await import('../../platforms/linux/relay.ts');
+    const { renderSocketUnit, RelayUnitError } = await import('../../platforms/linux/relay-units.ts');
+    const config = gatewayFromDaemonConfig(JSON.stringify({ 'host-gateway-ips': [address] }));
+    const read = readGatewayFrom({ configured: { config: config!, from: '/etc/docker/daemon.json' }, networks: [] });
+    // 0.0.0.0 would be ListenStream=0.0.0.0:11434: every address, the LAN's included, behind a
+    // chain hooked for -d 0.0.0.0/32, which matches no packet.
+    expect(read).toEqual({ problem: expect.stringContaining(address) });
+    expect(() => renderSocketUnit({ gateway: address, port: PORT, target: '127.0.0.1', protection: 'iptables', subnets: [], iptables: '/usr/sbin/iptables', proxyd: '/usr/lib/systemd/systemd-socket-proxyd', ollamaUnit: false })).toThrow(RelayUnitError);
+  });
+});
