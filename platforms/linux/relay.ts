@@ -248,6 +248,13 @@ async function installedFacts(ctx: Context, relay: Omit<RelayFacts, 'preflight'>
     // -C: exit 0 when the rule exists, 1 when it does not; anything else (not root: exit 4) can't tell.
     const check = await ctx.exec(relay.iptables, ['-w', '-C', 'INPUT', '-d', `${parsedSocket.listen.host}/32`, '-p', 'tcp', '--dport', String(parsedSocket.listen.port), '-j', CHAIN], { timeoutMs: COMMAND_TIMEOUT_MS, env: { LC_ALL: 'C' } });
     protectionActive = check.exitCode === 0 ? true : check.exitCode === 1 && !/permission|denied|root/i.test(check.stderr) ? false : undefined;
+    // The hook alone keeps nobody out: an emptied chain returns every packet to INPUT. In force
+    // means the chain still ends in DROP, with nothing before it but per-interface ACCEPTs.
+    if (protectionActive) {
+      const rules = await ctx.exec(relay.iptables, ['-w', '-S', CHAIN], { timeoutMs: COMMAND_TIMEOUT_MS, env: { LC_ALL: 'C' } });
+      if (rules.exitCode === 0) protectionActive = chainKeepsOthersOut(rules.stdout);
+      else protectionActive = rules.exitCode === 1 && !/permission|denied|root/i.test(rules.stderr) ? false : undefined;
+    }
   }
   const problem = socket?.problem ?? service?.problem ?? dropIns.socket.problem ?? dropIns.service.problem;
   const dropInPaths = [...dropIns.socket.paths, ...dropIns.service.paths];
@@ -266,6 +273,14 @@ async function installedFacts(ctx: Context, relay: Omit<RelayFacts, 'preflight'>
     ...(socket?.file ? { socketFile: socket.file } : {}),
     ...(service?.file ? { serviceFile: service.file } : {}),
   };
+}
+
+/** `iptables -S STIGMER-OLLAMA-RELAY`: interface-scoped ACCEPTs, then DROP as its last rule. */
+export function chainKeepsOthersOut(listing: string): boolean {
+  const rules = listing.split('\n').slice(0, 1000).map((line) => line.trim()).filter((line) => line.startsWith('-A '));
+  if (rules.at(-1) !== `-A ${CHAIN} -j DROP`) return false;
+  const accept = new RegExp(`^-A ${CHAIN} -i [A-Za-z0-9_.+-]{1,15} -j ACCEPT$`);
+  return rules.slice(0, -1).every((rule) => accept.test(rule));
 }
 
 /**

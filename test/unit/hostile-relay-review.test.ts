@@ -135,3 +135,20 @@ describe('hostile gateway values from Docker', () => {
     expect(() => renderSocketUnit({ gateway: address, port: PORT, target: '127.0.0.1', protection: 'iptables', subnets: [], iptables: '/usr/sbin/iptables', proxyd: '/usr/lib/systemd/systemd-socket-proxyd', ollamaUnit: false })).toThrow(RelayUnitError);
   });
 });
+
+describe.skipIf(needs.proc)("doctor's reading of the iptables protection" + because(needs.proc), () => {
+  it('a chain whose rules were flushed (its hook still in INPUT) is not in force: packets fall through to INPUT, the LAN gets in', async () => {
+    const { inspectRelay } = await import('../../platforms/linux/relay.ts');
+    // The inspection finds iptables on the real machine's paths only.
+    if (!IPTABLES_LOCATIONS.some((file) => existsSync(file))) return;
+    expect((await applySetup(applier, relayPlan(), {})).ok).toBe(true);
+    const networks = [{ name: 'bridge', driver: 'bridge', subnets: ['172.17.0.0/16'], gateways: ['172.17.0.1'], bridgeInterface: 'docker0' }];
+    const inspect = () => inspectRelay(ctx, { root, home: '/nonexistent-home', env: {}, port: PORT, listeners: [listener('127.0.0.1')], nativeRootfulDocker: true, networks, path: path.posix });
+    expect((await inspect()).installed?.protectionActive).toBe(true);
+    // `iptables -F STIGMER-OLLAMA-RELAY` (or a tool that empties chains it does not know):
+    // the hook jumps into an empty chain, returns, and INPUT's policy decides.
+    fake.iptables(['-w', '-F', 'STIGMER-OLLAMA-RELAY']);
+    expect(fake.hook).toBeDefined();
+    expect((await inspect()).installed?.protectionActive).toBe(false);
+  });
+});

@@ -34,6 +34,8 @@ export class FakeRelaySystemd {
   /** Our chain exists, and the INPUT hook for this address (undefined: no hook). */
   chain = false;
   hook: string | undefined;
+  /** The rules in our chain, as `iptables -S` prints them (`-A STIGMER-OLLAMA-RELAY -j DROP`). */
+  rules: string[] = [];
   /** The address is taken by something else: the socket fails to bind. */
   clash = false;
   failNext: { verb: string; stderr: string } | undefined;
@@ -75,6 +77,8 @@ export class FakeRelaySystemd {
         if (this.chain) return false;
         this.chain = true;
       }
+      const rule = /^ExecStartPre=[^-]\S* -w -A STIGMER-OLLAMA-RELAY (.*)$/.exec(line);
+      if (rule) this.rules.push(`-A STIGMER-OLLAMA-RELAY ${rule[1]}`);
       const hook = /^ExecStartPre=.* -I INPUT 1 -d (\S+) .*-j STIGMER-OLLAMA-RELAY$/.exec(line);
       if (hook) this.hook = hook[1];
     }
@@ -86,6 +90,7 @@ export class FakeRelaySystemd {
     // -D removes only the hook for the address it names; -X fails while a hook still uses the chain.
     const removes = /^ExecStopPost=-.* -D INPUT -d (\S+) /m.exec(text);
     if (removes && removes[1] === this.hook) this.hook = undefined;
+    if (/^ExecStopPost=-.* -F STIGMER-OLLAMA-RELAY$/m.test(text)) this.rules = [];
     if (/^ExecStopPost=-.* -X STIGMER-OLLAMA-RELAY$/m.test(text) && this.hook === undefined) this.chain = false;
   }
 
@@ -156,14 +161,17 @@ export class FakeRelaySystemd {
     this.calls.push(['iptables', ...args]);
     const rest = args[0] === '-w' ? args.slice(1) : args;
     if (rest[0] === '-S' && rest[1] === 'INPUT') return ok(['-P INPUT ACCEPT', ...(this.hook ? [`-A INPUT -d ${this.hook} -p tcp -m tcp --dport 11434 -j STIGMER-OLLAMA-RELAY`] : [])].join('\n'));
-    if (rest[0] === '-S') return this.chain ? ok('-N STIGMER-OLLAMA-RELAY\n') : failed('iptables: No chain/target/match by that name.');
+    if (rest[0] === '-S') return this.chain ? ok(`${['-N STIGMER-OLLAMA-RELAY', ...this.rules].join('\n')}\n`) : failed('iptables: No chain/target/match by that name.');
     if (rest[0] === '-D' && rest[1] === 'INPUT') {
       if (!this.hook) return failed('iptables: Bad rule (does a matching rule exist in that chain?).');
       this.hook = undefined;
       return ok();
     }
     if (rest[0] === '-C') return this.hook ? ok() : failed('iptables: Bad rule (does a matching rule exist in that chain?).');
-    if (rest[0] === '-F') return ok();
+    if (rest[0] === '-F') {
+      this.rules = [];
+      return ok();
+    }
     if (rest[0] === '-X') {
       if (this.hook) return failed('iptables v1.8.9 (nf_tables): CHAIN_DEL failed (Device or resource busy): chain STIGMER-OLLAMA-RELAY');
       this.chain = false;
