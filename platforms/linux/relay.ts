@@ -175,6 +175,11 @@ export function relayPreflight(relay: Omit<RelayFacts, 'preflight'>, request: Pi
   if (!relay.gateway) return relay.gatewayProblem ?? "Docker's host-gateway address can't be read";
   if (!relay.proxyd) return `systemd-socket-proxyd is not installed (looked in ${PROXYD_LOCATIONS.join(' and ')})`;
   if (!relay.bpfFirewall && !relay.iptables) return 'neither systemd\'s IP filtering (it needs cgroup v2) nor iptables is available, so the relay could not keep your network out';
+  // Without systemd's filter the chain is the protection, and it lets in lo, docker0 and br-+ only.
+  const defaultBridge = relay.bridges.find((bridge) => bridge.name === 'bridge')?.interface;
+  if (!relay.bpfFirewall && defaultBridge !== undefined && defaultBridge !== 'docker0' && !defaultBridge.startsWith('br-')) {
+    return `Docker's default bridge is the interface ${JSON.stringify(defaultBridge).slice(0, 40)}, and without systemd's IP filtering (cgroup v2) the relay keeps your network out with an iptables chain that lets in docker0 and br-* only, so its containers could not get through`;
+  }
   const target = relayTarget(request.listeners);
   if (target === undefined) {
     const wider = request.listeners?.find((listener) => listener.scope !== 'loopback');

@@ -152,3 +152,17 @@ describe.skipIf(needs.proc)("doctor's reading of the iptables protection" + beca
     expect((await inspect()).installed?.protectionActive).toBe(false);
   });
 });
+
+describe('the preflight when the relay could not serve the default bridge', () => {
+  it('a default bridge with its own name ("bridge": "mybr0", podman0) on a machine without a BPF firewall: no relay, and the reason says why', async () => {
+    const { relayPreflight } = await import('../../platforms/linux/relay.ts');
+    const request = { nativeRootfulDocker: true, port: PORT, listeners: [listener('127.0.0.1')] };
+    const odd = relayFacts({ bridges: [{ name: 'bridge', subnet: '172.17.0.0/16', interface: 'mybr0' }] });
+    // The chain accepts lo, docker0 and br-+ only: every container on mybr0 would be dropped,
+    // and setup would report a relay installed that no container can use.
+    expect(relayPreflight(odd, request)).toMatch(/mybr0/);
+    expect(relayPreflight(relayFacts(), request)).toBeUndefined();
+    // With systemd's IPAddressAllow= (by subnet, not interface) it can serve it.
+    expect(relayPreflight({ ...odd, bpfFirewall: true }, request)).toBeUndefined();
+  });
+});
