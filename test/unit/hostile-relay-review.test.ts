@@ -166,3 +166,17 @@ describe('the preflight when the relay could not serve the default bridge', () =
     expect(relayPreflight({ ...odd, bpfFirewall: true }, request)).toBeUndefined();
   });
 });
+
+describe('a second setup after a first', () => {
+  it('--host 0.0.0.0 then --relay: the refusal tells how to get back to loopback, not to bind 0.0.0.0 again', async () => {
+    const { decidePlan } = await import('../../scripts/plan.ts');
+    const { facts } = await import('./support/facts.ts');
+    const reason = 'Ollama already listens on 0.0.0.0:11434, beyond loopback';
+    // facts(): ollama.service with our drop-in OLLAMA_HOST=0.0.0.0:11434, listening on 0.0.0.0.
+    const plan = decidePlan(facts({ relay: relayFacts({ preflight: { ok: false, reason } }) }), { target: { host: '0.0.0.0', port: PORT }, explicitHost: false, elevate: [], relay: true });
+    expect(plan.changes).toEqual([]);
+    const fix = plan.blockers.map((blocker) => blocker.fix).join(' ');
+    expect(fix).not.toContain('--host 0.0.0.0');
+    expect(fix).toContain(`--host 127.0.0.1:${PORT}`);
+  });
+});
