@@ -289,6 +289,11 @@ export interface Strategy<D extends Detection = Detection> {
   commands(detection: D, port: number): InstallationCommands;
   /** Whether a configuration change outlasts a restart of the server and a reboot. */
   persistent: boolean;
+  /**
+   * What undo says this strategy's restart does, when it does not restart Ollama (the relay's
+   * only stops and disables its own units). Unset: "restart Ollama", and undo waits for it.
+   */
+  undoRestartSummary?: string;
   /** The restart action, built the same way for setup and for undo (pure). */
   restartChange?(context: RestartContext): RestartChange;
   /**

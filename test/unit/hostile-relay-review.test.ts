@@ -180,3 +180,16 @@ describe('a second setup after a first', () => {
     expect(fix).toContain(`--host 127.0.0.1:${PORT}`);
   });
 });
+
+describe.skipIf(needs.proc)('undo of a relay says what it does' + because(needs.proc), () => {
+  it('undo of the relay alone never claims to restart Ollama: the relay never stops it', async () => {
+    const { run } = await import('../../scripts/cli.ts');
+    expect((await applySetup(applier, relayPlan(), {})).ok).toBe(true);
+    expect(await run(['undo', '--yes', '--json', '--root', root], ctx)).toBe(0);
+    const report = ctx.json.at(-1) as { ok: boolean; summary: string };
+    expect(report.ok).toBe(true);
+    expect(report.summary).not.toMatch(/restart Ollama/);
+    expect(report.summary).toMatch(/relay/);
+    expect(existsSync(path.join(root, SOCKET_PATH))).toBe(false);
+  });
+});
