@@ -80,6 +80,20 @@ describe.skipIf(needs.proc)('relay undo and rollback' + because(needs.proc), () 
   });
 });
 
+describe.skipIf(needs.proc)('undo after a unit was deleted by hand' + because(needs.proc), () => {
+  it.each([SOCKET_PATH, SERVICE_PATH])('%s removed by hand while the relay runs: undo still stops, disables and removes the rest, chain included', async (gone) => {
+    const { rm } = await import('node:fs/promises');
+    expect((await applySetup(applier, relayPlan(), {})).ok).toBe(true);
+    await rm(path.join(root, gone));
+    const state = await record();
+    const { changes } = await planUndo(applier, state!.record, new Date());
+    const outcome = await applyUndo(applier, changes, state!);
+    expect(outcome.error).toBeUndefined();
+    expect(existsSync(path.join(root, SOCKET_PATH)) || existsSync(path.join(root, SERVICE_PATH))).toBe(false);
+    expect(fake).toMatchObject({ enabled: false, active: false, hook: undefined });
+  });
+});
+
 describe('our units read back the way systemd reads them', () => {
   const options = { gateway: '172.17.0.1', port: PORT, target: '127.0.0.1', subnets: ['172.17.0.0/16'], iptables: '/usr/sbin/iptables', proxyd: '/usr/lib/systemd/systemd-socket-proxyd', ollamaUnit: false };
 
@@ -191,5 +205,18 @@ describe.skipIf(needs.proc)('undo of a relay says what it does' + because(needs.
     expect(report.summary).not.toMatch(/restart Ollama/);
     expect(report.summary).toMatch(/relay/);
     expect(existsSync(path.join(root, SOCKET_PATH))).toBe(false);
+  });
+});
+
+describe.skipIf(needs.proc)('a failed relay install tells the truth' + because(needs.proc), () => {
+  it('the socket fails to bind (a port clash): rolled back, and the message does not claim Ollama was restarted', async () => {
+    fake.clash = true;
+    const outcome = await applySetup(applier, relayPlan(), {});
+    expect(outcome.ok).toBe(false);
+    expect(outcome.rolledBack).toBe(true);
+    expect(outcome.error).toMatch(/rolled back/);
+    // The relay's restart never stops or starts Ollama: it runs as it did.
+    expect(outcome.error).not.toMatch(/Ollama was restarted/);
+    expect(outcome.error).toMatch(/Ollama was not restarted|Ollama runs as before/);
   });
 });
