@@ -290,10 +290,11 @@ export interface Strategy<D extends Detection = Detection> {
   /** Whether a configuration change outlasts a restart of the server and a reboot. */
   persistent: boolean;
   /**
-   * What undo says this strategy's restart does, when it does not restart Ollama (the relay's
-   * only stops and disables its own units). Unset: "restart Ollama", and undo waits for it.
+   * Set when this strategy's restart never stops or starts Ollama (the relay's only converges its
+   * own units): what undo's summary says it does instead. Messages then never claim Ollama was
+   * restarted, and undo does not wait for it. Unset: "restart Ollama".
    */
-  undoRestartSummary?: string;
+  restartWithoutOllama?: string;
   /** The restart action, built the same way for setup and for undo (pure). */
   restartChange?(context: RestartContext): RestartChange;
   /**

@@ -308,8 +308,8 @@ async function undo(ctx: Context, options: CliOptions, support: PlatformSupport,
   // No restart when Ollama was uninstalled since setup (planUndo says so in its warnings). A
   // restart that never touches Ollama (the relay's) says what it does instead.
   const restartStrategies = [...new Set(changes.flatMap((change) => (change.type === 'restart' ? [support.strategies.find((strategy) => strategy.id === change.strategy)] : [])))];
-  const restartsOllama = restartStrategies.some((strategy) => strategy?.undoRestartSummary === undefined);
-  const restartPhrases = [...new Set(restartStrategies.map((strategy) => strategy?.undoRestartSummary ?? 'restart Ollama'))];
+  const restartsOllama = restartStrategies.some((strategy) => strategy?.restartWithoutOllama === undefined);
+  const restartPhrases = [...new Set(restartStrategies.map((strategy) => strategy?.restartWithoutOllama ?? 'restart Ollama'))];
   const summary = `Restore ${restored.join(', ') || 'the previous settings'} as they were before setup${restartPhrases.length ? `, then ${restartPhrases.join(' and ')}` : ''}.`;
   out.print(`Plan (undo): ${summary}`);
   out.print(renderChanges(changes, options.dryRun).replace(/^/gm, '  '));

@@ -560,7 +560,7 @@ export const relayStrategy: Strategy = {
     throw new Error('the relay is planned by planRelay, from the relay facts');
   },
   persistent: true,
-  undoRestartSummary: 'stop and disable the bridge-only relay (Ollama keeps running)',
+  restartWithoutOllama: 'stop and disable the bridge-only relay (Ollama keeps running)',
   commands: () => ({
     start: `sudo systemctl start ${SOCKET_UNIT}`,
     restart: `sudo systemctl restart ${SOCKET_UNIT}`,
