@@ -209,6 +209,16 @@ describe.skipIf(needs.proc)('undo of a relay says what it does' + because(needs.
 });
 
 describe.skipIf(needs.proc)('a failed relay install tells the truth' + because(needs.proc), () => {
+  it.each(['enable', 'restart', 'is-active'])('systemctl %s fails during the install: every unit removed, nothing enabled, active or hooked, and the message says Ollama runs as before', async (verb) => {
+    fake.failNext = { verb, stderr: `Failed to ${verb}: Access denied` };
+    const outcome = await applySetup(applier, relayPlan(), {});
+    expect(outcome.ok).toBe(false);
+    expect(outcome.rolledBack).toBe(true);
+    expect(outcome.error).toMatch(/Ollama was not restarted, so it runs as before/);
+    expect(existsSync(path.join(root, SOCKET_PATH)) || existsSync(path.join(root, SERVICE_PATH))).toBe(false);
+    expect(fake).toMatchObject({ enabled: false, active: false, chain: false, hook: undefined });
+  });
+
   it('the socket fails to bind (a port clash): rolled back, and the message does not claim Ollama was restarted', async () => {
     fake.clash = true;
     const outcome = await applySetup(applier, relayPlan(), {});
@@ -218,5 +228,20 @@ describe.skipIf(needs.proc)('a failed relay install tells the truth' + because(n
     // The relay's restart never stops or starts Ollama: it runs as it did.
     expect(outcome.error).not.toMatch(/Ollama was restarted/);
     expect(outcome.error).toMatch(/Ollama was not restarted|Ollama runs as before/);
+  });
+});
+
+describe.skipIf(needs.proc)('--relay twice' + because(needs.proc), () => {
+  it('the second run reads the first one back and changes nothing', async () => {
+    const { inspectRelay, relayPreflight } = await import('../../platforms/linux/relay.ts');
+    if (!IPTABLES_LOCATIONS.some((file) => existsSync(file))) return;
+    expect((await applySetup(applier, relayPlan(), {})).ok).toBe(true);
+    const networks = [{ name: 'bridge', driver: 'bridge', subnets: ['172.17.0.0/16'], gateways: ['172.17.0.1'], bridgeInterface: 'docker0' }];
+    const found = await inspectRelay(ctx, { root, home: '/nonexistent-home', env: {}, port: PORT, listeners: [listener('127.0.0.1')], nativeRootfulDocker: true, networks, path: path.posix });
+    const relay = { ...relayFacts(), installed: found.installed };
+    expect(relayPreflight(relay, { nativeRootfulDocker: true, port: PORT, listeners: [listener('127.0.0.1')] })).toBeUndefined();
+    const again = relayPlan(relay);
+    expect(again.changes).toEqual([]);
+    expect(again.summary).toMatch(/in place/);
   });
 });
