@@ -442,7 +442,8 @@ export function relayRemoval(relay: RelayFacts, request: { elevate: string[]; ta
     if (!current) continue;
     changes.push({ type: 'file', path: file, action: 'delete', before: current.content, mode: current.mode, uid: current.uid, gid: current.gid, privileged: request.elevate.length > 0 });
   }
-  changes.push(relayRestart(relay, { elevate: request.elevate, port: installed.listen?.port ?? request.target.port }));
+  // The units are deleted first, so this restart is the removal: show its steps (undo's), not the install's.
+  changes.push(restartChange({ elevate: request.elevate, job: relay.paths.socket, port: installed.listen?.port ?? request.target.port, undo: true }));
   return { changes };
 }
 

@@ -245,3 +245,15 @@ describe.skipIf(needs.proc)('--relay twice' + because(needs.proc), () => {
     expect(again.summary).toMatch(/in place/);
   });
 });
+
+describe('relay then --host 0.0.0.0', () => {
+  it('the plan that removes the relay prints the removal it runs, not "enable" and "restart" of the relay', () => {
+    const installed = { socketPath: path.join(root ?? '/', SOCKET_PATH), servicePath: path.join(root ?? '/', SERVICE_PATH), listen: { host: '172.17.0.1', port: PORT }, protection: 'iptables' as const, allowed: [], socketState: 'active', protectionActive: true, ours: true, socketFile: { content: Buffer.from('# Written by stigmer-setup'), mode: 0o644, uid: 0, gid: 0 }, serviceFile: { content: Buffer.from('# Written by stigmer-setup'), mode: 0o644, uid: 0, gid: 0 } };
+    const removal = linuxPlatform.relay!.removal(relayFacts({ installed }), { elevate: ['sudo'], target: { host: '0.0.0.0', port: PORT } });
+    const restart = removal?.changes.find((change) => change.type === 'restart');
+    expect(restart?.type).toBe('restart');
+    const printed = restart?.type === 'restart' ? restart.steps.map((step) => step.join(' ')) : [];
+    expect(printed).toContain('sudo systemctl disable stigmer-ollama-relay.socket stigmer-ollama-relay.service');
+    expect(printed.some((step) => / (enable|restart) stigmer-ollama-relay\.socket$/.test(step))).toBe(false);
+  });
+});
