@@ -308,9 +308,11 @@ async function loadedDropIns(ctx: Context, paths: RelayFacts['paths']): Promise<
     for (const dropIn of listed.filter((entry) => /^\/[\x21-\x7e]{1,4096}$/.test(entry)).slice(0, 32)) {
       const file = path.posix.join(root, dropIn);
       const read = await readUnit(ctx, file);
+      // Gone since the last daemon-reload (or not under --root): nothing on disk to read or keep.
+      if (!read) continue;
       found[unit].paths.push(file);
-      if (read?.file) found[unit].texts.push(read.file.content.toString('utf8'));
-      else found[unit].problem ??= read?.problem ?? `${file} is listed by systemd as a drop-in of the relay but can't be read`;
+      if (read.file) found[unit].texts.push(read.file.content.toString('utf8'));
+      else found[unit].problem ??= read.problem;
     }
   }
   return found;

@@ -150,6 +150,23 @@ describe('hostile gateway values from Docker', () => {
   });
 });
 
+describe.skipIf(needs.proc)('a drop-in deleted since the last reload' + because(needs.proc), () => {
+  it('systemd still lists it, the file is gone: the relay is still ours, not blocked as unreadable', async () => {
+    const { inspectRelay } = await import('../../platforms/linux/relay.ts');
+    const { rm } = await import('node:fs/promises');
+    expect((await applySetup(applier, relayPlan(), {})).ok).toBe(true);
+    const dir = path.join(root, SOCKET_PATH + '.d');
+    await mkdir(dir, { recursive: true });
+    await writeFile(path.join(dir, 'old.conf'), '[Socket]\nBacklog=64\n');
+    await fake.systemctl(['daemon-reload']);
+    await rm(path.join(dir, 'old.conf'));
+    const networks = [{ name: 'bridge', driver: 'bridge', subnets: ['172.17.0.0/16'], gateways: ['172.17.0.1'], bridgeInterface: 'docker0' }];
+    const found = await inspectRelay(ctx, { root, home: '/nonexistent-home', env: {}, port: PORT, listeners: [listener('127.0.0.1')], nativeRootfulDocker: true, networks, path: path.posix });
+    expect(found.installed).toMatchObject({ ours: true });
+    expect(found.installed?.problem).toBeUndefined();
+  });
+});
+
 describe.skipIf(needs.proc)("doctor's reading of the iptables protection" + because(needs.proc), () => {
   it('a chain whose rules were flushed (its hook still in INPUT) is not in force: packets fall through to INPUT, the LAN gets in', async () => {
     const { inspectRelay } = await import('../../platforms/linux/relay.ts');
