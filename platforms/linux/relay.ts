@@ -261,7 +261,10 @@ async function installedFacts(ctx: Context, relay: Omit<RelayFacts, 'preflight'>
       else protectionActive = rules.exitCode === 1 && !/permission|denied|root/i.test(rules.stderr) ? false : undefined;
     }
   }
-  const problem = socket?.problem ?? service?.problem ?? dropIns.socket.problem ?? dropIns.service.problem;
+  // A drop-in that can't be read (a symlink, a FIFO) is not ours to judge or touch: our units stay
+  // ours, the plan names it, and whether the protection is in force can't be told.
+  if (dropIns.socket.problem || dropIns.service.problem) protectionActive = undefined;
+  const problem = socket?.problem ?? service?.problem;
   const dropInPaths = [...dropIns.socket.paths, ...dropIns.service.paths];
   return {
     ...(dropInPaths.length ? { dropIns: dropInPaths } : {}),

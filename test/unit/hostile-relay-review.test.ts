@@ -274,3 +274,21 @@ describe('relay then --host 0.0.0.0', () => {
     expect(printed.some((step) => / (enable|restart) stigmer-ollama-relay\.socket$/.test(step))).toBe(false);
   });
 });
+
+describe.skipIf(needs.symlinks || needs.proc)('a drop-in that is a symlink' + because(needs.symlinks || needs.proc), () => {
+  it('is never followed; our units stay ours (setup may still update or remove them), and the protection reads as unknown', async () => {
+    const { inspectRelay } = await import('../../platforms/linux/relay.ts');
+    const { symlink } = await import('node:fs/promises');
+    if (!IPTABLES_LOCATIONS.some((file) => existsSync(file))) return;
+    expect((await applySetup(applier, relayPlan(), {})).ok).toBe(true);
+    const dir = path.join(root, SOCKET_PATH + '.d');
+    await mkdir(dir, { recursive: true });
+    await writeFile(path.join(root, 'shared.conf'), '[Socket]\nIPAddressAllow=any\n');
+    await symlink(path.join(root, 'shared.conf'), path.join(dir, 'shared.conf'));
+    await fake.systemctl(['daemon-reload']);
+    const networks = [{ name: 'bridge', driver: 'bridge', subnets: ['172.17.0.0/16'], gateways: ['172.17.0.1'], bridgeInterface: 'docker0' }];
+    const found = await inspectRelay(ctx, { root, home: '/nonexistent-home', env: {}, port: PORT, listeners: [listener('127.0.0.1')], nativeRootfulDocker: true, networks, path: path.posix });
+    expect(found.installed).toMatchObject({ ours: true, dropIns: [path.join(dir, 'shared.conf')] });
+    expect(found.installed?.protectionActive).toBeUndefined();
+  });
+});
