@@ -217,6 +217,8 @@ export interface RelayFacts {
     protectionActive?: boolean;
     /** Each unit says it was written by stigmer-setup (its first line is our marker). */
     ours: boolean;
+    /** Drop-ins systemd applies to our units (systemctl show DropInPaths, under --root), read with them. */
+    dropIns?: string[];
     /** Why a unit can't be read as one of ours (a symlink, a FIFO, too large), when it can't. */
     problem?: string;
     /** The units' bytes, mode and owner as read (for the plan: what a change replaces). */
@@ -297,6 +299,12 @@ export interface Strategy<D extends Detection = Detection> {
   commands(detection: D, port: number): InstallationCommands;
   /** Whether a configuration change outlasts a restart of the server and a reboot. */
   persistent: boolean;
+  /**
+   * Set when this strategy's restart never stops or starts Ollama (the relay's only converges its
+   * own units): what undo's summary says it does instead. Messages then never claim Ollama was
+   * restarted, and undo does not wait for it. Unset: "restart Ollama".
+   */
+  restartWithoutOllama?: string;
   /** The restart action, built the same way for setup and for undo (pure). */
   restartChange?(context: RestartContext): RestartChange;
   /**

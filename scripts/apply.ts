@@ -190,7 +190,9 @@ export async function executeChanges(applier: Applier, changes: Change[], onRoll
   const rolledBack = problems.length === 0;
   let suffix: string;
   if (!rolledBack) suffix = ` Rolling back also failed: ${problems.join('; ')}`;
-  else if (restartStarted) suffix = ' Every change was rolled back, and Ollama was restarted on the configuration it had before.';
+  else if (restartStarted && changes.some((change) => change.type === 'restart' && applier.support.strategies.find((strategy) => strategy.id === change.strategy)?.restartWithoutOllama === undefined)) {
+    suffix = ' Every change was rolled back, and Ollama was restarted on the configuration it had before.';
+  } else if (restartStarted) suffix = ' Every change was rolled back; Ollama was not restarted, so it runs as before.';
   else suffix = ' Every change was rolled back; Ollama was not restarted, so it runs as before.';
   return { ok: false, applied, error: `${error}${suffix}`, rolledBack };
 }

@@ -329,9 +329,12 @@ async function undo(ctx: Context, options: CliOptions, support: PlatformSupport,
   const { changes, warnings } = await planUndo(applier, record, ctx.clock.now());
   progress.stopIfInterrupted();
   const restored = [...record.files.map((file) => file.path), ...record.settings.map((setting) => `${setting.store} ${setting.key}`)];
-  // No restart when Ollama was uninstalled since setup (planUndo says so in its warnings).
-  const restarts = changes.some((change) => change.type === 'restart');
-  const summary = `Restore ${restored.join(', ') || 'the previous settings'} as they were before setup${restarts ? ', then restart Ollama' : ''}.`;
+  // No restart when Ollama was uninstalled since setup (planUndo says so in its warnings). A
+  // restart that never touches Ollama (the relay's) says what it does instead.
+  const restartStrategies = [...new Set(changes.flatMap((change) => (change.type === 'restart' ? [support.strategies.find((strategy) => strategy.id === change.strategy)] : [])))];
+  const restartsOllama = restartStrategies.some((strategy) => strategy?.restartWithoutOllama === undefined);
+  const restartPhrases = [...new Set(restartStrategies.map((strategy) => strategy?.restartWithoutOllama ?? 'restart Ollama'))];
+  const summary = `Restore ${restored.join(', ') || 'the previous settings'} as they were before setup${restartPhrases.length ? `, then ${restartPhrases.join(' and ')}` : ''}.`;
   out.print(`Plan (undo): ${summary}`);
   out.print(renderChanges(changes, options.dryRun).replace(/^/gm, '  '));
   for (const warning of warnings) out.print(`! ${warning}`);
@@ -351,7 +354,7 @@ async function undo(ctx: Context, options: CliOptions, support: PlatformSupport,
     return { exitCode: EXIT.failed, report: { ...planned, error } };
   }
   progress.at('confirm');
-  if (!(await confirmOrCancel(ctx, options, 'Restore these files and restart Ollama?'))) throw new CancelledError();
+  if (!(await confirmOrCancel(ctx, options, `Restore these files${restartPhrases.length ? ` and ${restartPhrases.join(' and ')}` : ''}?`))) throw new CancelledError();
   if (!(await authenticate(ctx, changes, elevate, out, progress))) return { exitCode: EXIT.failed, report: { ...planned, error: SUDO_DECLINED } };
 
   // As in setup, the lock covers the verification, so the report is about this run's restore.
@@ -368,7 +371,7 @@ async function undo(ctx: Context, options: CliOptions, support: PlatformSupport,
     restoring.succeed('Restored.');
     for (const warning of outcome.warnings ?? []) out.print(`! ${warning}`);
     progress.at('wait');
-    if (changes.some((change) => change.type === 'restart')) await waitForOllama(ctx, '127.0.0.1', record.port ?? DEFAULT_PORT);
+    if (restartsOllama) await waitForOllama(ctx, '127.0.0.1', record.port ?? DEFAULT_PORT);
     const findings = await verify(ctx, options, support, out, progress, undefined);
     // Undo succeeded once the files are back; containers failing to reach Ollama is how it was before.
     out.print('Undo restored the configuration from before setup; containers may no longer reach Ollama, as before.');

@@ -152,11 +152,17 @@ export function decidePlan(facts: Facts, request: PlanRequest): Plan {
   }
   const noRelay = relay && !relay.preflight.ok ? relay.preflight.reason : relay ? undefined : 'the relay exists on native Linux only';
   if (request.relay) {
+    // Ollama beyond loopback already (an earlier --host 0.0.0.0): the way to the relay is back to
+    // loopback first; suggesting the wide bind again would name the state the user wants to leave.
+    const widened = scope === 'wildcard' || scope === 'specific';
+    const fix = widened
+      ? `Put Ollama back on loopback first (npx stigmer-setup --host 127.0.0.1:${facts.port}, or npx stigmer-setup undo if setup widened it), then run setup --relay again`
+      : `Fix that and run setup --relay again, or let containers in with a wider bind: npx stigmer-setup --host 0.0.0.0:${facts.port}`;
     return {
       strategy: facts.detection.strategy,
       changes: [],
       summary: `--relay asks for the bridge-only relay, but it can't be set up here: ${noRelay}.`,
-      blockers: [{ message: `No bridge-only relay: ${noRelay}.`, fix: `Fix that and run setup --relay again, or let containers in with a wider bind: npx stigmer-setup --host 0.0.0.0:${facts.port}` }],
+      blockers: [{ message: `No bridge-only relay: ${noRelay}.`, fix }],
       warnings: [],
     };
   }

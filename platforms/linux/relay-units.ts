@@ -18,6 +18,7 @@
  * characters its kind can hold; anything else is refused with RelayUnitError, never escaped.
  */
 import { isIPv4 } from 'node:net';
+import { unitFileLines } from './systemctl-show.ts';
 
 export const SOCKET_UNIT = 'stigmer-ollama-relay.socket';
 export const SERVICE_UNIT = 'stigmer-ollama-relay.service';
@@ -69,13 +70,23 @@ function checked(kind: string, value: string, valid: (value: string) => boolean)
   return value;
 }
 
+/**
+ * An IPv4 address one host can listen on alone: not 0.0.0.0 (every address), not loopback (where
+ * Ollama itself is), not multicast, reserved or broadcast (240/4), not 0/8.
+ */
+export function isListenableIpv4(value: string): boolean {
+  if (!isIPv4(value)) return false;
+  const first = Number(value.split('.')[0]);
+  return first !== 0 && first !== 127 && first < 224;
+}
+
 export function isIpv4Cidr(value: string): boolean {
   const match = IPV4_CIDR.exec(value);
   return match !== null && isIPv4(value.split('/')[0] as string) && Number(match[5]) <= 32;
 }
 
 function validateOptions(options: RelayUnitOptions): RelayUnitOptions {
-  const gateway = checked('gateway address', options.gateway, isIPv4);
+  const gateway = checked('gateway address', options.gateway, isListenableIpv4);
   const target = checked("Ollama's loopback address", options.target, (value) => isIPv4(value) && value.startsWith('127.'));
   if (!Number.isInteger(options.port) || options.port < 1 || options.port > 65535) throw new RelayUnitError(`The port ${JSON.stringify(options.port)} is not a TCP port.`);
   const proxyd = checked('path of systemd-socket-proxyd', options.proxyd, (value) => ABSOLUTE_PATH.test(value));
@@ -169,24 +180,42 @@ export interface ParsedServiceUnit {
   target?: { host: string; port: number };
 }
 
-/** The unit's assignments in one section, in order (continuation lines and comments skipped). */
-function assignments(text: string, section: string): { key: string; value: string }[] {
+/**
+ * The assignments of one section, in order, as systemd reads the unit and then its drop-ins: each
+ * file's logical lines (a trailing backslash joins the next line, comments inside a continuation
+ * skipped: systemd.syntax(7)), and each file starts outside any section.
+ */
+function assignments(texts: string | string[], section: string): { key: string; value: string }[] {
   const found: { key: string; value: string }[] = [];
-  let current = '';
-  for (const raw of text.split('\n').slice(0, 2000)) {
-    const line = raw.replace(/\r$/, '').trim();
-    if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
-    const header = /^\[([^\]]*)\]$/.exec(line);
-    if (header) {
-      current = header[1] ?? '';
-      continue;
+  for (const text of typeof texts === 'string' ? [texts] : texts) {
+    let current = '';
+    for (const logical of unitFileLines(text).slice(0, 2000)) {
+      const line = logical.trim();
+      if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
+      const header = /^\[([^\]]*)\]$/.exec(line);
+      if (header) {
+        current = header[1] ?? '';
+        continue;
+      }
+      if (current !== section) continue;
+      const equals = line.indexOf('=');
+      if (equals <= 0) continue;
+      found.push({ key: line.slice(0, equals).trim(), value: line.slice(equals + 1).trim() });
     }
-    if (current !== section) continue;
-    const equals = line.indexOf('=');
-    if (equals <= 0) continue;
-    found.push({ key: line.slice(0, equals).trim(), value: line.slice(equals + 1).trim() });
   }
   return found;
+}
+
+/** A list setting's values as systemd ends up with them: an empty assignment resets the list. */
+function listValues(entries: { key: string; value: string }[], key: string): string[] {
+  let values: string[] = [];
+  for (const entry of entries) if (entry.key === key) values = entry.value === '' ? [] : [...values, entry.value];
+  return values;
+}
+
+/** IPAddressAllow= entries that let everyone in: `any`, or a prefix of length 0. */
+function allowsEveryone(entry: string): boolean {
+  return entry === 'any' || /\/0$/.test(entry);
 }
 
 function ipv4HostPort(value: string): { host: string; port: number } | undefined {
@@ -200,27 +229,22 @@ export function isOurs(text: string): boolean {
   return text.startsWith(MARKER);
 }
 
-export function parseSocketUnit(text: string): ParsedSocketUnit {
-  const socket = assignments(text, 'Socket');
-  const listens = socket.filter((entry) => entry.key === 'ListenStream');
-  // An empty assignment resets the list, as systemd reads it; more than one address is not ours.
-  const lastReset = listens.map((entry) => entry.value).lastIndexOf('');
-  const effective = listens.slice(lastReset + 1);
-  const listen = effective.length === 1 ? ipv4HostPort(effective[0]?.value ?? '') : undefined;
-  let allowed: string[] = [];
-  let denyAny = false;
-  for (const entry of socket) {
-    if (entry.key === 'IPAddressAllow') allowed = entry.value === '' ? [] : [...allowed, ...entry.value.split(/\s+/)];
-    if (entry.key === 'IPAddressDeny') denyAny = entry.value.split(/\s+/).includes('any') || (entry.value !== '' && denyAny);
-  }
-  const hooked = socket.some((entry) => entry.key === 'ExecStartPre' && /\s-I\s+INPUT\b/.test(entry.value) && entry.value.includes(`-j ${CHAIN}`));
-  const protection = denyAny && allowed.length > 0 ? 'ip-address-allow' : hooked ? 'iptables' : 'none';
+export function parseSocketUnit(text: string, dropIns: string[] = []): ParsedSocketUnit {
+  const socket = assignments([text, ...dropIns], 'Socket');
+  const listens = listValues(socket, 'ListenStream');
+  // More than one address is not ours.
+  const listen = listens.length === 1 ? ipv4HostPort(listens[0] ?? '') : undefined;
+  const allowed = listValues(socket, 'IPAddressAllow').flatMap((value) => value.split(/\s+/));
+  const denyAny = listValues(socket, 'IPAddressDeny').some((value) => value.split(/\s+/).includes('any'));
+  const hooked = listValues(socket, 'ExecStartPre').some((value) => /\s-I\s+INPUT\b/.test(value) && value.includes(`-j ${CHAIN}`));
+  const protection = denyAny && allowed.length > 0 && !allowed.some(allowsEveryone) ? 'ip-address-allow' : hooked ? 'iptables' : 'none';
   return { ours: isOurs(text), listen, protection, allowed: allowed.slice(0, 256) };
 }
 
-export function parseServiceUnit(text: string): ParsedServiceUnit {
-  const exec = assignments(text, 'Service').filter((entry) => entry.key === 'ExecStart' && entry.value !== '').at(-1);
-  const words = exec?.value.split(/\s+/) ?? [];
+export function parseServiceUnit(text: string, dropIns: string[] = []): ParsedServiceUnit {
+  // An empty ExecStart= resets the list; a Type=simple service with two is refused by systemd.
+  const execs = listValues(assignments([text, ...dropIns], 'Service'), 'ExecStart');
+  const words = execs.length === 1 ? (execs[0] as string).split(/\s+/) : [];
   const target = words.length === 2 ? ipv4HostPort(words[1] as string) : undefined;
   return { ours: isOurs(text), target };
 }

@@ -20,7 +20,8 @@ import { StepError } from '../../scripts/system-files.ts';
 import { lastLine, oneLine } from '../../scripts/text.ts';
 import type { BindAddress } from '../../scripts/ollama-host.ts';
 import type { Blocker, Change, DetectOptions, FileChange, FirewallFacts, Plan, RelayFacts, RelayPlanRequest, RelayRequest, RestartChange, RestartContext, Strategy } from '../types.ts';
-import { CHAIN, isIpv4Cidr, MAX_UNIT_BYTES, parseServiceUnit, parseSocketUnit, RelayUnitError, renderServiceUnit, renderSocketUnit, SERVICE_PATH, SERVICE_UNIT, SOCKET_PATH, SOCKET_UNIT, type RelayProtection } from './relay-units.ts';
+import { CHAIN, isIpv4Cidr, isListenableIpv4, MAX_UNIT_BYTES, parseServiceUnit, parseSocketUnit, RelayUnitError, renderServiceUnit, renderSocketUnit, SERVICE_PATH, SERVICE_UNIT, SOCKET_PATH, SOCKET_UNIT, type RelayProtection } from './relay-units.ts';
+import { parseSystemctlShowAll } from './systemctl-show.ts';
 import { systemdStrategy, UNIT_FILE_LOCATIONS, type SystemdDetection } from './systemd.ts';
 
 export { CHAIN, SERVICE_PATH, SERVICE_UNIT, SOCKET_PATH, SOCKET_UNIT } from './relay-units.ts';
@@ -85,12 +86,13 @@ export function readGatewayFrom(input: {
   if (input.configured) {
     const { config, from } = input.configured;
     if (!config.ipv4) return { problem: `host-gateway-ips in ${from} has no IPv4 address${config.ipv6 ? ` (only ${config.ipv6})` : ''}, and the relay listens on IPv4` };
+    if (!isListenableIpv4(config.ipv4)) return { problem: `host-gateway-ips in ${from} is ${config.ipv4}, which is not one address the relay could listen on alone (0.0.0.0 is every address, 127.x is Ollama's own loopback)` };
     return { gateway: { address: config.ipv4, from, ...(config.ipv6 ? { ipv6: config.ipv6 } : {}) } };
   }
   const bridge = input.networks.find((network) => network.name === 'bridge' && network.driver === 'bridge');
   if (!bridge) return { problem: 'Docker\'s default bridge is disabled ("bridge": "none") and no host-gateway-ips is set, so host.docker.internal has no address to resolve to' };
   const ipv6 = bridge.gateways.find((address) => isIPv6(address));
-  const ipv4 = bridge.gateways.find((address) => isIPv4(address));
+  const ipv4 = bridge.gateways.find((address) => isListenableIpv4(address));
   if (ipv4) return { gateway: { address: ipv4, from: '`docker network inspect bridge` (IPAM gateway)', ...(ipv6 ? { ipv6 } : {}) } };
   const ownAddress = bridge.bridgeInterface ? input.interfaceAddress?.(bridge.bridgeInterface) : undefined;
   if (ownAddress) return { gateway: { address: ownAddress, from: `the address of ${bridge.bridgeInterface} (the default bridge lists no gateway)`, ...(ipv6 ? { ipv6 } : {}) } };
@@ -173,6 +175,11 @@ export function relayPreflight(relay: Omit<RelayFacts, 'preflight'>, request: Pi
   if (!relay.gateway) return relay.gatewayProblem ?? "Docker's host-gateway address can't be read";
   if (!relay.proxyd) return `systemd-socket-proxyd is not installed (looked in ${PROXYD_LOCATIONS.join(' and ')})`;
   if (!relay.bpfFirewall && !relay.iptables) return 'neither systemd\'s IP filtering (it needs cgroup v2) nor iptables is available, so the relay could not keep your network out';
+  // Without systemd's filter the chain is the protection, and it lets in lo, docker0 and br-+ only.
+  const defaultBridge = relay.bridges.find((bridge) => bridge.name === 'bridge')?.interface;
+  if (!relay.bpfFirewall && defaultBridge !== undefined && defaultBridge !== 'docker0' && !defaultBridge.startsWith('br-')) {
+    return `Docker's default bridge is the interface ${JSON.stringify(defaultBridge).slice(0, 40)}, and without systemd's IP filtering (cgroup v2) the relay keeps your network out with an iptables chain that lets in docker0 and br-* only, so its containers could not get through`;
+  }
   const target = relayTarget(request.listeners);
   if (target === undefined) {
     const wider = request.listeners?.find((listener) => listener.scope !== 'loopback');
@@ -234,8 +241,9 @@ export async function inspectRelay(ctx: Context, request: RelayRequest): Promise
 async function installedFacts(ctx: Context, relay: Omit<RelayFacts, 'preflight'>, paths: RelayFacts['paths'], socket: ReadUnit | undefined, service: ReadUnit | undefined): Promise<NonNullable<RelayFacts['installed']>> {
   const socketText = socket?.file?.content.toString('utf8');
   const serviceText = service?.file?.content.toString('utf8');
-  const parsedSocket = socketText === undefined ? undefined : parseSocketUnit(socketText);
-  const parsedService = serviceText === undefined ? undefined : parseServiceUnit(serviceText);
+  const dropIns = await loadedDropIns(ctx, paths);
+  const parsedSocket = socketText === undefined ? undefined : parseSocketUnit(socketText, dropIns.socket.texts);
+  const parsedService = serviceText === undefined ? undefined : parseServiceUnit(serviceText, dropIns.service.texts);
   const state = await ctx.exec('systemctl', ['is-active', SOCKET_UNIT], { timeoutMs: COMMAND_TIMEOUT_MS, env: { LC_ALL: 'C' } });
   const socketState = state.failure ? undefined : /^[a-z-]{1,32}$/.test(state.stdout.trim()) ? state.stdout.trim() : undefined;
   const protection = parsedSocket?.protection ?? 'none';
@@ -245,9 +253,21 @@ async function installedFacts(ctx: Context, relay: Omit<RelayFacts, 'preflight'>
     // -C: exit 0 when the rule exists, 1 when it does not; anything else (not root: exit 4) can't tell.
     const check = await ctx.exec(relay.iptables, ['-w', '-C', 'INPUT', '-d', `${parsedSocket.listen.host}/32`, '-p', 'tcp', '--dport', String(parsedSocket.listen.port), '-j', CHAIN], { timeoutMs: COMMAND_TIMEOUT_MS, env: { LC_ALL: 'C' } });
     protectionActive = check.exitCode === 0 ? true : check.exitCode === 1 && !/permission|denied|root/i.test(check.stderr) ? false : undefined;
+    // The hook alone keeps nobody out: an emptied chain returns every packet to INPUT. In force
+    // means the chain still ends in DROP, with nothing before it but per-interface ACCEPTs.
+    if (protectionActive) {
+      const rules = await ctx.exec(relay.iptables, ['-w', '-S', CHAIN], { timeoutMs: COMMAND_TIMEOUT_MS, env: { LC_ALL: 'C' } });
+      if (rules.exitCode === 0) protectionActive = chainKeepsOthersOut(rules.stdout);
+      else protectionActive = rules.exitCode === 1 && !/permission|denied|root/i.test(rules.stderr) ? false : undefined;
+    }
   }
+  // A drop-in that can't be read (a symlink, a FIFO) is not ours to judge or touch: our units stay
+  // ours, the plan names it, and whether the protection is in force can't be told.
+  if (dropIns.socket.problem || dropIns.service.problem) protectionActive = undefined;
   const problem = socket?.problem ?? service?.problem;
+  const dropInPaths = [...dropIns.socket.paths, ...dropIns.service.paths];
   return {
+    ...(dropInPaths.length ? { dropIns: dropInPaths } : {}),
     socketPath: paths.socket,
     servicePath: paths.service,
     listen: parsedSocket?.listen,
@@ -261,6 +281,44 @@ async function installedFacts(ctx: Context, relay: Omit<RelayFacts, 'preflight'>
     ...(socket?.file ? { socketFile: socket.file } : {}),
     ...(service?.file ? { serviceFile: service.file } : {}),
   };
+}
+
+/** `iptables -S STIGMER-OLLAMA-RELAY`: interface-scoped ACCEPTs, then DROP as its last rule. */
+export function chainKeepsOthersOut(listing: string): boolean {
+  const rules = listing.split('\n').slice(0, 1000).map((line) => line.trim()).filter((line) => line.startsWith('-A '));
+  if (rules.at(-1) !== `-A ${CHAIN} -j DROP`) return false;
+  const accept = new RegExp(`^-A ${CHAIN} -i [A-Za-z0-9_.+-]{1,15} -j ACCEPT$`);
+  return rules.slice(0, -1).every((rule) => accept.test(rule));
+}
+
+/**
+ * The drop-ins systemd applies to our units (`systemctl show -p DropInPaths`: <unit>.d/, the
+ * prefix and type drop-ins, in every unit directory), read as untrusted like the units: a
+ * drop-in can change where the relay listens and whom it lets in, so they are read with the unit.
+ */
+async function loadedDropIns(ctx: Context, paths: RelayFacts['paths']): Promise<Record<'socket' | 'service', { paths: string[]; texts: string[]; problem?: string }>> {
+  const found = { socket: { paths: [] as string[], texts: [] as string[], problem: undefined as string | undefined }, service: { paths: [] as string[], texts: [] as string[], problem: undefined as string | undefined } };
+  const show = await ctx.exec('systemctl', ['show', SOCKET_UNIT, SERVICE_UNIT, '--property=DropInPaths'], { timeoutMs: COMMAND_TIMEOUT_MS, env: { LC_ALL: 'C' } });
+  if (show.exitCode !== 0) return found;
+  // One block per unit, in the order asked; systemd names them without --root.
+  const root = paths.socket.slice(0, paths.socket.length - SOCKET_PATH.length) || '/';
+  const blocks = parseSystemctlShowAll(show.stdout).get('DropInPaths') ?? [];
+  for (const [index, unit] of (['socket', 'service'] as const).entries()) {
+    const listed = (blocks[index] ?? '').split(/\s+/).filter(Boolean);
+    // A name with a control character or beyond ASCII is shown nowhere: it is only counted.
+    const odd = listed.filter((entry) => !/^\/[\x21-\x7e]{1,4096}$/.test(entry)).length;
+    if (odd) found[unit].problem = `systemd applies ${odd} drop-in${odd === 1 ? '' : 's'} with an unusual file name to ${unit === 'socket' ? SOCKET_UNIT : SERVICE_UNIT}; look in its .d folders`;
+    for (const dropIn of listed.filter((entry) => /^\/[\x21-\x7e]{1,4096}$/.test(entry)).slice(0, 32)) {
+      const file = path.posix.join(root, dropIn);
+      const read = await readUnit(ctx, file);
+      // Gone since the last daemon-reload (or not under --root): nothing on disk to read or keep.
+      if (!read) continue;
+      found[unit].paths.push(file);
+      if (read.file) found[unit].texts.push(read.file.content.toString('utf8'));
+      else found[unit].problem ??= read.problem;
+    }
+  }
+  return found;
 }
 
 /**
@@ -340,6 +398,7 @@ export function planRelay(relay: RelayFacts, request: RelayPlanRequest): Plan {
   const running = installed?.socketState === 'active' && installed.protectionActive !== false;
   if (changes.length > 0 || !running) changes.push(relayRestart(relay, { elevate: request.elevate, port }));
   base.changes = changes;
+  if (installed?.dropIns?.length) base.warnings.push(`systemd also applies ${installed.dropIns.join(', ')} to the relay's units; setup leaves ${installed.dropIns.length === 1 ? 'it' : 'them'} as ${installed.dropIns.length === 1 ? 'it is' : 'they are'}, and what ${installed.dropIns.length === 1 ? 'it changes' : 'they change'} (where the relay listens, whom it lets in) stays in force.`);
   const where = `${gateway}:${port}`;
   if (changes.length === 0) {
     base.summary = `The relay is in place: systemd listens on ${where} for Docker bridge containers and forwards to Ollama on ${target}:${port}.`;
@@ -388,7 +447,8 @@ export function relayRemoval(relay: RelayFacts, request: { elevate: string[]; ta
     if (!current) continue;
     changes.push({ type: 'file', path: file, action: 'delete', before: current.content, mode: current.mode, uid: current.uid, gid: current.gid, privileged: request.elevate.length > 0 });
   }
-  changes.push(relayRestart(relay, { elevate: request.elevate, port: installed.listen?.port ?? request.target.port }));
+  // The units are deleted first, so this restart is the removal: show its steps (undo's), not the install's.
+  changes.push(restartChange({ elevate: request.elevate, job: relay.paths.socket, port: installed.listen?.port ?? request.target.port, undo: true }));
   return { changes };
 }
 
@@ -485,7 +545,11 @@ async function restart(ctx: Context, change: RestartChange, run: (argv: string[]
     return;
   }
   await tolerated([...elevate, 'systemctl', 'disable', SOCKET_UNIT, SERVICE_UNIT]);
-  await run([...elevate, 'systemctl', 'daemon-reload']);
+  // With the files gone and disabled, the removal is done whatever the reload says: it fails
+  // where systemd is not PID 1 (measured on 252: "System has not been booted with systemd",
+  // while disable still removed the wants link), and failing there would make undo put the units
+  // back, every time. Whether the socket still listens is what decides, below.
+  await tolerated([...elevate, 'systemctl', 'daemon-reload']);
   const state = await isActive();
   if (state === 'active') throw new StepError(`${SOCKET_UNIT} is still active after its unit file was removed${refused ? ` (${refused})` : ''}. Stop it with: sudo systemctl disable --now ${SOCKET_UNIT} ${SERVICE_UNIT}`);
 }
@@ -502,6 +566,7 @@ export const relayStrategy: Strategy = {
     throw new Error('the relay is planned by planRelay, from the relay facts');
   },
   persistent: true,
+  restartWithoutOllama: 'stop and disable the bridge-only relay (Ollama keeps running)',
   commands: () => ({
     start: `sudo systemctl start ${SOCKET_UNIT}`,
     restart: `sudo systemctl restart ${SOCKET_UNIT}`,

@@ -14,7 +14,7 @@
  * The iptables chain is modelled only as far as the units use it: whether our chain and its
  * INPUT hook exist. The unit text is read with its own small matching, not with stigmer-setup's parser.
  */
-import { lstat, readFile } from 'node:fs/promises';
+import { lstat, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ExecResult } from '../../../scripts/context.ts';
 import { failed, ok } from './context.ts';
@@ -22,18 +22,30 @@ import { failed, ok } from './context.ts';
 const SOCKET = 'stigmer-ollama-relay.socket';
 const SERVICE = 'stigmer-ollama-relay.service';
 const DIR = '/etc/systemd/system';
+export const NOT_BOOTED = "System has not been booted with systemd as init system (PID 1). Can't operate.\nFailed to connect to bus: Host is down";
 
 export class FakeRelaySystemd {
   /** The units' text systemd loaded at the last reload (undefined: not loaded). */
   loaded: Record<string, string | undefined> = {};
+  /** The drop-ins (<unit>.d/*.conf under /etc/systemd/system, as systemd names them: without --root) loaded then. */
+  loadedDropIns: Record<string, string[]> = {};
   enabled = false;
   active = false;
   /** Our chain exists, and the INPUT hook for this address (undefined: no hook). */
   chain = false;
   hook: string | undefined;
+  /** The rules in our chain, as `iptables -S` prints them (`-A STIGMER-OLLAMA-RELAY -j DROP`). */
+  rules: string[] = [];
   /** The address is taken by something else: the socket fails to bind. */
   clash = false;
   failNext: { verb: string; stderr: string } | undefined;
+  /**
+   * systemd is PID 1. When false (measured on systemd 252 in a container without it as init):
+   * daemon-reload, stop, restart and is-active talk to the manager and fail, exit 1, with
+   * NOT_BOOTED; enable and disable work on the files client-side, and disable removes the wants
+   * link (exit 0) even when the unit file is gone.
+   */
+  booted = true;
   calls: string[][] = [];
 
   constructor(private root: string) {}
@@ -49,6 +61,11 @@ export class FakeRelaySystemd {
     const service = await this.read(SERVICE);
     // A running unit whose file is gone stays loaded until it stops; its text is lost.
     this.loaded = { [SOCKET]: socket, [SERVICE]: service };
+    for (const unit of [SOCKET, SERVICE]) {
+      const dir = path.join(this.root, DIR, `${unit}.d`);
+      const names = (await readdir(dir).catch(() => [] as string[])).filter((name) => name.endsWith('.conf')).sort();
+      this.loadedDropIns[unit] = names.map((name) => `${DIR}/${unit}.d/${name}`);
+    }
   }
 
   /** ExecStartPre= in order, the `-` cleanup lines included; false when a required one fails. */
@@ -60,6 +77,8 @@ export class FakeRelaySystemd {
         if (this.chain) return false;
         this.chain = true;
       }
+      const rule = /^ExecStartPre=[^-]\S* -w -A STIGMER-OLLAMA-RELAY (.*)$/.exec(line);
+      if (rule) this.rules.push(`-A STIGMER-OLLAMA-RELAY ${rule[1]}`);
       const hook = /^ExecStartPre=.* -I INPUT 1 -d (\S+) .*-j STIGMER-OLLAMA-RELAY$/.exec(line);
       if (hook) this.hook = hook[1];
     }
@@ -71,6 +90,7 @@ export class FakeRelaySystemd {
     // -D removes only the hook for the address it names; -X fails while a hook still uses the chain.
     const removes = /^ExecStopPost=-.* -D INPUT -d (\S+) /m.exec(text);
     if (removes && removes[1] === this.hook) this.hook = undefined;
+    if (/^ExecStopPost=-.* -F STIGMER-OLLAMA-RELAY$/m.test(text)) this.rules = [];
     if (/^ExecStopPost=-.* -X STIGMER-OLLAMA-RELAY$/m.test(text) && this.hook === undefined) this.chain = false;
   }
 
@@ -88,11 +108,28 @@ export class FakeRelaySystemd {
       return failed(stderr);
     }
     const units = args.slice(1);
+    if (!this.booted) {
+      if (verb === 'enable') {
+        if (!(await this.read(SOCKET))) return failed(`Failed to enable unit: Unit file ${SOCKET} does not exist.`);
+        this.enabled = true;
+        return ok();
+      }
+      if (verb === 'disable') {
+        this.enabled = false;
+        return ok();
+      }
+      return failed(NOT_BOOTED);
+    }
     if (verb === 'daemon-reload') {
       await this.reload();
       return ok();
     }
     if (verb === 'is-active') return this.active ? ok('active\n') : { exitCode: 3, stdout: 'inactive\n', stderr: '' };
+    if (verb === 'show' && units.includes(SOCKET)) {
+      // One block per unit, in the order asked, separated by a blank line; an empty DropInPaths=
+      // is printed too when asked for by name (measured on 252 in stigmer-e2e/systemd:3).
+      return ok(`${units.filter((unit) => !unit.startsWith('-')).map((unit) => `DropInPaths=${(this.loadedDropIns[unit] ?? []).join(' ')}`).join('\n\n')}\n`);
+    }
     if (verb === 'show') return failed('Unit ollama.service could not be found.', 1);
     if (verb === 'enable' || verb === 'disable') {
       await this.reload();
@@ -125,14 +162,17 @@ export class FakeRelaySystemd {
     this.calls.push(['iptables', ...args]);
     const rest = args[0] === '-w' ? args.slice(1) : args;
     if (rest[0] === '-S' && rest[1] === 'INPUT') return ok(['-P INPUT ACCEPT', ...(this.hook ? [`-A INPUT -d ${this.hook} -p tcp -m tcp --dport 11434 -j STIGMER-OLLAMA-RELAY`] : [])].join('\n'));
-    if (rest[0] === '-S') return this.chain ? ok('-N STIGMER-OLLAMA-RELAY\n') : failed('iptables: No chain/target/match by that name.');
+    if (rest[0] === '-S') return this.chain ? ok(`${['-N STIGMER-OLLAMA-RELAY', ...this.rules].join('\n')}\n`) : failed('iptables: No chain/target/match by that name.');
     if (rest[0] === '-D' && rest[1] === 'INPUT') {
       if (!this.hook) return failed('iptables: Bad rule (does a matching rule exist in that chain?).');
       this.hook = undefined;
       return ok();
     }
     if (rest[0] === '-C') return this.hook ? ok() : failed('iptables: Bad rule (does a matching rule exist in that chain?).');
-    if (rest[0] === '-F') return ok();
+    if (rest[0] === '-F') {
+      this.rules = [];
+      return ok();
+    }
     if (rest[0] === '-X') {
       if (this.hook) return failed('iptables v1.8.9 (nf_tables): CHAIN_DEL failed (Device or resource busy): chain STIGMER-OLLAMA-RELAY');
       this.chain = false;
