@@ -331,6 +331,7 @@ describe('progress formatting', () => {
     // Ollama's last progress line for a downloaded layer comes up to 60 ms before the end (no final
     // completed == total line): the summary must not call those bytes "already there".
     const { progress } = view(false);
+    progress.update(layer(0)); // a fresh layer's first lines carry no completed (omitempty)
     progress.update(layer(1_000_000));
     progress.update(layer(4_600_000_000));
     expect(progress.finish({ ok: true, bytes: 4_683_073_184 })).toMatch(/^✓ Pulled qwen2\.5-coder:7b: 4\.7 GB in /);
