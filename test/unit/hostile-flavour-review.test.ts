@@ -1,0 +1,55 @@
+/**
+ * Hostile review of issue 14 part 1 (flavour → plan): inputs where "nothing needs to change" would
+ * be wrong and the runner would then fail with "All connection attempts failed".
+ */
+import { describe, expect, it } from 'vitest';
+import { linuxPlatform } from '../../platforms/linux/index.ts';
+import type { PlanRequest } from '../../platforms/types.ts';
+import { runChecks } from '../../scripts/checks/index.ts';
+import type { Facts } from '../../scripts/facts.ts';
+import { decidePlan, reachDecision } from '../../scripts/plan.ts';
+import type { StigmerFlavour } from '../../scripts/stigmer-flavour.ts';
+import { facts, listener, probe, runnerContainer, systemdDetection } from './support/facts.ts';
+
+const REQUEST: PlanRequest = { target: { host: '0.0.0.0', port: 11434 }, explicitHost: false, elevate: [] };
+
+/** Linux, Ollama on loopback, the runner container on --network host; the probe from inside it is refused. */
+function hostRunnerOn(docker: Facts['docker'], flavour?: StigmerFlavour): Facts {
+  const container = runnerContainer({ networkMode: 'host', extraHosts: [] });
+  return facts({
+    support: linuxPlatform,
+    platform: 'linux',
+    docker,
+    detection: systemdDetection({ effectiveHost: undefined }),
+    listeners: [listener('127.0.0.1')],
+    container,
+    containerProbe: probe('refused', { via: 'stigmer-agent-runner', url: 'http://localhost:11434' }),
+    flavour: flavour ?? { kind: 'runner-container', network: 'host', networkMode: 'host', running: true, evidence: [] },
+  });
+}
+
+describe("--network host is the host's loopback only on a rootful native engine", () => {
+  // Docker Desktop for Linux runs containers in a VM: "host" is the VM's network (stigmer.md §5).
+  const desktop: Facts['docker'] = { state: 'ok', runtime: 'docker-desktop', operatingSystem: 'Docker Desktop', serverVersion: '27.3.1' };
+  // Rootless Docker: "host" is RootlessKit's namespace, not the host's.
+  const rootless: Facts['docker'] = { state: 'ok', runtime: 'native', operatingSystem: 'Ubuntu 24.04 LTS', serverVersion: '27.3.1', rootless: true };
+
+  for (const [name, docker] of [['Docker Desktop for Linux', desktop], ['rootless Docker', rootless]] as const) {
+    it(`${name}: a host-network runner that can't reach Ollama is not "nothing needs to change"`, () => {
+      const state = hostRunnerOn(docker);
+      expect(reachDecision(state).changeNeeded).toBe(true);
+      const probeFinding = runChecks(state).find((finding) => finding.id === 'container.probe');
+      expect(probeFinding?.status).toBe('fail');
+    });
+
+    it(`${name}: the Go CLI that will start a host-network runner lets the probe decide`, () => {
+      const state = { ...hostRunnerOn(docker, { kind: 'docker-cli', network: 'host', evidence: ["Stigmer's configuration (~/.stigmer/config.yaml)"] }), container: undefined };
+      expect(decidePlan(state, REQUEST).summary).not.toMatch(/nothing needs to change for Stigmer/);
+    });
+  }
+
+  it('a rootful native engine: a host-network runner still needs nothing', () => {
+    const state = hostRunnerOn({ state: 'ok', runtime: 'native', operatingSystem: 'Debian GNU/Linux 12 (bookworm)', serverVersion: '20.10.24' });
+    expect(reachDecision(state).changeNeeded).toBe(false);
+  });
+});
