@@ -2,13 +2,17 @@
  * Hostile review of issue 14 part 1 (flavour → plan): inputs where "nothing needs to change" would
  * be wrong and the runner would then fail with "All connection attempts failed".
  */
+import { cp, mkdir, symlink, truncate, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { linuxPlatform } from '../../platforms/linux/index.ts';
 import type { PlanRequest } from '../../platforms/types.ts';
 import { runChecks } from '../../scripts/checks/index.ts';
 import type { Facts } from '../../scripts/facts.ts';
 import { decidePlan, reachDecision } from '../../scripts/plan.ts';
-import type { StigmerFlavour } from '../../scripts/stigmer-flavour.ts';
+import { classifyFlavour, needsBridgeRoute, readStigmerInstall, type StigmerFlavour } from '../../scripts/stigmer-flavour.ts';
+import { tempRoot, testContext } from './support/context.ts';
 import { facts, listener, probe, runnerContainer, systemdDetection } from './support/facts.ts';
 
 const REQUEST: PlanRequest = { target: { host: '0.0.0.0', port: 11434 }, explicitHost: false, elevate: [] };
@@ -51,5 +55,33 @@ describe("--network host is the host's loopback only on a rootful native engine"
   it('a rootful native engine: a host-network runner still needs nothing', () => {
     const state = hostRunnerOn({ state: 'ok', runtime: 'native', operatingSystem: 'Debian GNU/Linux 12 (bookworm)', serverVersion: '20.10.24' });
     expect(reachDecision(state).changeNeeded).toBe(false);
+  });
+});
+
+const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/stigmer');
+
+describe('the `stigmer` on PATH is the one that will run', () => {
+  it('macOS: Homebrew\'s Docker-era Go CLI 0.0.12 next to a runtime the TypeScript CLI left (npx) is a bridged runner to come, not native', async () => {
+    const { root, cleanup } = await tempRoot();
+    try {
+      const home = path.join(root, 'home');
+      const bin = path.join(root, 'bin');
+      const cellar = path.join(root, 'Cellar', 'stigmer', '0.0.12', 'bin');
+      await mkdir(cellar, { recursive: true });
+      await mkdir(bin, { recursive: true });
+      await cp(path.join(FIXTURES, 'ts-native', '.stigmer'), path.join(home, '.stigmer'), { recursive: true });
+      const binary = path.join(cellar, 'stigmer');
+      await writeFile(binary, Buffer.from([0xcf, 0xfa, 0xed, 0xfe]), { mode: 0o755 });
+      await truncate(binary, 48 * 1024 * 1024);
+      await symlink(binary, path.join(bin, 'stigmer'));
+      const ctx = testContext({ env: { HOME: home, PATH: bin }, alive: () => false });
+      const install = await readStigmerInstall(ctx, { home, env: ctx.env, path });
+      const flavour = classifyFlavour(install, undefined, 'bridge');
+      expect(flavour).toMatchObject({ kind: 'docker-cli', network: 'bridge' });
+      expect(needsBridgeRoute(flavour)).toBe(true);
+      expect(flavour.evidence.join('\n')).toContain('runner-slim');
+    } finally {
+      await cleanup();
+    }
   });
 });
