@@ -47,7 +47,16 @@ export function stigmerFlavour(facts: Facts): StigmerFlavour | undefined {
  */
 export function bridgeRouteNeeded(facts: Facts): boolean {
   const flavour = stigmerFlavour(facts);
-  return flavour === undefined || needsBridgeRoute(flavour) || !hostNetworkIsHostLoopback(flavour, facts);
+  return flavour === undefined || needsBridgeRoute(flavour) || !hostNetworkIsHostLoopback(flavour, facts) || runnerOwnRequestFailed(facts);
+}
+
+/**
+ * The probe ran inside the running container itself (the runner, or the one --container names)
+ * and failed: that is the consumer's own failure, whatever its network says it should reach.
+ */
+function runnerOwnRequestFailed(facts: Facts): boolean {
+  const probe = concludedProbe(facts);
+  return facts.container?.running === true && probe !== undefined && probe.outcome !== 'ok' && probe.outcome !== 'error';
 }
 
 /**
@@ -66,7 +75,7 @@ function hostNetworkIsHostLoopback(flavour: StigmerFlavour, facts: Facts): boole
 /** Stigmer reaches a loopback Ollama as it is: a native runner, or one on the host's network. */
 export function stigmerNeedsNothing(facts: Facts): StigmerFlavour | undefined {
   const flavour = stigmerFlavour(facts);
-  return flavour && flavour.kind !== 'none' && !needsBridgeRoute(flavour) && hostNetworkIsHostLoopback(flavour, facts) ? flavour : undefined;
+  return flavour && flavour.kind !== 'none' && !needsBridgeRoute(flavour) && hostNetworkIsHostLoopback(flavour, facts) && !runnerOwnRequestFailed(facts) ? flavour : undefined;
 }
 
 /**

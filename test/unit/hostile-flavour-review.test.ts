@@ -52,8 +52,12 @@ describe("--network host is the host's loopback only on a rootful native engine"
     });
   }
 
-  it('a rootful native engine: a host-network runner still needs nothing', () => {
-    const state = hostRunnerOn({ state: 'ok', runtime: 'native', operatingSystem: 'Debian GNU/Linux 12 (bookworm)', serverVersion: '20.10.24' });
+  it('a rootful native engine: a stopped host-network runner (nothing to probe from) still needs nothing', () => {
+    const state = {
+      ...hostRunnerOn({ state: 'ok', runtime: 'native', operatingSystem: 'Debian GNU/Linux 12 (bookworm)', serverVersion: '20.10.24' }),
+      container: runnerContainer({ networkMode: 'host', extraHosts: [], running: false }),
+      containerProbe: { skipped: 'stigmer-agent-runner exists but is not running' },
+    };
     expect(reachDecision(state).changeNeeded).toBe(false);
   });
 });
@@ -83,5 +87,25 @@ describe('the `stigmer` on PATH is the one that will run', () => {
     } finally {
       await cleanup();
     }
+  });
+});
+
+describe("a probe from inside Stigmer's own runner speaks for Stigmer", () => {
+  // Linux, rootful native Docker, the Docker-era runner on --network host, but its OLLAMA_BASE_URL
+  // names host.docker.internal (a user's config.yaml), which --network host doesn't map: the runner
+  // itself fails, so doctor must not call that a note about other containers.
+  it('a host-network runner whose own request fails is a failure, not a note', () => {
+    const state = facts({
+      support: linuxPlatform,
+      detection: systemdDetection({ effectiveHost: undefined }),
+      listeners: [listener('127.0.0.1')],
+      container: runnerContainer({ networkMode: 'host', extraHosts: [] }),
+      containerProbe: probe('dns', { via: 'stigmer-agent-runner', address: undefined }),
+      flavour: { kind: 'runner-container', network: 'host', networkMode: 'host', running: true, evidence: [] },
+    });
+    const findings = runChecks(state);
+    const failing = findings.filter((finding) => finding.id === 'container.probe' || finding.id === 'container.alias').map((finding) => finding.status);
+    expect(failing).toContain('fail');
+    expect(failing).not.toContain('note');
   });
 });
