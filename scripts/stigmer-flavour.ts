@@ -53,6 +53,8 @@ export interface StigmerInstall {
    * one that will run, and it starts a runner container whatever runtimes another CLI left behind.
    */
   dockerEraCli?: boolean;
+  /** ~/.stigmer/data/agent-runner.containerid: the Docker-era supervisor created a runner container. */
+  runnerContainerIdFile?: boolean;
 }
 
 /** Files we read are small by nature (a pid, a package.json, an npm shim); anything bigger is not what we look for. */
@@ -208,6 +210,7 @@ export async function readStigmerInstall(ctx: Context, options: FlavourOptions):
   if (live) install.native.push(live);
   if (goNative) install.native.push(`the native runner's Python runtime (${shown(goRuntime, options)})`);
   if (tsNative) install.native.push(tsNative);
+  if (containerId?.kind === 'file') install.runnerContainerIdFile = true;
   if (containerId?.kind === 'file') install.goCli.push(`the runner container's id file of the Docker era (${shown(path.join(stigmer, 'data', 'agent-runner.containerid'), options)})`);
   if (ownOllama?.kind === 'file') install.goCli.push(`the Ollama the Go CLI downloaded (${shown(path.join(stigmer, 'bin', 'ollama'), options)})`);
   if (llmPid?.kind === 'file') install.goCli.push(`the Go CLI's Ollama pid file (${shown(path.join(stigmer, 'llm.pid'), options)})`);
@@ -219,13 +222,18 @@ export async function readStigmerInstall(ctx: Context, options: FlavourOptions):
  * The flavour, from what is installed and the runner container (running or stopped), when there
  * is one. `stigmerNetwork` is how the Docker-era supervisor networks the runner on this OS.
  */
-export function classifyFlavour(install: StigmerInstall, container: ContainerInfo | undefined, stigmerNetwork: 'host' | 'bridge'): StigmerFlavour {
+export function classifyFlavour(install: StigmerInstall, container: ContainerInfo | undefined, stigmerNetwork: 'host' | 'bridge', engineDown = false): StigmerFlavour {
   const known = [...install.native, ...install.tsCli, ...install.goCli, ...install.configured];
   if (container) {
     // A container is what reaches Ollama, whatever else is installed: its network mode decides.
     const network = container.networkMode === 'host' ? 'host' : 'bridge';
     const state = container.running ? 'running' : 'stopped';
     return { kind: 'runner-container', network, networkMode: cleanField(container.networkMode), running: container.running, evidence: [`the container ${cleanField(container.name)} (${state}, network "${cleanField(container.networkMode)}")`, ...known] };
+  }
+  // The engine doesn't answer, so the runner container the id file names can't be ruled out: the
+  // supervisor ran it with --restart unless-stopped, so it comes back with the engine.
+  if (engineDown && install.runnerContainerIdFile) {
+    return { kind: 'docker-cli', network: stigmerNetwork, evidence: [...install.goCli, 'the container engine does not answer, so that runner container may still exist (it restarts with the engine)', ...install.native, ...install.tsCli, ...install.configured] };
   }
   // A Docker-era Go CLI is what `stigmer` starts: leftovers of a native CLI don't change that.
   if (install.dockerEraCli) return { kind: 'docker-cli', network: stigmerNetwork, evidence: [...install.goCli, ...install.native, ...install.tsCli, ...install.configured] };

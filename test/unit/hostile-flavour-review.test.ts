@@ -109,3 +109,23 @@ describe("a probe from inside Stigmer's own runner speaks for Stigmer", () => {
     expect(failing).not.toContain('note');
   });
 });
+
+describe('a Docker-era runner container while the engine is down', () => {
+  it('macOS, Docker Desktop not started: the id file of an unless-stopped runner next to a native runtime is a bridged runner to come', async () => {
+    const { root, cleanup } = await tempRoot();
+    try {
+      const home = path.join(root, 'home');
+      await cp(path.join(FIXTURES, 'go-docker-era', '.stigmer'), path.join(home, '.stigmer'), { recursive: true });
+      await cp(path.join(FIXTURES, 'go-native', '.stigmer', 'runtimes'), path.join(home, '.stigmer', 'runtimes'), { recursive: true });
+      const ctx = testContext({ env: { HOME: home, PATH: '' }, alive: () => false });
+      const install = await readStigmerInstall(ctx, { home, env: ctx.env, path });
+      const down = classifyFlavour(install, undefined, 'bridge', true);
+      expect(down).toMatchObject({ kind: 'docker-cli', network: 'bridge' });
+      expect(needsBridgeRoute(down)).toBe(true);
+      // With the engine answering and no such container, the id file is stale: native.
+      expect(classifyFlavour(install, undefined, 'bridge', false).kind).toBe('native');
+    } finally {
+      await cleanup();
+    }
+  });
+});
