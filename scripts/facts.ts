@@ -357,7 +357,7 @@ export async function gatherFacts(ctx: Context, options: GatherOptions): Promise
     bindV6Only,
     exposure,
     stigmer,
-    flavour: classifyFlavour(installed, container, support.stigmerRunnerNetwork),
+    flavour: classifyFlavour(installed, container, support.stigmerRunnerNetwork, docker.state === 'unreachable'),
     ...(relayFacts ? { relay: relayFacts } : {}),
   };
 }

@@ -47,13 +47,35 @@ export function stigmerFlavour(facts: Facts): StigmerFlavour | undefined {
  */
 export function bridgeRouteNeeded(facts: Facts): boolean {
   const flavour = stigmerFlavour(facts);
-  return flavour === undefined || needsBridgeRoute(flavour);
+  return flavour === undefined || needsBridgeRoute(flavour) || !hostNetworkIsHostLoopback(flavour, facts) || runnerOwnRequestFailed(facts);
+}
+
+/**
+ * The probe ran inside the running container itself (the runner, or the one --container names)
+ * and failed: that is the consumer's own failure, whatever its network says it should reach.
+ */
+function runnerOwnRequestFailed(facts: Facts): boolean {
+  const probe = concludedProbe(facts);
+  return facts.container?.running === true && probe !== undefined && probe.outcome !== 'ok' && probe.outcome !== 'error';
+}
+
+/**
+ * `--network host` shares the host's loopback only where the engine runs on this kernel as root
+ * (or Podman, which has no VM on Linux). Docker Desktop for Linux (and under WSL) runs containers
+ * in a VM, so "host" is the VM's network (stigmer.md §5); rootless Docker's "host" is RootlessKit's
+ * namespace. There a host-network runner is no proof of anything: the probe decides.
+ */
+function hostNetworkIsHostLoopback(flavour: StigmerFlavour, facts: Facts): boolean {
+  if (!('network' in flavour) || flavour.network !== 'host') return true;
+  const docker = facts.docker;
+  if (docker.state !== 'ok') return true;
+  return docker.runtime === 'podman' || (docker.runtime === 'native' && !docker.rootless);
 }
 
 /** Stigmer reaches a loopback Ollama as it is: a native runner, or one on the host's network. */
 export function stigmerNeedsNothing(facts: Facts): StigmerFlavour | undefined {
   const flavour = stigmerFlavour(facts);
-  return flavour && flavour.kind !== 'none' && !needsBridgeRoute(flavour) ? flavour : undefined;
+  return flavour && flavour.kind !== 'none' && !needsBridgeRoute(flavour) && hostNetworkIsHostLoopback(flavour, facts) && !runnerOwnRequestFailed(facts) ? flavour : undefined;
 }
 
 /**

@@ -47,6 +47,14 @@ export interface StigmerInstall {
   goCli: string[];
   /** Stigmer is configured, but nothing says which CLI did it. */
   configured: string[];
+  /**
+   * The `stigmer` on PATH is a Go CLI whose version (Homebrew's Cellar path) is of the Docker-runner
+   * era (0.0.x up to v0.0.12, all tagged before the Docker code was removed on 2026-03-01): it is the
+   * one that will run, and it starts a runner container whatever runtimes another CLI left behind.
+   */
+  dockerEraCli?: boolean;
+  /** ~/.stigmer/data/agent-runner.containerid: the Docker-era supervisor created a runner container. */
+  runnerContainerIdFile?: boolean;
 }
 
 /** Files we read are small by nature (a pid, a package.json, an npm shim); anything bigger is not what we look for. */
@@ -114,10 +122,16 @@ async function tsCliVersion(ctx: Context, script: string, path: PlatformPath): P
   }
 }
 
+/** 0.0.x up to 0.0.12: the Go CLI's tags (v0.0.1 2026-01-20 … v0.0.12 2026-01-25), all before the native runner. */
+function isDockerEraVersion(version: string): boolean {
+  const match = /^v?0\.0\.(\d+)(?:[-+.]|$)/.exec(version);
+  return match !== null && Number(match[1]) <= 12;
+}
+
 const normalise = (file: string) => file.replace(/\\/g, '/');
 
 /** `stigmer` on PATH: the npm package's node script, or a compiled binary (the Go CLI). */
-async function findCli(ctx: Context, options: FlavourOptions): Promise<{ ts?: string; go?: string }> {
+async function findCli(ctx: Context, options: FlavourOptions): Promise<{ ts?: string; go?: string; dockerEra?: boolean }> {
   const { path } = options;
   const entries = (options.env.PATH ?? options.env.Path ?? '').split(path.delimiter).slice(0, MAX_PATH_ENTRIES);
   for (const dir of entries) {
@@ -137,7 +151,7 @@ async function findCli(ctx: Context, options: FlavourOptions): Promise<{ ts?: st
       if (info.size >= MIN_BINARY_SIZE) {
         // Homebrew keeps the version in the path (…/Cellar/stigmer/0.0.12/bin/stigmer).
         const version = versionText(/\/Cellar\/stigmer\/([^/]+)\//.exec(normalise(resolved))?.[1]);
-        return { go: `the Go CLI${version ? ` ${cleanField(version)}` : ''} on PATH (${where}, a compiled binary)` };
+        return { go: `the Go CLI${version ? ` ${cleanField(version)}` : ''} on PATH (${where}, a compiled binary)`, dockerEra: version !== undefined && isDockerEraVersion(version) };
       }
       // A small script: npm's shims (Windows stigmer.cmd, a POSIX wrapper) name the package they start.
       const text = await readSmall(ctx, candidate);
@@ -173,9 +187,10 @@ async function liveRunner(ctx: Context, stigmer: string, options: FlavourOptions
 export async function readStigmerInstall(ctx: Context, options: FlavourOptions): Promise<StigmerInstall> {
   const install: StigmerInstall = { native: [], tsCli: [], goCli: [], configured: [] };
   const { home, path } = options;
-  const cli = await findCli(ctx, options).catch(() => ({}) as { ts?: string; go?: string });
+  const cli = await findCli(ctx, options).catch(() => ({}) as { ts?: string; go?: string; dockerEra?: boolean });
   if (cli.ts) install.tsCli.push(cli.ts);
   if (cli.go) install.goCli.push(cli.go);
+  if (cli.dockerEra) install.dockerEraCli = true;
   // Never a relative home: it would name folders under the current one.
   if (!home || !path.isAbsolute(home)) return install;
   const stigmer = path.join(home, '.stigmer');
@@ -195,6 +210,7 @@ export async function readStigmerInstall(ctx: Context, options: FlavourOptions):
   if (live) install.native.push(live);
   if (goNative) install.native.push(`the native runner's Python runtime (${shown(goRuntime, options)})`);
   if (tsNative) install.native.push(tsNative);
+  if (containerId?.kind === 'file') install.runnerContainerIdFile = true;
   if (containerId?.kind === 'file') install.goCli.push(`the runner container's id file of the Docker era (${shown(path.join(stigmer, 'data', 'agent-runner.containerid'), options)})`);
   if (ownOllama?.kind === 'file') install.goCli.push(`the Ollama the Go CLI downloaded (${shown(path.join(stigmer, 'bin', 'ollama'), options)})`);
   if (llmPid?.kind === 'file') install.goCli.push(`the Go CLI's Ollama pid file (${shown(path.join(stigmer, 'llm.pid'), options)})`);
@@ -206,7 +222,7 @@ export async function readStigmerInstall(ctx: Context, options: FlavourOptions):
  * The flavour, from what is installed and the runner container (running or stopped), when there
  * is one. `stigmerNetwork` is how the Docker-era supervisor networks the runner on this OS.
  */
-export function classifyFlavour(install: StigmerInstall, container: ContainerInfo | undefined, stigmerNetwork: 'host' | 'bridge'): StigmerFlavour {
+export function classifyFlavour(install: StigmerInstall, container: ContainerInfo | undefined, stigmerNetwork: 'host' | 'bridge', engineDown = false): StigmerFlavour {
   const known = [...install.native, ...install.tsCli, ...install.goCli, ...install.configured];
   if (container) {
     // A container is what reaches Ollama, whatever else is installed: its network mode decides.
@@ -214,6 +230,13 @@ export function classifyFlavour(install: StigmerInstall, container: ContainerInf
     const state = container.running ? 'running' : 'stopped';
     return { kind: 'runner-container', network, networkMode: cleanField(container.networkMode), running: container.running, evidence: [`the container ${cleanField(container.name)} (${state}, network "${cleanField(container.networkMode)}")`, ...known] };
   }
+  // The engine doesn't answer, so the runner container the id file names can't be ruled out: the
+  // supervisor ran it with --restart unless-stopped, so it comes back with the engine.
+  if (engineDown && install.runnerContainerIdFile) {
+    return { kind: 'docker-cli', network: stigmerNetwork, evidence: [...install.goCli, 'the container engine does not answer, so that runner container may still exist (it restarts with the engine)', ...install.native, ...install.tsCli, ...install.configured] };
+  }
+  // A Docker-era Go CLI is what `stigmer` starts: leftovers of a native CLI don't change that.
+  if (install.dockerEraCli) return { kind: 'docker-cli', network: stigmerNetwork, evidence: [...install.goCli, ...install.native, ...install.tsCli, ...install.configured] };
   // A native runtime or the TS CLI: this Stigmer runs its runner on the host, never in Docker.
   if (install.native.length > 0 || install.tsCli.length > 0) return { kind: 'native', evidence: [...install.native, ...install.tsCli, ...install.goCli, ...install.configured] };
   // The Go CLI, or only its configuration: whichever CLI wrote config.yaml, on Linux its runner
