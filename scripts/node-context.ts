@@ -21,10 +21,10 @@ import {
   type HttpStreamOptions,
   type HttpStreamResult,
   type NetworkAddress,
-  type TcpConnectResult,
   type PathInfo,
   type Platform,
   type Spinner,
+  type TcpConnectResult,
 } from './context.ts';
 import { Interrupter, InterruptedError, SIGNAL_EXIT, type SignalName } from './interrupt.ts';
 import { stripControl } from './text.ts';
