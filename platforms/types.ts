@@ -213,7 +213,10 @@ export interface RelayFacts {
     allowed: string[];
     /** `systemctl is-active` of the socket unit: 'active', 'inactive', 'failed', … */
     socketState?: string;
-    /** The protection is in force now (iptables: our chain is hooked into INPUT), when that can be told. */
+    /**
+     * The protection is in force now, when that can be told (iptables: our chain is hooked into
+     * INPUT and ends in DROP; IPAddressAllow=: measured, a connection from 127.0.0.1 is dropped).
+     */
     protectionActive?: boolean;
     /** Each unit says it was written by stigmer-setup (its first line is our marker). */
     ours: boolean;
@@ -233,7 +236,7 @@ export interface RelayFacts {
   gatewayProblem?: string;
   /** Every Docker bridge network's IPv4 subnet and interface (default and user-defined). */
   bridges: { name: string; subnet: string; interface?: string }[];
-  /** systemd enforces IPAddressAllow=/IPAddressDeny= here (a unified cgroup v2 hierarchy with BPF). */
+  /** A cgroup2 hierarchy is mounted, which systemd's IPAddressAllow= needs (not proof it is enforced: the installed relay's filter is measured). */
   bpfFirewall: boolean;
   /** Absolute path of iptables, when present. */
   iptables?: string;

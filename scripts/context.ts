@@ -223,6 +223,9 @@ export interface Terminal {
   interrupt: AbortSignal;
 }
 
+/** How a bare TCP connect ended: the connection is closed at once, nothing is sent on it. */
+export type TcpConnectResult = { kind: 'connected' } | { kind: 'error'; code: 'refused' | 'timeout' | 'other'; message: string };
+
 export interface NetworkAddress {
   /** Interface name, e.g. eth0, docker0, en0. */
   name: string;
@@ -251,6 +254,12 @@ export interface Context {
   /** Whether a process with this pid exists (ours or another user's). */
   processExists(pid: number): boolean;
   networkAddresses(): NetworkAddress[];
+  /**
+   * Open a TCP connection to host:port from `localAddress` (bound before connect) and close it at
+   * once without sending a byte: whether a packet filter lets that source in. `timeout`: no answer
+   * to the SYN within `timeoutMs` (a filter that drops it).
+   */
+  tcpConnect(options: { host: string; port: number; localAddress?: string; timeoutMs: number }): Promise<TcpConnectResult>;
   fs: FileSystem;
   http: HttpClient;
   clock: Clock;

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants, promises as fsp, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type oraFunction from 'ora';
@@ -23,6 +24,7 @@ import {
   type PathInfo,
   type Platform,
   type Spinner,
+  type TcpConnectResult,
 } from './context.ts';
 import { Interrupter, InterruptedError, SIGNAL_EXIT, type SignalName } from './interrupt.ts';
 import { stripControl } from './text.ts';
@@ -363,6 +365,29 @@ const nodeFs: FileSystem = {
   },
 };
 
+function tcpConnect(interrupter: Interrupter, options: { host: string; port: number; localAddress?: string; timeoutMs: number }): Promise<TcpConnectResult> {
+  if (!interrupter.mayStart) return Promise.resolve({ kind: 'error', code: 'other', message: `not tried: stigmer-setup was interrupted (${interrupter.received})` });
+  return new Promise((resolve) => {
+    let settled = false;
+    const finish = (result: TcpConnectResult) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      interrupter.signal.removeEventListener('abort', cancel);
+      // Closed without a byte sent: whoever listens sees a connection open and close, no request.
+      socket.destroy();
+      resolve(result);
+    };
+    const cancel = () => finish({ kind: 'error', code: 'other', message: `interrupted (${interrupter.received})` });
+    interrupter.signal.addEventListener('abort', cancel, { once: true });
+    // A total bound, not an idle one: a dropped SYN is retried by the kernel for minutes otherwise.
+    const timer = setTimeout(() => finish({ kind: 'error', code: 'timeout', message: `no answer within ${options.timeoutMs} ms` }), options.timeoutMs);
+    const socket = net.connect({ host: options.host, port: options.port, ...(options.localAddress ? { localAddress: options.localAddress } : {}) });
+    socket.once('connect', () => finish({ kind: 'connected' }));
+    socket.once('error', (error: NodeJS.ErrnoException) => finish({ kind: 'error', code: error.code === 'ECONNREFUSED' ? 'refused' : 'other', message: error.message }));
+  });
+}
+
 function httpGet(interrupter: Interrupter, url: string, options: { timeoutMs: number; headers?: Record<string, string> }): Promise<HttpResult> {
   if (!interrupter.mayStart) return Promise.resolve({ kind: 'error', code: 'other', message: `not sent: stigmer-setup was interrupted (${interrupter.received})` });
   return new Promise((resolve) => {
@@ -609,6 +634,7 @@ export function createNodeContext(options: NodeContextOptions = {}): Context {
         (addresses ?? []).map((entry) => ({ name, address: entry.address, family: entry.family === 'IPv6' ? 6 : 4, internal: entry.internal }) as const),
       );
     },
+    tcpConnect: (connectOptions) => tcpConnect(interrupter, connectOptions),
     fs: nodeFs,
     http: { get: (url, requestOptions) => httpGet(interrupter, url, requestOptions), postStream: (url, streamOptions) => httpPostStream(interrupter, url, streamOptions) },
     clock: {

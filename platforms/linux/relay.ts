@@ -167,6 +167,17 @@ async function readGateway(ctx: Context, root: string, networks: DockerNetwork[]
   return readGatewayFrom({ configured, networks, interfaceAddress: (name) => addresses.find((entry) => entry.name === name && entry.family === 4)?.address });
 }
 
+/**
+ * Whether systemd's IPAddressAllow= can protect the relay here: a cgroup2 mount, and not measured
+ * ineffective on the relay installed now (its socket listening and letting a disallowed source in).
+ * A machine where it was measured so gets the iptables chain when setup runs again.
+ */
+export function addressFilterUsable(relay: Pick<RelayFacts, 'bpfFirewall' | 'installed'>): boolean {
+  const installed = relay.installed;
+  const measuredOpen = installed?.protection === 'ip-address-allow' && installed.socketState === 'active' && installed.protectionActive === false;
+  return relay.bpfFirewall && !measuredOpen;
+}
+
 /** Why the relay can't be offered here, or undefined when it can (the plan says the reason). */
 export function relayPreflight(relay: Omit<RelayFacts, 'preflight'>, request: Pick<RelayRequest, 'nativeRootfulDocker' | 'engine' | 'listeners' | 'port'>): string | undefined {
   const port = request.port;
@@ -174,10 +185,10 @@ export function relayPreflight(relay: Omit<RelayFacts, 'preflight'>, request: Pi
   if (!request.nativeRootfulDocker) return `the relay is for a rootful Docker engine on this machine's own kernel${request.engine ? `, and this one is ${request.engine}` : ''} (rootless Docker, Docker Desktop and Podman reach the host their own way)`;
   if (!relay.gateway) return relay.gatewayProblem ?? "Docker's host-gateway address can't be read";
   if (!relay.proxyd) return `systemd-socket-proxyd is not installed (looked in ${PROXYD_LOCATIONS.join(' and ')})`;
-  if (!relay.bpfFirewall && !relay.iptables) return 'neither systemd\'s IP filtering (it needs cgroup v2) nor iptables is available, so the relay could not keep your network out';
+  if (!addressFilterUsable(relay) && !relay.iptables) return 'neither systemd\'s IP filtering (it needs cgroup v2) nor iptables is available, so the relay could not keep your network out';
   // Without systemd's filter the chain is the protection, and it lets in lo, docker0 and br-+ only.
   const defaultBridge = relay.bridges.find((bridge) => bridge.name === 'bridge')?.interface;
-  if (!relay.bpfFirewall && defaultBridge !== undefined && defaultBridge !== 'docker0' && !defaultBridge.startsWith('br-')) {
+  if (!addressFilterUsable(relay) && defaultBridge !== undefined && defaultBridge !== 'docker0' && !defaultBridge.startsWith('br-')) {
     return `Docker's default bridge is the interface ${JSON.stringify(defaultBridge).slice(0, 40)}, and without systemd's IP filtering (cgroup v2) the relay keeps your network out with an iptables chain that lets in docker0 and br-* only, so its containers could not get through`;
   }
   const target = relayTarget(request.listeners);
@@ -244,11 +255,15 @@ async function installedFacts(ctx: Context, relay: Omit<RelayFacts, 'preflight'>
   const dropIns = await loadedDropIns(ctx, paths);
   const parsedSocket = socketText === undefined ? undefined : parseSocketUnit(socketText, dropIns.socket.texts);
   const parsedService = serviceText === undefined ? undefined : parseServiceUnit(serviceText, dropIns.service.texts);
-  const state = await ctx.exec('systemctl', ['is-active', SOCKET_UNIT], { timeoutMs: COMMAND_TIMEOUT_MS, env: { LC_ALL: 'C' } });
-  const socketState = state.failure ? undefined : /^[a-z-]{1,32}$/.test(state.stdout.trim()) ? state.stdout.trim() : undefined;
   const protection = parsedSocket?.protection ?? 'none';
+  const [state, filter] = await Promise.all([
+    ctx.exec('systemctl', ['is-active', SOCKET_UNIT], { timeoutMs: COMMAND_TIMEOUT_MS, env: { LC_ALL: 'C' } }),
+    protection === 'ip-address-allow' && parsedSocket?.listen ? measureAddressFilter(ctx, parsedSocket.listen, parsedSocket.allowed) : Promise.resolve(undefined),
+  ]);
+  const socketState = state.failure ? undefined : /^[a-z-]{1,32}$/.test(state.stdout.trim()) ? state.stdout.trim() : undefined;
   let protectionActive: boolean | undefined;
-  if (protection === 'ip-address-allow') protectionActive = relay.bpfFirewall && socketState === 'active';
+  // A socket that is not listening protects nothing; a listening one is measured, not inferred.
+  if (protection === 'ip-address-allow') protectionActive = socketState === 'active' ? filter : false;
   else if (protection === 'iptables' && relay.iptables && parsedSocket?.listen) {
     // -C: exit 0 when the rule exists, 1 when it does not; anything else (not root: exit 4) can't tell.
     const check = await ctx.exec(relay.iptables, ['-w', '-C', 'INPUT', '-d', `${parsedSocket.listen.host}/32`, '-p', 'tcp', '--dport', String(parsedSocket.listen.port), '-j', CHAIN], { timeoutMs: COMMAND_TIMEOUT_MS, env: { LC_ALL: 'C' } });
@@ -281,6 +296,39 @@ async function installedFacts(ctx: Context, relay: Omit<RelayFacts, 'preflight'>
     ...(socket?.file ? { socketFile: socket.file } : {}),
     ...(service?.file ? { serviceFile: service.file } : {}),
   };
+}
+
+/** The source the filter probe connects from: on this host, never a Docker bridge address. */
+export const FILTER_PROBE_SOURCE = '127.0.0.1';
+/** A dropped SYN is a timeout; an accepted one answers within a millisecond over lo. */
+export const FILTER_PROBE_TIMEOUT_MS = 1000;
+
+/**
+ * Whether systemd enforces the socket's IPAddressAllow=, measured: systemd starts the socket
+ * unfiltered (one warning in its log) where the kernel lacks cgroup BPF or systemd its support, and
+ * a cgroup2 mount doesn't tell those apart. A connection to the relay's own address from
+ * 127.0.0.1 (bound first; the kernel routes a local destination over lo) is not in the allow list,
+ * so the filter drops its SYN (true); if it connects, the LAN gets in too (false). It is closed at
+ * once without a byte sent. undefined: can't tell (refused, another error, or an allow list that
+ * covers 127.0.0.1, which a drop-in may add).
+ */
+export async function measureAddressFilter(ctx: Context, listen: { host: string; port: number }, allowed: readonly string[]): Promise<boolean | undefined> {
+  if (allowed.some((entry) => coversAddress(entry, FILTER_PROBE_SOURCE))) return undefined;
+  const result = await ctx.tcpConnect({ host: listen.host, port: listen.port, localAddress: FILTER_PROBE_SOURCE, timeoutMs: FILTER_PROBE_TIMEOUT_MS });
+  if (result.kind === 'connected') return false;
+  return result.code === 'timeout' ? true : undefined;
+}
+
+/** Whether an IPAddressAllow= entry (systemd.resource-control(5)) covers an IPv4 address; unknown words count as covering it. */
+function coversAddress(entry: string, address: string): boolean {
+  if (entry === 'localhost' || entry === 'any') return true;
+  if (entry === 'link-local' || entry === 'multicast') return false;
+  const match = /^(\d{1,3}(?:\.\d{1,3}){3})(?:\/(\d{1,2}))?$/.exec(entry);
+  if (!match) return !entry.includes(':');
+  const bits = match[2] === undefined ? 32 : Number(match[2]);
+  const number = (text: string) => text.split('.').reduce((sum, part) => sum * 256 + Number(part), 0);
+  const network = (value: number) => Math.floor(value / 2 ** (32 - bits));
+  return bits <= 32 && network(number(match[1] as string)) === network(number(address));
 }
 
 /** `iptables -S STIGMER-OLLAMA-RELAY`: interface-scoped ACCEPTs, then DROP as its last rule. */
@@ -330,9 +378,10 @@ async function loadedDropIns(ctx: Context, paths: RelayFacts['paths']): Promise<
  */
 export function chooseProtection(relay: RelayFacts, firewall: FirewallFacts | undefined): RelayProtection | undefined {
   if (relay.installed?.protection === 'iptables' && relay.iptables) return 'iptables';
-  if (relay.bpfFirewall && firewall?.verdict === 'allowed') return 'ip-address-allow';
+  const filter = addressFilterUsable(relay);
+  if (filter && firewall?.verdict === 'allowed') return 'ip-address-allow';
   if (relay.iptables) return 'iptables';
-  return relay.bpfFirewall ? 'ip-address-allow' : undefined;
+  return filter ? 'ip-address-allow' : undefined;
 }
 
 function unitChange(file: string, current: { content: Buffer; mode: number; uid: number; gid: number } | undefined, desired: Buffer, elevate: string[]): FileChange | undefined {

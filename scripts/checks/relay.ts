@@ -34,7 +34,8 @@ const NAMED = 5;
 const MAX_ENTRIES = 100_000;
 
 type Installed = NonNullable<RelayFacts['installed']>;
-type Issue = Required<Pick<Finding, 'status' | 'message' | 'why' | 'fix'>>;
+/** `exposed`: the LAN measurably reaches Ollama; a failure even while the runner's route works. */
+type Issue = Required<Pick<Finding, 'status' | 'message' | 'why' | 'fix'>> & { exposed?: boolean };
 
 /** A value read back from the machine, for a message: escaped when it holds a control character, and bounded. */
 export function shown(value: string, max = 120): string {
@@ -181,7 +182,13 @@ function configuredClash(facts: Facts, listen: BindAddress): BindAddress | undef
 
 function protectionText(relay: RelayFacts, installed: Installed): string {
   if (installed.protection === 'ip-address-allow') {
-    return `IPAddressAllow=${installed.allowed.length ? named(installed.allowed, (entry) => shown(entry, 60)) : '(none)'} on the socket${relay.bpfFirewall ? ", enforced by systemd's BPF firewall" : ''}`;
+    const state =
+      installed.protectionActive === true
+        ? ", measured in force (a connection from 127.0.0.1, which it does not allow, was dropped)"
+        : relay.bpfFirewall
+          ? ", which systemd's BPF firewall should enforce (not measured)"
+          : '';
+    return `IPAddressAllow=${installed.allowed.length ? named(installed.allowed, (entry) => shown(entry, 60)) : '(none)'} on the socket${state}`;
   }
   if (installed.protection === 'iptables') {
     const state = installed.protectionActive === true ? 'in force' : installed.protectionActive === false ? 'not in force' : 'whether it is in force could not be read (iptables needs root)';
@@ -203,7 +210,16 @@ function protectionIssues(facts: Facts, relay: RelayFacts, installed: Installed,
       fix: `${RELAY_SETUP_COMMAND}   # renders the relay again, with the protection this machine supports`,
     });
   } else if (installed.protection === 'ip-address-allow') {
-    if (!relay.bpfFirewall) {
+    if (installed.protectionActive === false && installed.socketState === 'active') {
+      issues.push({
+        status: 'fail',
+        // Measured open to the LAN: a working route for the runner doesn't make that a warning.
+        exposed: true,
+        message: `The relay's IPAddressAllow= is not in force, measured: a connection to ${shownAddress(listen)} from 127.0.0.1, which it does not allow, got in. systemd starts the socket unfiltered when the kernel lacks cgroup BPF (CONFIG_CGROUP_BPF) or systemd its support, and says so once in its log.`,
+        why: `Nothing else keeps the LAN out: ${neighbour}.`,
+        fix: `${RELAY_SETUP_COMMAND}   # switches the relay to its iptables protection (an INPUT rule for exactly ${shown(formatBindAddress(listen))})`,
+      });
+    } else if (!relay.bpfFirewall && installed.protectionActive !== true) {
       issues.push({
         status: 'warn',
         message: "The relay's IPAddressAllow= is not in force: systemd enforces it only on a unified cgroup v2 hierarchy (its BPF firewall), and this machine has none, so it ignores the setting.",
@@ -386,7 +402,8 @@ export const relayCheck: Check = {
     // A check fails only when the agent-runner can't use Ollama now: a dead relay while the
     // container reaches Ollama anyway (Ollama bound wide took the port first) is a conflict to
     // settle, not a broken route.
-    if (concludedProbe(facts)?.outcome === 'ok') for (const issue of issues) issue.status = 'warn';
+    // A measured hole (anyone on the LAN gets in) stays a failure.
+    if (concludedProbe(facts)?.outcome === 'ok') for (const issue of issues) if (!issue.exposed) issue.status = 'warn';
     // One finding per check: the worst problem leads, the others follow it.
     const ordered = [...issues.filter((issue) => issue.status === 'fail'), ...issues.filter((issue) => issue.status === 'warn')];
     const [first, ...rest] = ordered as [Issue, ...Issue[]];

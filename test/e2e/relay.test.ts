@@ -8,7 +8,7 @@
  * builds on the state the previous one left, as a user's machine would.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseReport, runInContainer, type JsonReport } from './cli.ts';
+import { check, parseReport, runInContainer, type JsonReport } from './cli.ts';
 import {
   buildPythonImage,
   dockerExec,
@@ -147,6 +147,10 @@ except Exception as e:
     // This host mounts cgroup2 at /sys/fs/cgroup/unified (systemd 252's hybrid mode, even on a cgroup
     // v1 machine) and its firewall lets bridge traffic in, so systemd's own IP filter is the choice.
     expect(await protectionInUnit()).toEqual({ iptables: false, ipAddressAllow: true });
+    // doctor measures that filter (a connection from 127.0.0.1, not allowed, must be dropped)
+    // rather than inferring it from the cgroup2 mount: here systemd does enforce it.
+    const relayFinding = check(parseReport(await runInContainer(HOST, ['doctor', '--json'])), 'ollama.relay');
+    expect(relayFinding, JSON.stringify(relayFinding)).toMatchObject({ status: 'ok', message: expect.stringContaining('measured in force') });
   });
 
   it('the runner reaches Ollama through it; a 5 MB stream arrives intact; Host: host.docker.internal passes the 403 guard, a custom alias does not', async () => {

@@ -40,6 +40,7 @@ function relay(overrides: Partial<RelayFacts> = {}, installed: Partial<Installed
       allowed: ['172.17.0.0/16'],
       ours: true,
       socketState: 'active',
+      protectionActive: true,
       ...installed,
     },
     gateway: { address: '172.17.0.1', from: 'docker network inspect bridge' },
@@ -97,7 +98,7 @@ describe('ollama.relay', () => {
     expect(finding).toEqual({
       status: 'ok',
       message:
-        "The relay listens on 172.17.0.1:11434 (Docker's host-gateway, from docker network inspect bridge) and forwards to 127.0.0.1:11434, where Ollama is loopback-only (a foreign Host header gets 403); it lets in Docker's bridges only: IPAddressAllow=172.17.0.0/16, 172.18.0.0/16 on the socket, enforced by systemd's BPF firewall.",
+        "The relay listens on 172.17.0.1:11434 (Docker's host-gateway, from docker network inspect bridge) and forwards to 127.0.0.1:11434, where Ollama is loopback-only (a foreign Host header gets 403); it lets in Docker's bridges only: IPAddressAllow=172.17.0.0/16, 172.18.0.0/16 on the socket, measured in force (a connection from 127.0.0.1, which it does not allow, was dropped).",
     });
   });
 
@@ -149,8 +150,30 @@ describe('ollama.relay', () => {
     expect(finding.fix).toBe(`npx stigmer-setup undo   # removes the relay; then, to set it up again: ${RELAY_SETUP}`);
   });
 
+  it('fails when IPAddressAllow= was measured not in force (cgroup2 mounted, systemd started the socket unfiltered), naming setup --relay as the fix', () => {
+    const finding = relayCheck.diagnose(relayFacts(relay({}, { protectionActive: false })));
+    expect(finding.status).toBe('fail');
+    expect(finding.message).toContain('not in force, measured');
+    expect(finding.why).toMatch(/reaches Ollama through the relay/);
+    expect(finding.fix).toContain(RELAY_SETUP);
+    expect(finding.fix).toContain('iptables');
+  });
+
+  it('keeps a measured hole a failure even while the runner reaches Ollama through the relay', () => {
+    const finding = relayCheck.diagnose(relayFacts(relay({}, { protectionActive: false }), { containerProbe: probe('ok') }));
+    expect(finding.status).toBe('fail');
+  });
+
+  it('says IPAddressAllow= was not measured when the probe could not tell, and does not claim it in force', () => {
+    const finding = relayCheck.diagnose(relayFacts(relay({}, { protectionActive: undefined })));
+    expect(finding.status).toBe('ok');
+    expect(finding.message).toContain('should enforce (not measured)');
+    expect(finding.message).not.toContain('measured in force');
+  });
+
   it('warns when IPAddressAllow= is configured but systemd has no BPF firewall to enforce it, with the fix', () => {
-    const finding = relayCheck.diagnose(relayFacts(relay({ bpfFirewall: false })));
+    // Not measured (the probe could not tell): the missing cgroup2 mount is what says so.
+    const finding = relayCheck.diagnose(relayFacts(relay({ bpfFirewall: false }, { protectionActive: undefined })));
     expect(finding.status).toBe('warn');
     expect(finding.message).toContain("The relay's IPAddressAllow= is not in force");
     expect(finding.message).toContain('cgroup v2');
@@ -279,7 +302,7 @@ describe('ollama.relay', () => {
   });
 
   it('leads with the worst problem and names the others after it, each fix once', () => {
-    const finding = relayCheck.diagnose(relayFacts(relay({ bpfFirewall: false, bridges: [{ name: 'bridge', subnet: '172.17.0.0/16' }, { name: 'new', subnet: '172.21.0.0/16' }] }, { socketState: 'inactive' }), { listeners: [listener('127.0.0.1')], containerProbe: REFUSED }));
+    const finding = relayCheck.diagnose(relayFacts(relay({ bpfFirewall: false, bridges: [{ name: 'bridge', subnet: '172.17.0.0/16' }, { name: 'new', subnet: '172.21.0.0/16' }] }, { socketState: 'inactive', protectionActive: false }), { listeners: [listener('127.0.0.1')], containerProbe: REFUSED }));
     expect(finding.status).toBe('fail');
     expect(finding.message).toMatch(/^The relay is installed, but stigmer-ollama-relay\.socket is inactive/);
     expect(finding.message).toContain("Also: The relay's IPAddressAllow= is not in force");

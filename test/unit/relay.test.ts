@@ -255,6 +255,37 @@ describe('plans with the relay', () => {
     expect(stopped.changes.map((change) => change.type)).toEqual(['restart']);
   });
 
+  it('re-plans a relay whose IPAddressAllow= was measured not in force with the iptables chain (the fix doctor names: setup --yes --relay)', () => {
+    const firewall = { verdict: 'allowed' as const, unreadable: [], subnets: ['172.17.0.0/16'] };
+    const first = decidePlan(loopbackOllama(relayFacts({ bpfFirewall: true }), { firewall }), request);
+    const files = first.changes.filter((change) => change.type === 'file');
+    expect(files[0]!.after!.toString()).toContain('IPAddressDeny=any');
+    const installed = {
+      socketPath: SOCKET_PATH,
+      servicePath: SERVICE_PATH,
+      listen: { host: '172.17.0.1', port: PORT },
+      protection: 'ip-address-allow' as const,
+      allowed: ['172.17.0.0/16', '172.18.0.0/16'],
+      socketState: 'active',
+      ours: true,
+      socketFile: { content: files[0]!.after!, mode: 0o644, uid: 0, gid: 0 },
+      serviceFile: { content: files[1]!.after!, mode: 0o644, uid: 0, gid: 0 },
+    };
+    const listeners = [listener('127.0.0.1'), listener('172.17.0.1')];
+    // Measured in force: nothing to do.
+    const enforced = decidePlan(loopbackOllama(relayFacts({ bpfFirewall: true, installed: { ...installed, protectionActive: true } }), { firewall, listeners }), { ...request, relay: true });
+    expect(enforced.changes).toEqual([]);
+    // Measured open: the units are rewritten with the chain, and the relay restarted to load them.
+    const open = decidePlan(loopbackOllama(relayFacts({ bpfFirewall: true, installed: { ...installed, protectionActive: false } }), { firewall, listeners }), { ...request, relay: true });
+    const socket = open.changes.find((change) => change.type === 'file' && change.path === SOCKET_PATH);
+    expect(socket?.type === 'file' && socket.after?.toString()).toContain('-j STIGMER-OLLAMA-RELAY');
+    expect(socket?.type === 'file' && socket.after?.toString()).not.toContain('IPAddressDeny=any');
+    expect(open.changes.at(-1)?.type).toBe('restart');
+    // A stopped socket was not measured open: it keeps its IPAddressAllow= and is only started.
+    const stopped = decidePlan(loopbackOllama(relayFacts({ bpfFirewall: true, installed: { ...installed, socketState: 'inactive', protectionActive: false } }), { firewall, listeners: [listener('127.0.0.1')] }), { ...request, relay: true });
+    expect(stopped.changes.map((change) => change.type)).toEqual(['restart']);
+  });
+
   it('gives today\'s plan, saying why, when the preflight fails and --relay was not given', () => {
     const plan = decidePlan(facts({ containerProbe: probe('refused'), detection: systemdDetection({ effectiveHost: undefined }), listeners: [listener('127.0.0.1')], relay: relayFacts({ preflight: { ok: false, reason: 'systemd-socket-proxyd is not installed' } }) }), request);
     expect(plan.strategy).toBe('linux-systemd');
