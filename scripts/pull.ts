@@ -240,9 +240,10 @@ export async function pullModel(ctx: Context, options: PullOptions): Promise<Pul
     },
     onChunk: (chunk) => {
       if (status !== undefined && (status < 200 || status > 299)) {
-        // An error answer is one small object; keep only its start.
+        // An error answer is one small object; keep only its start, and stop reading once that
+        // is in hand: a proxy or wrong server may never end the body, and the refusal is known.
         if (errorBody.length < 64 * 1024) errorBody += chunk.slice(0, 64 * 1024 - errorBody.length);
-        return true;
+        return errorBody.length < 64 * 1024;
       }
       for (const line of lines.push(chunk)) {
         handle(line);
