@@ -6,7 +6,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { Change } from '../../platforms/types.ts';
+import { Progress } from '../../scripts/progress.ts';
 import { pullModel } from '../../scripts/pull.ts';
+import type { JsonReport } from '../../scripts/report.ts';
 import { testContext } from './support/context.ts';
 
 let close: (() => Promise<void>) | undefined;
@@ -47,5 +50,34 @@ describe('an error answer that never ends', () => {
     const result = await pullModel(testContext(), { baseUrl: server.url, model: 'qwen2.5-coder:7b', silenceMs: 1500 });
     expect(result).toMatchObject({ ok: false, failure: 'rejected', status: 502, detail: expect.stringMatching(/^<p>x+/) });
     expect(result.detail?.length).toBeLessThanOrEqual(200);
+  });
+});
+
+describe('Ctrl-C during the pull after checks that failed', () => {
+  function progressAfterChecks(status: 'ok' | 'fail', applied: boolean): Progress {
+    const report = { ok: false, command: 'setup', platform: 'linux', strategy: 'systemd', dryRun: false, changes: [], checks: [], warnings: [] } as unknown as JsonReport;
+    const progress = new Progress(testContext(), report);
+    const changes = applied ? ([{ type: 'restart', description: 'restart Ollama' }] as unknown as Change[]) : [];
+    progress.planned(report, changes);
+    if (applied) progress.appliedFlags([true]);
+    progress.checks([{ id: 'container.reach', status, message: 'the agent-runner container cannot reach Ollama' }]);
+    progress.at('pull');
+    progress.pulling = { model: 'qwen2.5-coder:7b', resume: 'npx stigmer-setup --yes --pull', started: true };
+    return progress;
+  }
+  const commands = { undo: 'npx stigmer-setup undo', doctor: 'npx stigmer-setup doctor' };
+
+  it('a check failed: the message never says the network setup is verified, and names the failed check', () => {
+    for (const applied of [true, false]) {
+      const message = progressAfterChecks('fail', applied).interruptedMessage('SIGINT', commands);
+      expect(message).toContain('Ollama keeps what it downloaded');
+      expect(message).not.toMatch(/verified/);
+      expect(message).toMatch(/container\.reach/);
+    }
+  });
+
+  it('every check passed: the message still says the network part is in place and verified', () => {
+    expect(progressAfterChecks('ok', true).interruptedMessage('SIGINT', commands)).toMatch(/The network change is in place and verified/);
+    expect(progressAfterChecks('ok', false).interruptedMessage('SIGINT', commands)).toMatch(/already in place and is verified/);
   });
 });
