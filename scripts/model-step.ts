@@ -139,8 +139,10 @@ export async function modelStep(run: ModelStepRun, facts: Facts, findings: Findi
   const result = await pullModel(ctx, { baseUrl: hostProbe.url, model: wanted, onEvent: (event) => view.update(event) });
   spinner?.stop();
   view.finish({ ok: result.ok, bytes: result.bytes });
-  // Ctrl-C: cli.ts reports it (the resume message, the network change in place, exit 130, one JSON object).
-  progress.report = { ...progress.report, model: { ...model, bytes: result.bytes } };
+  // Ctrl-C: cli.ts reports it (the resume message, the network change in place, exit 130, one JSON
+  // object). Once Ollama said success the model is pulled: a signal from here on says that, not "stopped".
+  progress.pulling.done = result.ok;
+  progress.report = { ...progress.report, model: { ...model, bytes: result.bytes, pulled: result.ok } };
   progress.stopIfInterrupted();
 
   if (!result.ok) {

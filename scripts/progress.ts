@@ -35,7 +35,7 @@ export class Progress {
   /** Why the apply or the run failed before the signal, when it did. */
   failure?: string;
   /** The pull under way (phase 'pull'): the command that resumes it. */
-  pulling?: { model: string; resume: string; started: boolean };
+  pulling?: { model: string; resume: string; started: boolean; done?: boolean };
 
   constructor(
     private readonly ctx: Context,
@@ -104,6 +104,7 @@ export class Progress {
         : changed
           ? `The network change is in place and verified; nothing else is undone (check it with: ${commands.doctor}; undo it with: ${undoCommand}).`
           : 'The network setup was already in place and is verified; nothing else was changed.';
+      if (this.pulling.done) return `${stopped}, after Ollama said it pulled ${this.pulling.model}; the final check of it did not run (run it with: ${commands.doctor}). ${network}`;
       if (!this.pulling.started) return `${stopped}, before pulling ${this.pulling.model}. ${network} To pull it: ${this.pulling.resume}`;
       return `${stopped}: the pull of ${this.pulling.model} was stopped. Ollama keeps what it downloaded, and the same command resumes it (until Ollama restarts): ${this.pulling.resume}. ${network}`;
     }

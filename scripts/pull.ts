@@ -255,6 +255,8 @@ export async function pullModel(ctx: Context, options: PullOptions): Promise<Pul
   const bytes = [...layers.values()].reduce((sum, size) => sum + size, 0);
   const base = { bytes, status, lastLayer };
   if (result.kind === 'error') {
+    // Ollama sends `success` after writing the manifest: a signal after it stops nothing.
+    if (result.code === 'interrupted' && succeeded) return { ...base, ok: true };
     if (result.code === 'interrupted') return { ...base, ok: false, failure: 'interrupted', detail: result.message };
     if (result.status === undefined) return { ...base, ok: false, failure: 'unreachable', detail: oneLine(result.message) };
     return { ...base, ok: false, failure: 'incomplete', detail: result.code === 'timeout' ? `Ollama sent nothing for ${Math.round((options.silenceMs ?? PULL_SILENCE_MS) / 60_000)} minutes` : oneLine(result.message) };

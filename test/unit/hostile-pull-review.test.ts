@@ -81,3 +81,24 @@ describe('Ctrl-C during the pull after checks that failed', () => {
     expect(progressAfterChecks('ok', false).interruptedMessage('SIGINT', commands)).toMatch(/already in place and is verified/);
   });
 });
+
+describe('a signal after Ollama said success', () => {
+  it('the success line arrived, the answer had not ended yet: the model is pulled, not "stopped"', async () => {
+    const ctx = testContext();
+    const { startPullServer } = await import('./support/pull-server.ts');
+    const server = await startPullServer({ script: () => ({ chunks: ['{"status":"writing manifest"}\n{"status":"success"}\n'], hang: true }) });
+    close = () => server.close();
+    // The signal as the success line is read, before the answer ends.
+    const onEvent = (event: { status: string }) => void (event.status === 'success' && ctx.raise('SIGINT'));
+    expect(await pullModel(ctx, { baseUrl: server.url, model: 'qwen2.5-coder:7b', onEvent })).toMatchObject({ ok: true });
+  });
+
+  it('a signal before success is still a stopped pull', async () => {
+    const ctx = testContext();
+    const { startPullServer } = await import('./support/pull-server.ts');
+    const server = await startPullServer({ script: () => ({ chunks: ['{"status":"pulling manifest"}\n'], hang: true }) });
+    close = () => server.close();
+    const onEvent = () => ctx.raise('SIGINT');
+    expect(await pullModel(ctx, { baseUrl: server.url, model: 'qwen2.5-coder:7b', onEvent })).toMatchObject({ ok: false, failure: 'interrupted' });
+  });
+});
