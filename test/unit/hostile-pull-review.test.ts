@@ -102,3 +102,49 @@ describe('a signal after Ollama said success', () => {
     expect(await pullModel(ctx, { baseUrl: server.url, model: 'qwen2.5-coder:7b', onEvent })).toMatchObject({ ok: false, failure: 'interrupted' });
   });
 });
+
+describe('the pull goes where the host probe reached Ollama', () => {
+  // Ollama bound to ::1 only (OLLAMA_HOST=[::1]:port) answers nowhere else: the pull and the
+  // check after it must both go there, not to 127.0.0.1.
+  it('::1: the pull and the final ollama.model probe reach Ollama on [::1], and the model is ok', async () => {
+    const { modelStep } = await import('../../scripts/model-step.ts');
+    const { parseCli } = await import('../../scripts/args.ts');
+    const { facts } = await import('./support/facts.ts');
+    const asked: string[] = [];
+    const models: string[] = [];
+    const sockets = new Set<Socket>();
+    const server = http.createServer(async (request, response) => {
+      asked.push(`${request.method} ${request.url}`);
+      for await (const _ of request) void _;
+      if (request.url === '/api/version') return void response.end('{"version":"0.13.5"}');
+      if (request.url === '/api/tags') return void response.end(JSON.stringify({ models: models.map((name) => ({ name })) }));
+      if (request.url === '/api/pull') {
+        models.push('qwen2.5-coder:7b');
+        return void response.end('{"status":"pulling manifest"}\n{"status":"success"}\n');
+      }
+      response.writeHead(404).end();
+    });
+    server.on('connection', (socket) => void sockets.add(socket));
+    await new Promise<void>((resolve) => server.listen(0, '::1', resolve));
+    close = async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    };
+    const port = (server.address() as AddressInfo).port;
+    const ctx = testContext();
+    const options = parseCli(['--yes', '--pull']);
+    const progress = new Progress(ctx, { ok: true, command: 'setup', platform: 'linux', strategy: 'systemd', dryRun: false, changes: [], checks: [], warnings: [] } as unknown as JsonReport);
+    const printed: string[] = [];
+    const machine = facts({ port, expectedModel: 'qwen2.5-coder:7b', hostProbe: { ok: true, url: `http://[::1]:${port}`, version: '0.13.5', models: [] } });
+    const outcome = await modelStep(
+      { ctx, options, support: machine.support, progress, print: (text) => void printed.push(text), printStyled: (text) => void printed.push(text), resume: 'npx stigmer-setup --yes --pull' },
+      machine,
+      [],
+      { exitCode: 0, report: progress.report },
+    );
+    expect(asked).toContain('POST /api/pull');
+    expect(asked.filter((line) => line === 'GET /api/tags')).toHaveLength(1);
+    expect(outcome.report.model).toMatchObject({ pulled: true, present: true });
+    expect(outcome.report.checks.find((finding) => finding.id === 'ollama.model')).toMatchObject({ status: 'ok' });
+  });
+});
