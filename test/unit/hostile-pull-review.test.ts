@@ -148,3 +148,21 @@ describe('the pull goes where the host probe reached Ollama', () => {
     expect(outcome.report.checks.find((finding) => finding.id === 'ollama.model')).toMatchObject({ status: 'ok' });
   });
 });
+
+describe('--pull when Ollama does not answer after setup', () => {
+  it('says the model was not pulled and why, instead of saying nothing about the pull asked for', async () => {
+    const { modelStep } = await import('../../scripts/model-step.ts');
+    const { parseCli } = await import('../../scripts/args.ts');
+    const { facts } = await import('./support/facts.ts');
+    const ctx = testContext();
+    const progress = new Progress(ctx, { ok: false, command: 'setup', platform: 'linux', strategy: 'systemd', dryRun: false, changes: [], checks: [], warnings: [] } as unknown as JsonReport);
+    const machine = facts({ expectedModel: 'qwen2.5-coder:7b', hostProbe: { ok: false, url: 'http://127.0.0.1:11434', kind: 'refused', error: 'connect ECONNREFUSED 127.0.0.1:11434' } });
+    const step = { ctx, options: parseCli(['--yes', '--pull']), support: machine.support, progress, print: () => {}, printStyled: () => {}, resume: 'npx stigmer-setup --yes --pull' };
+    await modelStep(step, machine, [], { exitCode: 1, report: progress.report });
+    expect(ctx.stderr.join('\n')).toMatch(/qwen2\.5-coder:7b was not pulled: Ollama does not answer at http:\/\/127\.0\.0\.1:11434.*npx stigmer-setup --yes --pull/s);
+    // Without --pull nothing was asked for: the checks' own lines say it all.
+    const quiet = testContext();
+    await modelStep({ ...step, ctx: quiet, options: parseCli(['--yes']) }, machine, [], { exitCode: 1, report: progress.report });
+    expect(quiet.stderr).toEqual([]);
+  });
+});
