@@ -166,3 +166,19 @@ describe('--pull when Ollama does not answer after setup', () => {
     expect(quiet.stderr).toEqual([]);
   });
 });
+
+describe('a stream of endless distinct layers', () => {
+  it('is not taken as a model past MAX_LAYERS layers: the pull ends as a failure instead of growing its layer table without bound', async () => {
+    const { MAX_LAYERS } = await import('../../scripts/pull.ts');
+    const { startPullServer } = await import('./support/pull-server.ts');
+    const lines: string[] = [];
+    for (let i = 0; i <= MAX_LAYERS; i++) lines.push(JSON.stringify({ status: 'pulling x', digest: `sha256:${i.toString(16).padStart(64, '0')}`, total: 10, completed: 10 }));
+    lines.push('{"status":"success"}');
+    const server = await startPullServer({ script: () => ({ chunks: [lines.join('\n') + '\n'] }) });
+    close = () => server.close();
+    let events = 0;
+    const result = await pullModel(testContext(), { baseUrl: server.url, model: 'qwen2.5-coder:7b', onEvent: () => void events++ });
+    expect(result).toMatchObject({ ok: false, failure: 'incomplete', detail: expect.stringMatching(/more than \d+ layers/) });
+    expect(events).toBeLessThanOrEqual(MAX_LAYERS);
+  });
+});
