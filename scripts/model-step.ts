@@ -147,7 +147,7 @@ export async function modelStep(run: ModelStepRun, facts: Facts, findings: Findi
   // Ctrl-C: cli.ts reports it (the resume message, the network change in place, exit 130, one JSON
   // object). Once Ollama said success the model is pulled: a signal from here on says that, not "stopped".
   progress.pulling.done = result.ok;
-  progress.report = { ...progress.report, model: { ...model, bytes: result.bytes, pulled: result.ok } };
+  progress.report = { ...progress.report, model: { ...model, bytes: result.bytes, pulled: result.ok, present: model.present || result.ok } };
   progress.stopIfInterrupted();
 
   if (!result.ok) {

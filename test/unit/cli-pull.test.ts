@@ -182,7 +182,7 @@ describe.skipIf(needs.proc)('a signal right after a successful pull' + because(n
     expect(await run(['--yes', '--pull', '--json', '--root', root], ctx)).toBe(130);
     const report = json(ctx);
     expect(store.models).toContain(MODEL);
-    expect(report).toMatchObject({ ok: false, signal: 'SIGINT', model: { name: MODEL, pulled: true } });
+    expect(report).toMatchObject({ ok: false, signal: 'SIGINT', model: { name: MODEL, pulled: true, present: true } });
     expect(report.error).not.toMatch(/was stopped|resumes it/);
     expect(report.error).toMatch(/Ollama said it pulled qwen2\.5-coder:7b/);
     expect(report.error).toMatch(/The network change is in place and verified/);
