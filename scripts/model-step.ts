@@ -23,7 +23,7 @@ import type { Progress } from './progress.ts';
 import { describePullFailure, pullModel } from './pull.ts';
 import { humanBytes, PullProgressView, type ProgressSink } from './pull-progress.ts';
 import { renderFindings, type JsonModel, type JsonReport } from './report.ts';
-import { hasControl } from './text.ts';
+import { cleanField, hasControl, oneLine } from './text.ts';
 
 export interface ModelStepRun {
   ctx: Context;
@@ -79,7 +79,12 @@ export async function modelStep(run: ModelStepRun, facts: Facts, findings: Findi
   const { ctx, options, progress } = run;
   const wanted = facts.expectedModel;
   // Not Stigmer's Ollama, Ollama not answering, or a name the ollama.model finding already rejects.
-  if (options.command !== 'setup' || !wanted || !facts.hostProbe.ok || modelNameProblem(wanted)) return outcome;
+  if (options.command !== 'setup' || !wanted || modelNameProblem(wanted)) return outcome;
+  if (!facts.hostProbe.ok) {
+    // --pull asked for a download that can't start: say so, rather than leave it unmentioned.
+    if (options.pull && !options.dryRun) ctx.terminal.printError(`Stigmer's model ${wanted} was not pulled: Ollama does not answer at ${oneLine(cleanField(facts.hostProbe.url), 200)}. Once it does (see the checks above), run: ${run.resume}`);
+    return outcome;
+  }
   const hostProbe = facts.hostProbe;
   const source = sourceOf(facts);
   const model: JsonModel = { name: wanted, source, present: isPresent(hostProbe.models, wanted), pulled: false, bytes: 0 };
@@ -139,8 +144,10 @@ export async function modelStep(run: ModelStepRun, facts: Facts, findings: Findi
   const result = await pullModel(ctx, { baseUrl: hostProbe.url, model: wanted, onEvent: (event) => view.update(event) });
   spinner?.stop();
   view.finish({ ok: result.ok, bytes: result.bytes });
-  // Ctrl-C: cli.ts reports it (the resume message, the network change in place, exit 130, one JSON object).
-  progress.report = { ...progress.report, model: { ...model, bytes: result.bytes } };
+  // Ctrl-C: cli.ts reports it (the resume message, the network change in place, exit 130, one JSON
+  // object). Once Ollama said success the model is pulled: a signal from here on says that, not "stopped".
+  progress.pulling.done = result.ok;
+  progress.report = { ...progress.report, model: { ...model, bytes: result.bytes, pulled: result.ok, present: model.present || result.ok } };
   progress.stopIfInterrupted();
 
   if (!result.ok) {

@@ -35,7 +35,7 @@ export class Progress {
   /** Why the apply or the run failed before the signal, when it did. */
   failure?: string;
   /** The pull under way (phase 'pull'): the command that resumes it. */
-  pulling?: { model: string; resume: string; started: boolean };
+  pulling?: { model: string; resume: string; started: boolean; done?: boolean };
 
   constructor(
     private readonly ctx: Context,
@@ -94,9 +94,17 @@ export class Progress {
     if (command === 'doctor' || this.report.dryRun) return `${stopped}; nothing was changed.`;
     if (this.phase === 'pull' && this.pulling) {
       // The pull starts only after the checks ran: the network part is done, and stays.
-      const network = this.applyStarted && this.applied.some(Boolean)
-        ? `The network change is in place and verified; nothing else is undone (check it with: ${commands.doctor}; undo it with: ${undoCommand}).`
-        : 'The network setup was already in place and is verified; nothing else was changed.';
+      // The pull runs whether or not the checks passed: "verified" only when none failed.
+      const failed = this.report.checks.filter((finding) => finding.status === 'fail').map((finding) => finding.id);
+      const changed = this.applyStarted && this.applied.some(Boolean);
+      const network = failed.length > 0
+        ? changed
+          ? `The network change is in place, but its checks failed (${failed.join(', ')}); nothing else is undone (see the checks with: ${commands.doctor}; undo it with: ${undoCommand}).`
+          : `The network setup was not changed, and its checks failed (${failed.join(', ')}); see them with: ${commands.doctor}.`
+        : changed
+          ? `The network change is in place and verified; nothing else is undone (check it with: ${commands.doctor}; undo it with: ${undoCommand}).`
+          : 'The network setup was already in place and is verified; nothing else was changed.';
+      if (this.pulling.done) return `${stopped}, after Ollama said it pulled ${this.pulling.model}; the final check of it did not run (run it with: ${commands.doctor}). ${network}`;
       if (!this.pulling.started) return `${stopped}, before pulling ${this.pulling.model}. ${network} To pull it: ${this.pulling.resume}`;
       return `${stopped}: the pull of ${this.pulling.model} was stopped. Ollama keeps what it downloaded, and the same command resumes it (until Ollama restarts): ${this.pulling.resume}. ${network}`;
     }

@@ -23,6 +23,12 @@ import { cleanField, oneLine } from './text.ts';
 export const MAX_LINE_BYTES = 8 * 1024 * 1024;
 
 /**
+ * No model has this many layers (a model is a handful: weights, template, params, licence). A
+ * stream naming more distinct digests is not a pull, and counting them would grow without bound.
+ */
+export const MAX_LAYERS = 1000;
+
+/**
  * The request gives up after this long with no byte from Ollama, never after a total time (a
  * 4.7 GB pull takes minutes). While a layer downloads Ollama sends a line every 60 ms, but
  * `verifying sha256 digest` is silent while it hashes the whole blob: 4.7 GB on a slow disk
@@ -214,6 +220,7 @@ export async function pullModel(ctx: Context, options: PullOptions): Promise<Pul
   let ollamaError: string | undefined;
   let succeeded = false;
   let lastLayer: PullResult['lastLayer'];
+  let tooManyLayers = false;
 
   const handle = (line: string) => {
     const parsed = parsePullLine(line);
@@ -223,6 +230,10 @@ export async function pullModel(ctx: Context, options: PullOptions): Promise<Pul
     }
     if (parsed.kind !== 'event') return;
     const event = parsed.event;
+    if (event.digest && !layers.has(event.digest) && layers.size >= MAX_LAYERS) {
+      tooManyLayers = true;
+      return;
+    }
     if (event.digest && event.total > 0) {
       layers.set(event.digest, event.total);
       lastLayer = { digest: event.digest, total: event.total, completed: event.completed };
@@ -240,13 +251,14 @@ export async function pullModel(ctx: Context, options: PullOptions): Promise<Pul
     },
     onChunk: (chunk) => {
       if (status !== undefined && (status < 200 || status > 299)) {
-        // An error answer is one small object; keep only its start.
+        // An error answer is one small object; keep only its start, and stop reading once that
+        // is in hand: a proxy or wrong server may never end the body, and the refusal is known.
         if (errorBody.length < 64 * 1024) errorBody += chunk.slice(0, 64 * 1024 - errorBody.length);
-        return true;
+        return errorBody.length < 64 * 1024;
       }
       for (const line of lines.push(chunk)) {
         handle(line);
-        if (ollamaError !== undefined) return false;
+        if (ollamaError !== undefined || tooManyLayers) return false;
       }
       return !lines.overflow;
     },
@@ -254,13 +266,16 @@ export async function pullModel(ctx: Context, options: PullOptions): Promise<Pul
   const bytes = [...layers.values()].reduce((sum, size) => sum + size, 0);
   const base = { bytes, status, lastLayer };
   if (result.kind === 'error') {
+    // Ollama sends `success` after writing the manifest: a signal after it stops nothing.
+    if (result.code === 'interrupted' && succeeded) return { ...base, ok: true };
     if (result.code === 'interrupted') return { ...base, ok: false, failure: 'interrupted', detail: result.message };
     if (result.status === undefined) return { ...base, ok: false, failure: 'unreachable', detail: oneLine(result.message) };
     return { ...base, ok: false, failure: 'incomplete', detail: result.code === 'timeout' ? `Ollama sent nothing for ${Math.round((options.silenceMs ?? PULL_SILENCE_MS) / 60_000)} minutes` : oneLine(result.message) };
   }
   if (result.status < 200 || result.status > 299) return { ...base, ok: false, failure: 'rejected', detail: rejectionText(errorBody, result.status) };
-  if (ollamaError === undefined && !lines.overflow) for (const line of lines.end()) handle(line);
+  if (ollamaError === undefined && !lines.overflow && !tooManyLayers) for (const line of lines.end()) handle(line);
   if (ollamaError !== undefined) return { ...base, ok: false, failure: classifyPullError(ollamaError), detail: oneLine(ollamaError, 500) };
+  if (tooManyLayers) return { ...base, ok: false, failure: 'incomplete', detail: `the answer named more than ${MAX_LAYERS} layers, which no model has` };
   if (lines.overflow) return { ...base, ok: false, failure: 'incomplete', detail: `Ollama sent a line longer than ${MAX_LINE_BYTES / (1024 * 1024)} MB, which is not a progress line` };
   if (!succeeded) return { ...base, ok: false, failure: 'incomplete', detail: 'the answer ended without "success"' };
   return { ...base, ok: true };

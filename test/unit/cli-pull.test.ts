@@ -170,6 +170,25 @@ describe.skipIf(needs.proc)('setup pulls Stigmer\'s model when it is missing' + 
   });
 });
 
+describe.skipIf(needs.proc)('a signal right after a successful pull' + because(needs.proc), () => {
+  it('Ctrl-C as the final check starts: the model is pulled, and the message says so instead of "the pull was stopped"', async () => {
+    const ctx = machine();
+    const { get } = ctx.http;
+    // The signal arrives once Ollama said success, while setup asks Ollama again for its models.
+    ctx.http = { ...ctx.http, get: (url, o) => {
+      if (store.pulls.length > 0 && url.endsWith('/api/tags')) ctx.raise('SIGINT');
+      return get(url, o);
+    } };
+    expect(await run(['--yes', '--pull', '--json', '--root', root], ctx)).toBe(130);
+    const report = json(ctx);
+    expect(store.models).toContain(MODEL);
+    expect(report).toMatchObject({ ok: false, signal: 'SIGINT', model: { name: MODEL, pulled: true, present: true } });
+    expect(report.error).not.toMatch(/was stopped|resumes it/);
+    expect(report.error).toMatch(/Ollama said it pulled qwen2\.5-coder:7b/);
+    expect(report.error).toMatch(/The network change is in place and verified/);
+  });
+});
+
 describe.skipIf(needs.proc)('a pull that fails names its class and its fix' + because(needs.proc), () => {
   const failWith = (error: string): PullScript => ({ chunks: [ndjson(['{"status":"pulling manifest"}', JSON.stringify({ error })])] });
   const cliError = (file: string) => (fixture(`ollama-pull/${file}`).split('\n').find((line) => line.startsWith('Error: ')) as string).slice(7).trim();
