@@ -1,8 +1,11 @@
 /**
- * stigmer-setup: make a local Ollama reachable from Stigmer's agent-runner container.
+ * stigmer-setup: make a local Ollama reachable from Stigmer's agent-runner (with the least exposure
+ * that works: nothing for a native or host-network runner, the bridge-only relay on Linux), then
+ * pull Stigmer's model.
  *
  * One readable flow per command:
- *   setup   1. validate input  2. detect  3. plan  4. confirm  5. apply  6. verify (5 and 6 locked)
+ *   setup   1. validate input  2. detect  3. plan  4. confirm  5. apply  6. verify  7. pull the model
+ *           (5 to 7 locked; 7 also runs when nothing needed changing)
  *   doctor  detect, then the checks, read-only
  *   undo    read and validate the undo record, then (locked) restore, restart, verify
  * Every side effect goes through the Context handed to run(); everything that differs between
