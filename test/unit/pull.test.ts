@@ -49,6 +49,23 @@ describe('the stream reader on real captures', () => {
     expect(events.filter((event) => event.digest).every((event) => event.total === event.completed && event.total > 0)).toBe(true);
   });
 
+  it('a small layer that completes within one progress tick (the orca-mini tail): total first without completed, then total == completed, then success', async () => {
+    const { result, events } = await pull({ chunks: [fixture('ollama-pull/success-tail-orca-mini-3b-blog.ndjson')] });
+    expect(result).toMatchObject({ ok: true, bytes: 455 });
+    expect(events.filter((event) => event.digest).map((event) => event.completed)).toEqual([0, 455]);
+  });
+
+  it('issue 6590: the prune step failing is a status line, not an error: the pull still succeeds', async () => {
+    // The capture is the CLI's rendering: for events without a digest it prints the status text as
+    // Ollama sent it, one line each, so each line is one {"status": …} of the stream.
+    const statuses = fixture('ollama-pull/cli-couldnt-remove-unused-layers-ollama-6590.txt').split('\n').map((line) => line.trim()).filter(Boolean);
+    expect(statuses.at(-1)).toBe('success');
+    const body = statuses.map((status) => `${JSON.stringify({ status })}\n`).join('');
+    const { result, events } = await pull({ chunks: [body] });
+    expect(result.ok).toBe(true);
+    expect(events.map((event) => event.status)).toContain("couldn't remove unused layers: invalid character '\\x00' looking for beginning of value");
+  });
+
   it('unknown model: pulling manifest, then an error line with HTTP 200 still set', async () => {
     const { result } = await pull({ chunks: [fixture('ollama-pull/unknown-model-podman-desktop-1626.ndjson')] });
     expect(result).toMatchObject({ ok: false, failure: 'unknown-model', status: 200, detail: 'pull model manifest: file does not exist' });
