@@ -12,52 +12,27 @@ import { linuxPlatform } from '../../platforms/linux/index.ts';
 import { IPTABLES_LOCATIONS, SERVICE_PATH, SOCKET_PATH } from '../../platforms/linux/relay.ts';
 import type { Plan, RelayFacts } from '../../platforms/types.ts';
 import { applySetup, applyUndo, planUndo, type Applier } from '../../scripts/apply.ts';
-import { SystemFiles } from '../../scripts/system-files.ts';
 import { allowedFor, readRecord } from '../../scripts/undo-record.ts';
-import { NOT_FOUND, tempRoot, testContext, type TestContext } from './support/context.ts';
-import { FakeRelaySystemd } from './support/fake-relay-systemd.ts';
-import { listener, PORT } from './support/facts.ts';
+import { NOT_FOUND, testContext, type TestContext } from './support/context.ts';
+import type { FakeRelaySystemd } from './support/fake-relay-systemd.ts';
+import { createRelayMachine, type RelayMachine } from './support/relay-machine.ts';
+import { PORT } from './support/facts.ts';
 import { because, needs } from './support/portability.ts';
 
+let machine: RelayMachine;
 let root: string;
-let cleanup: () => Promise<void>;
 let fake: FakeRelaySystemd;
 let ctx: TestContext;
 let applier: Applier;
 
 beforeEach(async () => {
-  ({ root, cleanup } = await tempRoot());
-  fake = new FakeRelaySystemd(root);
-  ctx = testContext({
-    exec: async (command, args) => {
-      if (command === 'systemctl') return fake.systemctl(args);
-      if (IPTABLES_LOCATIONS.includes(command)) return fake.iptables(args);
-      return NOT_FOUND;
-    },
-  });
-  applier = { ctx, support: linuxPlatform, files: new SystemFiles(ctx, [], path.posix), stateDir: path.join(root, 'var/lib/stigmer-setup') };
+  machine = await createRelayMachine();
+  ({ root, fake, ctx, applier } = machine);
 });
-afterEach(() => cleanup());
+afterEach(() => machine.cleanup());
 
-function relayFacts(overrides: Partial<RelayFacts> = {}): RelayFacts {
-  return {
-    paths: { socket: path.join(root, SOCKET_PATH), service: path.join(root, SERVICE_PATH) },
-    gateway: { address: '172.17.0.1', from: 'test' },
-    bridges: [{ name: 'bridge', subnet: '172.17.0.0/16', interface: 'docker0' }],
-    bpfFirewall: false,
-    iptables: '/usr/sbin/iptables',
-    proxyd: '/usr/lib/systemd/systemd-socket-proxyd',
-    systemd: true,
-    ollamaUnit: false,
-    foreignHostStatus: 403,
-    preflight: { ok: true },
-    ...overrides,
-  };
-}
-
-function relayPlan(relay = relayFacts()): Plan {
-  return linuxPlatform.relay!.plan(relay, { port: PORT, elevate: [], listeners: [listener('127.0.0.1')] });
-}
+const relayFacts = (overrides?: Partial<RelayFacts>): RelayFacts => machine.relayFacts(overrides);
+const relayPlan = (relay?: RelayFacts): Plan => machine.relayPlan(relay);
 
 /** The restart finds iptables on the real machine's paths (it runs the fake's answers for it). */
 const noIptables = IPTABLES_LOCATIONS.some((file) => existsSync(file)) ? false : 'needs an iptables binary on a standard path';
