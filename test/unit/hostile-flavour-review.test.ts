@@ -14,6 +14,7 @@ import { decidePlan, reachDecision } from '../../scripts/plan.ts';
 import { classifyFlavour, needsBridgeRoute, readStigmerInstall, type StigmerFlavour } from '../../scripts/stigmer-flavour.ts';
 import { tempRoot, testContext } from './support/context.ts';
 import { facts, listener, probe, runnerContainer, systemdDetection } from './support/facts.ts';
+import { goNativeRuntime } from './support/stigmer-layout.ts';
 
 const REQUEST: PlanRequest = { target: { host: '0.0.0.0', port: 11434 }, explicitHost: false, elevate: [] };
 
@@ -116,7 +117,7 @@ describe('a Docker-era runner container while the engine is down', () => {
     try {
       const home = path.join(root, 'home');
       await cp(path.join(FIXTURES, 'go-docker-era', '.stigmer'), path.join(home, '.stigmer'), { recursive: true });
-      await cp(path.join(FIXTURES, 'go-native', '.stigmer', 'runtimes'), path.join(home, '.stigmer', 'runtimes'), { recursive: true });
+      await goNativeRuntime(home);
       const ctx = testContext({ env: { HOME: home, PATH: '' }, alive: () => false });
       const install = await readStigmerInstall(ctx, { home, env: ctx.env, path });
       const down = classifyFlavour(install, undefined, 'bridge', true);

@@ -10,6 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { classifyFlavour, needsBridgeRoute, readStigmerInstall, type StigmerFlavour } from '../../scripts/stigmer-flavour.ts';
 import { tempRoot, testContext } from './support/context.ts';
 import { runnerContainer } from './support/facts.ts';
+import { goNativeRuntime } from './support/stigmer-layout.ts';
 import { because, needs } from './support/portability.ts';
 
 const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/stigmer');
@@ -114,6 +115,7 @@ describe('Stigmer flavour', () => {
 
   it("is native with the Go CLI's Python runtime under ~/.stigmer/runtimes/agent-runner/, even with the Go binary on PATH", async () => {
     await layout('go-native');
+    await goNativeRuntime(home);
     await goBinary();
     const flavour = await detect({ stigmerNetwork: 'bridge' });
     expect(flavour.kind).toBe('native');
